@@ -1,0 +1,26 @@
+"""The NumPy training engine: train one model from a config, reporting every epoch.
+
+Imports nothing of the rest of hpsearch::
+
+    from worker.engine import TrainConfig, load_splits, train
+
+    config = TrainConfig.parse({"dataset": {"name": "iris"}, "model": {"type": "softmax"}})
+    result = train(config, load_splits(config.dataset), lambda epoch, metrics: None)
+    result.status, result.metrics["val_accuracy"]
+"""
+
+from worker.engine.config import ConfigError, TrainConfig
+from worker.engine.data import Splits, load_splits
+from worker.engine.training import TrainResult, train
+
+ENGINE_VERSION = "0.1.0"
+
+__all__ = [
+    "ENGINE_VERSION",
+    "ConfigError",
+    "Splits",
+    "TrainConfig",
+    "TrainResult",
+    "load_splits",
+    "train",
+]

@@ -1,0 +1,86 @@
+"""When training ends early: stopping rules (normal completion) and divergence (failure).
+
+Each rule is called once per epoch with that epoch's metrics and answers a reason to stop, or
+None to go on. The epoch limit is the training loop's own bound, not a rule.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+from worker.engine.config import StoppingConfig
+
+Metrics = dict[str, float]
+
+# A loss this many times the initial one has left the basin it started in.
+BLOW_UP_FACTOR = 1e6
+
+
+class StopRule(ABC):
+    """A criterion for ending a healthy run before ``training.epochs``."""
+
+    @abstractmethod
+    def __call__(self, epoch: int, metrics: Metrics) -> str | None:
+        """Why to stop after this epoch, or None."""
+
+
+class GradTol(StopRule):
+    """Stop when ``grad_norm`` < tol: the parameters have (nearly) reached a stationary point."""
+
+    def __init__(self, tol: float) -> None:
+        self.tol = tol
+
+    def __call__(self, epoch: int, metrics: Metrics) -> str | None:
+        norm = metrics["grad_norm"]
+        return f"grad_norm {norm:.3g} below grad_tol {self.tol:g}" if norm < self.tol else None
+
+
+class Patience(StopRule):
+    """Stop when ``val_loss`` has not improved on its best for ``patience`` epochs in a row."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best = math.inf
+        self.waited = 0
+
+    def __call__(self, epoch: int, metrics: Metrics) -> str | None:
+        if metrics["val_loss"] < self.best:
+            self.best, self.waited = metrics["val_loss"], 0
+            return None
+        self.waited += 1
+        if self.waited < self.patience:
+            return None
+        return f"val_loss has not improved for {self.patience} epochs"
+
+
+def stop_rules(config: StoppingConfig) -> list[StopRule]:
+    """The rules ``training.stopping`` switches on."""
+    rules: list[StopRule] = []
+    if config.grad_tol is not None:
+        rules.append(GradTol(config.grad_tol))
+    if config.patience is not None:
+        rules.append(Patience(config.patience))
+    return rules
+
+
+class Divergence:
+    """A non-finite metric, or a train loss above BLOW_UP_FACTOR × the loss before training.
+
+    The reference is the loss of the initial parameters rather than after epoch 1, so a run
+    that explodes within its first epoch is caught at epoch 1.
+    """
+
+    def __init__(self, initial_loss: float) -> None:
+        # The floor of 1 keeps a near-perfect start from making a tiny uptick "divergence".
+        self.limit = BLOW_UP_FACTOR * max(initial_loss, 1.0)
+
+    def __call__(self, epoch: int, metrics: Metrics) -> str | None:
+        """Why this epoch counts as diverged, or None."""
+        for key, value in metrics.items():
+            if not math.isfinite(value):
+                return f"diverged at epoch {epoch} ({key} {value})"
+        loss = metrics["train_loss"]
+        if loss > self.limit:
+            return f"diverged at epoch {epoch} (train_loss {loss:.3g} > {self.limit:.3g})"
+        return None
