@@ -1,0 +1,28 @@
+"""Alembic, driven from code: the database is upgraded to head whenever a process starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+from db.settings import get_settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic config pointing at our migrations and `url` (default: settings)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # ConfigParser interpolation would read '%' in a password as a reference.
+    config.set_main_option(
+        "sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%")
+    )
+    return config
+
+
+def upgrade(url: str | None = None) -> None:
+    """Bring the database at `url` to the newest schema; a no-op when it is there."""
+    command.upgrade(alembic_config(url), "head")

@@ -1,0 +1,163 @@
+"""Query functions: each takes a session and never opens one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from db.models import (
+    FINISHED_STATES,
+    IN_FLIGHT_STATES,
+    Study,
+    StudyStatus,
+    Team,
+    Trial,
+    TrialMetric,
+    TrialState,
+    utcnow,
+)
+
+LOCAL_TEAM = "local"
+
+
+def ensure_team(session: Session, name: str = LOCAL_TEAM) -> int:
+    """The id of team `name`, created if missing (the embedded mode's single team)."""
+    team_id = session.scalar(select(Team.id).where(Team.name == name))
+    if team_id is None:
+        team = Team(name=name)
+        session.add(team)
+        session.flush()
+        team_id = team.id
+    return team_id
+
+
+@dataclass(frozen=True)
+class Progress:
+    finished: int
+    in_flight: int
+    by_state: dict[str, int]
+
+
+def study_progress(session: Session, study_id: int) -> Progress:
+    """How many of a study's trials are in each state."""
+    rows = session.execute(
+        select(Trial.state, func.count()).where(Trial.study_id == study_id).group_by(Trial.state)
+    ).all()
+    by_state = {TrialState(state).value: count for state, count in rows}
+    return Progress(
+        finished=sum(by_state.get(s.value, 0) for s in FINISHED_STATES),
+        in_flight=sum(by_state.get(s.value, 0) for s in IN_FLIGHT_STATES),
+        by_state=by_state,
+    )
+
+
+def best_trial(session: Session, study_id: int, direction: str) -> Trial | None:
+    """The complete trial with the best objective value (ties: the earliest)."""
+    order = Trial.value.asc() if direction == "minimize" else Trial.value.desc()
+    return session.scalars(
+        select(Trial)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.COMPLETE)
+        .where(Trial.value.is_not(None))
+        .order_by(order, Trial.number)
+        .limit(1)
+    ).first()
+
+
+def trials_of(session: Session, study_id: int) -> Sequence[Trial]:
+    """All trials of a study in number order."""
+    return session.scalars(
+        select(Trial).where(Trial.study_id == study_id).order_by(Trial.number)
+    ).all()
+
+
+def trials_after(session: Session, study_id: int, after: int, limit: int) -> Sequence[Trial]:
+    """Up to `limit` trials inserted after the trial with id `after`, in insertion order."""
+    return session.scalars(
+        select(Trial)
+        .where(Trial.study_id == study_id, Trial.id > after)
+        .order_by(Trial.id)
+        .limit(limit)
+    ).all()
+
+
+def list_studies(session: Session, team_id: int, limit: int, offset: int) -> Sequence[Study]:
+    """A team's studies, newest first."""
+    return session.scalars(
+        select(Study)
+        .where(Study.team_id == team_id)
+        .order_by(Study.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+
+
+def count_studies(session: Session, team_id: int) -> int:
+    """How many studies a team has."""
+    return session.scalar(select(func.count()).where(Study.team_id == team_id)) or 0
+
+
+def get_study(session: Session, team_id: int, study_id: int) -> Study | None:
+    """A study, only if it belongs to `team_id`."""
+    return session.scalars(
+        select(Study).where(Study.id == study_id, Study.team_id == team_id)
+    ).one_or_none()
+
+
+def claim_trial(session: Session, trial_id: int, worker: str) -> bool:
+    """Move a queued trial to running for `worker`; False when someone else already has."""
+    now = utcnow()
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == TrialState.QUEUED)
+        .values(state=TrialState.RUNNING, worker=worker, started_at=now, heartbeat_at=now)
+    )
+    return result.rowcount == 1
+
+
+def heartbeat(session: Session, trial_id: int) -> None:
+    """Mark a running trial as alive now."""
+    session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
+        .values(heartbeat_at=utcnow())
+    )
+
+
+def add_metrics(session: Session, trial_id: int, reports: Sequence[tuple[int, dict]]) -> None:
+    """Append per-step metrics of a trial."""
+    session.add_all(TrialMetric(trial_id=trial_id, step=s, metrics=m) for s, m in reports)
+
+
+def metrics_of(session: Session, trial_id: int) -> Sequence[TrialMetric]:
+    """A trial's learning curve in step order."""
+    return session.scalars(
+        select(TrialMetric).where(TrialMetric.trial_id == trial_id).order_by(TrialMetric.step)
+    ).all()
+
+
+def finish_trial(
+    session: Session,
+    trial_id: int,
+    state: TrialState,
+    *,
+    reason: str | None = None,
+    values: dict[str, Any] | None = None,
+    value: float | None = None,
+) -> bool:
+    """End a running trial in one terminal state; False if it was not running any more."""
+    result = session.execute(
+        update(Trial)
+        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
+        .values(state=state, reason=reason, values=values, value=value, finished_at=utcnow())
+    )
+    return result.rowcount == 1
+
+
+def end_study(session: Session, study: Study, status: StudyStatus) -> None:
+    """Give a study its final status."""
+    study.status = status
+    study.finished_at = utcnow()

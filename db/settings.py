@@ -1,0 +1,38 @@
+"""The service's settings, read from ``HPSEARCH_*`` environment variables.
+
+They live in `db/`, the bottom of the import graph, because every layer reads them and `db/`
+imports nothing of the project.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where the data lives and how trials are dispatched."""
+
+    model_config = SettingsConfigDict(env_prefix="HPSEARCH_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///hpsearch.db",
+        description="SQLAlchemy URL; SQLite file by default, postgresql+psycopg://... to share.",
+    )
+    broker_url: str | None = Field(
+        None, description="Celery broker (redis://...). Unset: trials run in a local process pool."
+    )
+    local_workers: int = Field(
+        0, ge=0, description="Local pool size; 0 means the study's parallelism."
+    )
+    heartbeat_s: float = Field(5.0, gt=0, description="How often a running trial heartbeats.")
+    max_trials: int = Field(10_000, ge=1, description="Largest budget a study may ask for.")
+    max_parallelism: int = Field(64, ge=1, description="Largest parallelism a study may ask for.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()
