@@ -1,0 +1,91 @@
+"""The coordinator: turns a study's results into its next trials. The only part of `search/`
+that touches the database.
+
+Every decision is taken holding the study's lock, so that two workers finishing at once never
+queue more than `parallelism` trials, never exceed the budget and never claim one grid point
+twice. Trials are handed to the dispatcher only after the transaction that queued them commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+from sqlalchemy.orm import Session
+
+from db import queries
+from db.models import Study, StudyStatus, Trial
+from db.session import lock_study, session_scope
+from search.definition import StudyDefinition
+from search.strategies.base import TrialRecord
+
+log = logging.getLogger(__name__)
+
+Dispatch = Callable[[Sequence[int]], None]
+
+
+def create_study(session: Session, *, team_id: int, definition: StudyDefinition) -> Study:
+    """Store a new running study; `refill` then queues its first trials."""
+    study = Study(
+        team_id=team_id,
+        name=definition.name,
+        definition=definition.model_dump(mode="json"),
+        budget_trials=definition.budget.trials,
+        parallelism=definition.budget.parallelism,
+    )
+    session.add(study)
+    session.flush()
+    return study
+
+
+def refill(study_id: int, *, dispatch: Dispatch, url: str | None = None) -> list[int]:
+    """Queue trials up to the study's parallelism and budget, then dispatch them.
+
+    Called when a study starts and whenever one of its trials ends. Ends the study when its
+    budget is spent, or when the strategy has nothing left and nothing is in flight.
+    """
+    with session_scope(url) as session:
+        study = lock_study(session, study_id)
+        if study is None or study.status != StudyStatus.RUNNING:
+            return []
+        trial_ids = _queue_next(session, study)
+    if trial_ids:
+        dispatch(trial_ids)
+    return trial_ids
+
+
+def _queue_next(session: Session, study: Study) -> list[int]:
+    definition = StudyDefinition.model_validate(study.definition)
+    progress = queries.study_progress(session, study.id)
+    if progress.finished >= study.budget_trials:
+        queries.end_study(session, study, StudyStatus.COMPLETE)
+        return []
+    room = min(
+        study.parallelism - progress.in_flight,
+        study.budget_trials - progress.finished - progress.in_flight,
+    )
+    if room <= 0:
+        return []
+    history = [_record(t) for t in queries.trials_of(session, study.id)]
+    proposals = definition.make_strategy().ask(definition.search_space(), history, room)
+    if not proposals and progress.in_flight == 0:
+        log.info("study %s: the strategy has no more configurations; ending it", study.id)
+        queries.end_study(session, study, StudyStatus.COMPLETE)
+        return []
+    trials = [
+        Trial(study_id=study.id, number=len(history) + i, params=p.params, grid_index=p.grid_index)
+        for i, p in enumerate(proposals)
+    ]
+    session.add_all(trials)
+    session.flush()
+    return [t.id for t in trials]
+
+
+def _record(trial: Trial) -> TrialRecord:
+    return TrialRecord(
+        number=trial.number,
+        params=trial.params,
+        state=trial.state.value,
+        value=trial.value,
+        grid_index=trial.grid_index,
+    )

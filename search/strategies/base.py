@@ -1,0 +1,47 @@
+"""The one interface every search strategy implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from search.space import Space
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What a strategy may know of a trial: never a database row, only its facts."""
+
+    number: int
+    params: dict[str, Any]
+    state: str
+    value: float | None = None
+    grid_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A configuration to run; `grid_index` marks which grid point it claims, if any."""
+
+    params: dict[str, Any]
+    grid_index: int | None = None
+
+
+class Strategy(ABC):
+    """Proposes configurations from a space and the study's history; holds no connection.
+
+    A strategy is rebuilt from the study definition whenever the coordinator needs it, so
+    everything it learns must come from `history` (every trial so far, in number order,
+    queued and running ones included so that nothing is proposed twice).
+
+    Example::
+
+        space = Space({"x": FloatParam(type="float", low=0, high=1)})
+        first = RandomStrategy(seed=0).ask(space, [], 2)
+    """
+
+    @abstractmethod
+    def ask(self, space: Space, history: Sequence[TrialRecord], n: int) -> list[Proposal]:
+        """Up to `n` new configurations; fewer (or none) when the strategy has no more."""

@@ -1,0 +1,41 @@
+"""Fixtures shared by every test folder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from db.settings import get_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh SQLite file made the process's configured database."""
+    url = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+    monkeypatch.setenv("HPSEARCH_DATABASE_URL", url)
+    monkeypatch.delenv("HPSEARCH_BROKER_URL", raising=False)
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()
+
+
+def tiny_study(**overrides: object) -> dict:
+    """A study definition that trains in well under a second per trial."""
+    study: dict = {
+        "name": "tiny",
+        "dataset": {"name": "iris"},
+        "model": {"type": "softmax"},
+        "training": {"optimizer": "adam", "learning_rate": 0.05, "epochs": 5, "batch_size": 32},
+        "space": {
+            "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True}
+        },
+        "strategy": {"type": "random", "seed": 1},
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "budget": {"trials": 4, "parallelism": 2},
+    }
+    study.update(overrides)
+    return study

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from search.definition import StudyDefinition
+from tests.conftest import ROOT, tiny_study
+from worker.engine.config import ConfigError
+
+
+def errors_of(document: dict) -> list[tuple[str, ...]]:
+    with pytest.raises(ValidationError) as caught:
+        StudyDefinition.model_validate(document)
+    return [tuple(str(p) for p in e["loc"]) for e in caught.value.errors()]
+
+
+@pytest.mark.parametrize(
+    "example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_example_is_a_valid_study(example: Path) -> None:
+    StudyDefinition.model_validate(yaml.safe_load(example.read_text()))
+
+
+def test_space_keys_must_be_settings() -> None:
+    space = {"training.learning_rat": {"type": "float", "low": 0.1, "high": 1}}
+    assert errors_of(tiny_study(space=space)) == [("space",)]
+
+
+def test_errors_name_the_nested_field() -> None:
+    assert ("budget", "trials") in errors_of(tiny_study(budget={"trials": 0}))
+    assert ("training", "learning_rate") in errors_of(tiny_study(training={"learning_rate": -1.0}))
+    assert ("objective", "metric") in errors_of(
+        tiny_study(objective={"metric": "val_acc", "direction": "maximize"})
+    )
+
+
+def test_unknown_fields_are_refused_not_ignored() -> None:
+    assert ("model", "hiden") in errors_of(tiny_study(model={"type": "mlp", "hiden": [3]}))
+
+
+def test_trial_config_writes_params_over_dotted_paths() -> None:
+    definition = StudyDefinition.model_validate(tiny_study())
+    config = definition.trial_config({"training.learning_rate": 0.3, "model.hidden": [7, 5]})
+    assert config.training.learning_rate == 0.3
+    assert config.model.hidden == [7, 5]
+    assert config.training.epochs == 5  # the base stays where not overridden
+    with pytest.raises(ConfigError, match="training.learning_rate"):
+        definition.trial_config({"training.learning_rate": -0.3})

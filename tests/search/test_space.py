@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from search.space import Param, Space
+
+PARAM = TypeAdapter(Param)
+
+
+def space(**params: dict) -> Space:
+    return Space({name: PARAM.validate_python(p) for name, p in params.items()})
+
+
+@pytest.mark.parametrize(
+    ("param", "reason"),
+    [
+        ({"type": "float", "low": 1.0, "high": 1.0}, "less than high"),
+        ({"type": "float", "low": 2.0, "high": 1.0}, "less than high"),
+        ({"type": "float", "low": 0.0, "high": 1.0, "log": True}, "low > 0"),
+        ({"type": "int", "low": -1, "high": 4, "log": True}, "low > 0"),
+        ({"type": "categorical", "choices": []}, "at least 1"),
+    ],
+)
+def test_bad_parameters_are_refused_with_the_reason(param: dict, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        PARAM.validate_python(param)
+
+
+def test_when_on_an_unknown_parameter_names_both() -> None:
+    with pytest.raises(ValueError, match="b: 'when' refers to 'missing'"):
+        space(b={"type": "float", "low": 0, "high": 1, "when": {"missing": [1]}})
+
+
+def test_conditions_are_ordered_after_their_parents_whatever_the_file_order() -> None:
+    s = space(
+        momentum={"type": "float", "low": 0.5, "high": 0.9, "when": {"opt": ["momentum"]}},
+        opt={"type": "categorical", "choices": ["sgd", "momentum"]},
+    )
+    assert list(s.params) == ["opt", "momentum"]
+
+
+def test_grid_skips_inactive_parameters() -> None:
+    s = space(
+        opt={"type": "categorical", "choices": ["sgd", "momentum"]},
+        momentum={"type": "float", "low": 0.5, "high": 0.9, "when": {"opt": ["momentum"]}},
+    )
+    points = list(s.grid(3))
+    # sgd alone, then momentum with each of its 3 values: 4 points, not 2 x 3.
+    assert points == [
+        {"opt": "sgd"},
+        {"opt": "momentum", "momentum": 0.5},
+        {"opt": "momentum", "momentum": pytest.approx(0.7)},
+        {"opt": "momentum", "momentum": 0.9},
+    ]
+    assert all(s.contains(p) for p in points)
+
+
+def test_log_grid_is_evenly_spaced_in_log() -> None:
+    values = space(lr={"type": "float", "low": 1e-4, "high": 1.0, "log": True}).params["lr"].grid(5)
+    assert [math.log10(v) for v in values] == pytest.approx([-4, -3, -2, -1, 0])
+
+
+def test_int_grid_is_distinct_integers_within_bounds() -> None:
+    values = space(b={"type": "int", "low": 16, "high": 256, "log": True}).params["b"].grid(5)
+    assert values == [16, 32, 64, 128, 256]
+
+
+def test_contains_rejects_inactive_values_and_out_of_range() -> None:
+    s = space(
+        opt={"type": "categorical", "choices": ["sgd", "momentum"]},
+        momentum={"type": "float", "low": 0.5, "high": 0.9, "when": {"opt": ["momentum"]}},
+    )
+    assert not s.contains({"opt": "sgd", "momentum": 0.6})
+    assert not s.contains({"opt": "momentum", "momentum": 0.95})
+    assert not s.contains({"opt": "momentum"})
+    assert s.contains({"opt": "momentum", "momentum": 0.6})
