@@ -1,0 +1,139 @@
+"""`run_trial`: one trial from queued to its terminal state, shared by Celery and the local pool."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from functools import lru_cache
+from typing import Any
+
+from db import queries
+from db.models import Trial, TrialState
+from db.session import session_scope
+from db.settings import get_settings
+from search.definition import StudyDefinition
+from worker.engine import ConfigError, Splits, TrainResult, load_splits, train
+from worker.engine.config import DatasetConfig
+
+log = logging.getLogger(__name__)
+
+# Per-epoch metrics are written in batches at most this often, so that fast epochs do not turn
+# into one database transaction each.
+FLUSH_EVERY_S = 1.0
+
+
+def worker_name() -> str:
+    """This process, as it is recorded on the trials it runs."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def run_trial(trial_id: int, *, url: str | None = None) -> int | None:
+    """Run a queued trial to exactly one terminal state; return its study id.
+
+    Returns None, running nothing, when the trial is not queued any more (another worker
+    claimed it, or a redelivered message found it finished): running it again would count it
+    twice.
+    """
+    with session_scope(url) as session:
+        if not queries.claim_trial(session, trial_id, worker_name()):
+            log.info("trial %s is not queued any more; not running it", trial_id)
+            return None
+        log.info("trial %s: running", trial_id)
+        trial = session.get_one(Trial, trial_id)
+        study_id, params = trial.study_id, trial.params
+        definition = StudyDefinition.model_validate(trial.study.definition)
+    recorder = _Recorder(trial_id, url)
+    with _Heartbeat(trial_id, url):
+        state, reason, values = _train(definition, params, recorder)
+    with session_scope(url) as session:
+        recorder.flush(session)
+        value = values.get(definition.objective.metric) if values else None
+        queries.finish_trial(session, trial_id, state, reason=reason, values=values, value=value)
+    log.info("trial %s: %s%s", trial_id, state.value, f" ({reason})" if reason else "")
+    return study_id
+
+
+def _train(
+    definition: StudyDefinition, params: dict[str, Any], recorder: _Recorder
+) -> tuple[TrialState, str | None, dict[str, float] | None]:
+    """Train one configuration; every outcome, errors included, becomes a terminal state."""
+    try:
+        config = definition.trial_config(params)
+        result = train(config, _splits(config.dataset), recorder.report)
+    except ConfigError as exc:
+        return TrialState.FAILED, f"error: invalid config: {exc}", None
+    except Exception as exc:  # a bug or bad data must end this trial, not the worker
+        log.exception("trial failed with an unexpected error")
+        return TrialState.FAILED, f"error: {type(exc).__name__}: {exc}", None
+    return _outcome(result)
+
+
+def _outcome(result: TrainResult) -> tuple[TrialState, str | None, dict[str, float] | None]:
+    if result.status == "diverged":
+        return TrialState.FAILED, result.reason or "diverged", result.metrics or None
+    if result.status == "pruned":
+        return TrialState.PRUNED, result.reason, result.metrics or None
+    return TrialState.COMPLETE, None, result.metrics
+
+
+def _splits(dataset: DatasetConfig) -> Splits:
+    return _cached_splits(json.dumps(dataset.model_dump(mode="json"), sort_keys=True))
+
+
+@lru_cache(maxsize=8)
+def _cached_splits(dataset_json: str) -> Splits:
+    # A worker runs many trials on the same data: load and preprocess it once per process.
+    return load_splits(DatasetConfig.model_validate_json(dataset_json))
+
+
+class _Recorder:
+    """The engine's `report` callback: buffers per-epoch metrics and writes them in batches."""
+
+    def __init__(self, trial_id: int, url: str | None) -> None:
+        self.trial_id = trial_id
+        self.url = url
+        self.pending: list[tuple[int, dict[str, float]]] = []
+        self.last_flush = time.monotonic()
+
+    def report(self, step: int, metrics: dict[str, float]) -> bool:
+        self.pending.append((step, dict(metrics)))
+        if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
+            with session_scope(self.url) as session:
+                self.flush(session)
+        return False
+
+    def flush(self, session: Any) -> None:
+        if self.pending:
+            queries.add_metrics(session, self.trial_id, self.pending)
+            self.pending = []
+        self.last_flush = time.monotonic()
+
+
+class _Heartbeat:
+    """Marks a running trial alive every `heartbeat_s` from a thread, even inside a long epoch."""
+
+    def __init__(self, trial_id: int, url: str | None) -> None:
+        self.trial_id = trial_id
+        self.url = url
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _beat(self) -> None:
+        while not self.stopped.wait(get_settings().heartbeat_s):
+            try:
+                with session_scope(self.url) as session:
+                    queries.heartbeat(session, self.trial_id)
+            except Exception:  # a missed beat is not worth killing the trial for
+                log.warning("heartbeat of trial %s failed", self.trial_id, exc_info=True)

@@ -1,0 +1,45 @@
+"""The Celery app and its one task. `hpsearch worker` runs this app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from celery import Celery
+
+from db.settings import get_settings
+from search.coordinator import refill
+from worker.runner import run_trial
+
+# The broker must not hand a running trial to a second worker before the first is done with it.
+VISIBILITY_TIMEOUT_S = 6 * 3600
+
+app = Celery("hpsearch", broker=get_settings().broker_url)
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+)
+
+
+@app.task(name="hpsearch.run_trial")
+def run_trial_task(trial_id: int) -> None:
+    """Run one trial, then let the coordinator queue what comes next."""
+    study_id = run_trial(trial_id)
+    if study_id is not None:
+        refill(study_id, dispatch=CeleryDispatcher().dispatch)
+
+
+class CeleryDispatcher:
+    """The distributed dispatcher: one Celery task per trial, on the configured broker."""
+
+    def dispatch(self, trial_ids: Sequence[int]) -> None:
+        for trial_id in trial_ids:
+            run_trial_task.delay(trial_id)
+
+    def shutdown(self) -> None:
+        """Nothing to release: the broker's connections close with the process."""
