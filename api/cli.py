@@ -1,0 +1,177 @@
+"""The `hpsearch` command: run a study here, serve the API, run a worker, upgrade the database."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.errors import field_path
+from db import queries
+from db.migrate import upgrade
+from db.models import Study, StudyStatus, Trial
+from db.session import session_scope
+from db.settings import get_settings
+from search import coordinator
+from search.definition import StudyDefinition
+from worker.dispatch import LocalPool, pin_blas_threads
+
+app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+POLL_S = 0.25
+
+
+def load_definition(path: Path) -> StudyDefinition:
+    """Read a YAML or JSON study file; exit 2 with the field named when it is invalid."""
+    try:
+        document: Any = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        console.print(f"[red]cannot read {path}: {exc}[/red]")
+        raise typer.Exit(2) from None
+    try:
+        return StudyDefinition.model_validate(document)
+    except ValidationError as exc:
+        for error in exc.errors():
+            message = error["msg"].removeprefix("Value error, ")
+            console.print(f"[red]{path}: {field_path(tuple(error['loc']))}: {message}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def run(
+    study_file: Annotated[Path, typer.Argument(help="The study, as YAML or JSON.")],
+    db: Annotated[
+        str | None, typer.Option(help="Database URL [default: HPSEARCH_DATABASE_URL]")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Local processes; 0: the study's parallelism.")] = 0,
+) -> None:
+    """Run a study to its end on this machine (SQLite + local process pool), showing progress."""
+    definition = load_definition(study_file)
+    url = db or get_settings().database_url
+    console.print(
+        f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
+        f"{definition.strategy.type} search, database {url}"
+    )
+    upgrade(url)
+    with session_scope(url) as session:
+        study = coordinator.create_study(
+            session, team_id=queries.ensure_team(session), definition=definition
+        )
+    pool = LocalPool(workers or definition.budget.parallelism, url=url)
+    try:
+        coordinator.refill(study.id, dispatch=pool.dispatch, url=url)
+        _watch(study.id, definition, url)
+    finally:
+        pool.shutdown()
+    _print_best(study.id, definition, url)
+
+
+def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[best]}"),
+    )
+    metric = definition.objective.metric
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("trials", total=definition.budget.trials, best="")
+        while True:
+            with session_scope(url) as session:
+                study = session.get_one(Study, study_id)
+                done = queries.study_progress(session, study_id).finished
+                best = queries.best_trial(session, study_id, definition.objective.direction)
+                best_text = (
+                    f"best {metric} {best.value:.4f}" if best and best.value is not None else ""
+                )
+                progress.update(bar, completed=done, best=best_text)
+                if study.status != StudyStatus.RUNNING:
+                    return
+            time.sleep(POLL_S)
+
+
+def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
+    with session_scope(url) as session:
+        progress = queries.study_progress(session, study_id)
+        best: Trial | None = queries.best_trial(session, study_id, definition.objective.direction)
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(progress.by_state.items()))
+        console.print(f"study {study_id} finished: {counts}")
+        if best is None:
+            console.print("[red]no trial completed[/red]")
+            raise typer.Exit(1)
+        table = Table(title=f"best trial #{best.number} ({definition.objective.metric})")
+        table.add_column("setting / metric")
+        table.add_column("value", justify="right")
+        for name, value in best.params.items():
+            table.add_row(name, json.dumps(value))
+        table.add_section()
+        for name, value in sorted((best.values or {}).items()):
+            table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
+        console.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Serve the REST API (with a local process pool unless HPSEARCH_BROKER_URL is set)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    uvicorn.run(create_app(), host=host, port=port)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Trial processes in this worker.")] = 1,
+    name: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
+) -> None:
+    """Run a Celery worker that trains trials (needs HPSEARCH_BROKER_URL)."""
+    if not get_settings().broker_url:
+        console.print(
+            "[red]HPSEARCH_BROKER_URL is not set: a worker needs a broker (redis://...)."
+            " Without one, `hpsearch run` and `hpsearch serve` train locally.[/red]"
+        )
+        raise typer.Exit(2)
+    pin_blas_threads()  # before the prefork pool's children load NumPy
+    upgrade()
+    from worker.tasks import app as celery_app
+
+    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--prefetch-multiplier=1"]
+    if name:
+        argv.append(f"--hostname={name}")
+    celery_app.worker_main(argv)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: Annotated[
+        str | None, typer.Option(help="Database URL [default: HPSEARCH_DATABASE_URL]")
+    ] = None,
+) -> None:
+    """Bring the database schema to the newest version."""
+    upgrade(db)
+    console.print(f"database {db or get_settings().database_url} is at the newest schema")
+
+
+def main() -> None:
+    """Entry point with logging set up."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app()

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from tests.conftest import tiny_study
+
+
+@pytest.fixture
+def client(sqlite_url: str) -> Iterator[TestClient]:
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+def wait_done(client: TestClient, study_id: int, timeout_s: float = 60) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        study = client.get(f"/api/v1/studies/{study_id}").json()
+        if study["status"] != "running":
+            return study
+        time.sleep(0.1)
+    raise AssertionError(f"study {study_id} did not finish in {timeout_s}s")
+
+
+def test_a_study_runs_to_its_budget_on_the_local_pool(client: TestClient) -> None:
+    created = client.post("/api/v1/studies", json=tiny_study())
+    assert created.status_code == 201, created.text
+    study = wait_done(client, created.json()["id"])
+    assert study["status"] == "complete"
+    assert study["trials_finished"] == study["budget_trials"] == 4
+    assert study["best_trial"]["values"]["val_accuracy"] == study["best_trial"]["value"]
+    listed = client.get("/api/v1/studies").json()
+    assert listed["count"] == 1 and listed["data"][0]["id"] == study["id"]
+
+
+def test_trials_page_by_cursor(client: TestClient) -> None:
+    study_id = client.post("/api/v1/studies", json=tiny_study()).json()["id"]
+    wait_done(client, study_id)
+    first = client.get(f"/api/v1/studies/{study_id}/trials", params={"limit": 3}).json()
+    assert [t["number"] for t in first["data"]] == [0, 1, 2]
+    rest = client.get(
+        f"/api/v1/studies/{study_id}/trials", params={"after": first["next_cursor"]}
+    ).json()
+    assert [t["number"] for t in rest["data"]] == [3]
+    empty = client.get(
+        f"/api/v1/studies/{study_id}/trials", params={"after": rest["next_cursor"]}
+    ).json()
+    assert empty["data"] == [] and empty["next_cursor"] == rest["next_cursor"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"budget": {"trials": 0}}, "budget.trials"),
+        ({"training": {"learning_rate": -1}}, "training.learning_rate"),
+        ({"strategy": {"type": "annealing"}}, "strategy"),
+        ({"space": {"training.lr": {"type": "float", "low": 0, "high": 1}}}, "space"),
+        (
+            {"space": {"training.learning_rate": {"type": "float", "low": 1, "high": 0.1}}},
+            "space.training.learning_rate",
+        ),
+    ],
+)
+def test_invalid_studies_get_422_naming_the_field(
+    client: TestClient, change: dict, field: str
+) -> None:
+    response = client.post("/api/v1/studies", json=tiny_study(**change))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert error["message"].startswith(field)
+    assert client.get("/api/v1/studies").json()["count"] == 0
+
+
+def test_unknown_study_is_404_in_the_error_shape(client: TestClient) -> None:
+    response = client.get("/api/v1/studies/999")
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "study not found", "field": None}
+    }
+    assert client.get("/api/v1/studies/999/trials").status_code == 404
