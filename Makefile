@@ -37,7 +37,7 @@ test: install-dev system-deps lint
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python bench/engine.py
+	@for script in bench/*.py; do echo "==> $$script"; $(BIN)/python "$$script"; done
 
 constraints: install-dev
 	$(BIN)/pip freeze --exclude-editable | grep -v '^hpsearch' > constraints.txt

@@ -299,7 +299,37 @@ def _unique_path(folder: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-class RedisServer(_Stoppable):
+class _Server(_Stoppable):
+    """A server process we own: started, restarted on the same port, stopped by its pid."""
+
+    _process: subprocess.Popen[bytes] | None
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> Self:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _stop_process(self, timeout: float) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def restart(self, timeout: float = START_TIMEOUT_S) -> Self:
+        """Stop, then start again on the same port with a new pid (Redis loses its data,
+        PostgreSQL keeps it)."""
+        self._stop_process(STOP_TIMEOUT_S)
+        self._process = None
+        return self.start(timeout)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RedisServer(_Server):
     """An in-memory redis-server on 127.0.0.1 (no RDB, no AOF), owned by this process."""
 
     def __init__(self, port: int | None = None, log_dir: Path | None = None) -> None:
@@ -373,23 +403,6 @@ class RedisServer(_Stoppable):
         if self._process is not None:
             _terminate(self._process, signal.SIGTERM, timeout=timeout)
 
-    def restart(self, timeout: float = START_TIMEOUT_S) -> Self:
-        """Stop, then start again on the same port: a new pid, and all data gone."""
-        self._stop_process(STOP_TIMEOUT_S)
-        self._process = None
-        return self.start(timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def find_postgres_bindir() -> Path:
     """The folder holding `initdb` and `postgres`: PATH, `pg_config --bindir`, Debian's layout."""
@@ -418,7 +431,7 @@ def _version_key(path: str) -> tuple[int, ...]:
     return tuple(int(p) for p in version.split(".") if p.isdigit())
 
 
-class PostgresServer(_Stoppable):
+class PostgresServer(_Server):
     """A throw-away PostgreSQL cluster on 127.0.0.1, trust auth, superuser `hpsearch`.
 
     As root, the cluster belongs to the `postgres` user (initdb refuses root): the temp dir is
@@ -557,23 +570,6 @@ class PostgresServer(_Stoppable):
         if self._process is not None:
             # SIGKILL on the postmaster alone would orphan its backends; kill the group then.
             _terminate(self._process, signal.SIGINT, timeout=timeout, group=True)
-
-    def restart(self, timeout: float = START_TIMEOUT_S) -> Self:
-        """Stop the postmaster and start it again on the same port; the data is kept."""
-        self._stop_process(STOP_TIMEOUT_S)
-        self._process = None
-        return self.start(timeout)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _postgres_account() -> tuple[int, int]:
