@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.errors import field_path
+from api.errors import describe_error
 from db import queries
 from db.migrate import upgrade
 from db.models import Study, StudyStatus, Trial
@@ -44,8 +44,7 @@ def load_definition(path: Path) -> StudyDefinition:
         return StudyDefinition.model_validate(document)
     except ValidationError as exc:
         for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            console.print(f"[red]{path}: {field_path(tuple(error['loc']))}: {message}[/red]")
+            console.print(f"[red]{path}: {describe_error(error, document)[1]}[/red]")
         raise typer.Exit(2) from None
 
 
@@ -86,14 +85,14 @@ def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
         TimeElapsedColumn(),
         TextColumn("{task.fields[best]}"),
     )
-    metric = definition.objective.metric
+    metric = definition.objectives[0].metric
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("trials", total=definition.budget.trials, best="")
         while True:
             with session_scope(url) as session:
                 study = session.get_one(Study, study_id)
                 done = queries.study_progress(session, study_id).finished
-                best = queries.best_trial(session, study_id, definition.objective.direction)
+                best = queries.best_trial(session, study_id, definition.objectives[0].direction)
                 best_text = (
                     f"best {metric} {best.value:.4f}" if best and best.value is not None else ""
                 )
@@ -106,13 +105,15 @@ def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
 def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
     with session_scope(url) as session:
         progress = queries.study_progress(session, study_id)
-        best: Trial | None = queries.best_trial(session, study_id, definition.objective.direction)
+        best: Trial | None = queries.best_trial(
+            session, study_id, definition.objectives[0].direction
+        )
         counts = ", ".join(f"{n} {state}" for state, n in sorted(progress.by_state.items()))
         console.print(f"study {study_id} finished: {counts}")
         if best is None:
             console.print("[red]no trial completed[/red]")
             raise typer.Exit(1)
-        table = Table(title=f"best trial #{best.number} ({definition.objective.metric})")
+        table = Table(title=f"best trial #{best.number} ({definition.objectives[0].metric})")
         table.add_column("setting / metric")
         table.add_column("value", justify="right")
         for name, value in best.params.items():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,6 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+_LEADING_FIELD = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
 class NotFound(Exception):
@@ -26,18 +31,51 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     return JSONResponse(status_code=status, content=body)
 
 
-def field_path(loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as the dotted path a user wrote (``budget.trials``)."""
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    # Discriminated unions add the tag ("float", "random") as a location part; users never wrote it.
-    return ".".join(p for p in parts if p not in ("float", "int", "categorical", "random", "grid"))
+def field_path(loc: tuple[int | str, ...], document: Any = None) -> str:
+    """A pydantic error location as the dotted path a user wrote (``budget.trials``).
+
+    Discriminated unions add the chosen tag to the location (``strategy.random.seed``); a part
+    is such a tag when the user's document has no key of that name there and its ``type`` is it.
+    """
+    parts: list[str] = []
+    node = document
+    for part in loc:
+        if part in ("body", "query", "path") and not parts:
+            continue
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
+            continue
+        if isinstance(node, dict) and isinstance(part, int):
+            continue  # one item given where a list is allowed: the item is the whole field
+        parts.append(str(part))
+        node = _child(node, part)
+    return ".".join(parts)
+
+
+def _child(node: Any, part: int | str) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def describe_error(error: Mapping[str, Any], document: Any = None) -> tuple[str | None, str]:
+    """(field, message) of one pydantic error, the message starting with the field.
+
+    Checks across fields (model validators) have no location; their messages start with the
+    dotted field they are about ("pruner: needs ..."), which is taken as the field.
+    """
+    message = error["msg"].removeprefix("Value error, ")
+    field = field_path(tuple(error["loc"]), document)
+    if field:
+        return field, f"{field}: {message}"
+    leading = _LEADING_FIELD.match(message)
+    return (leading.group(1) if leading else None), message
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    first = exc.errors()[0]
-    field = field_path(tuple(first["loc"])) or None
-    message = first["msg"].removeprefix("Value error, ")
-    return error_response(422, "invalid", f"{field}: {message}" if field else message, field)
+    field, message = describe_error(exc.errors()[0], exc.body)
+    return error_response(422, "invalid", message, field)
 
 
 async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -8,13 +8,17 @@ values written over those paths.
 from __future__ import annotations
 
 import copy
+import importlib.util
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from search.space import Param, Space
+from search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
+from search.space import CategoricalParam, IntParam, Param, Space
 from search.strategies.base import Strategy
+from search.strategies.coarse_to_fine import CoarseToFineStrategy
 from search.strategies.grid import GridStrategy
+from search.strategies.optuna_samplers import OptunaStrategy, make_sampler
 from search.strategies.random import RandomStrategy
 from worker.engine.config import (
     DatasetConfig,
@@ -27,9 +31,11 @@ from worker.engine.config import (
 # What a trial reports at its end, and so what an objective may name.
 OBJECTIVE_METRICS = (
     "val_accuracy",
+    "val_rmse",
     "val_loss",
     "train_loss",
     "test_accuracy",
+    "test_rmse",
     "test_loss",
     "train_seconds",
 )
@@ -49,7 +55,35 @@ class GridConfig(_Section):
     n: int = Field(5, ge=1, le=1000, description="Points per numeric parameter without values.")
 
 
-StrategyConfig = Annotated[RandomConfig | GridConfig, Field(discriminator="type")]
+class CoarseToFineConfig(_Section):
+    type: Literal["coarse_to_fine"]
+    seed: int = 0
+    rounds: int = Field(4, ge=1, le=100)
+    samples_per_round: int = Field(10, ge=2, le=10_000)
+    keep: float = Field(0.25, gt=0, le=1, description="Fraction of a round's best trials kept.")
+    margin: float = Field(0.1, ge=0, le=1, description="Kept range widened by this fraction.")
+
+
+class OptunaConfig(_Section):
+    type: Literal["tpe", "gp", "cmaes", "nsga2", "qmc"]
+    seed: int = 0
+    n_startup_trials: int = Field(10, ge=1, description="Random trials before tpe/gp model.")
+    population_size: int = Field(20, ge=2, description="nsga2 generation size.")
+
+    @field_validator("type")
+    @classmethod
+    def _installed(cls, kind: str) -> str:
+        if kind == "gp" and importlib.util.find_spec("torch") is None:
+            raise ValueError("the gp sampler needs PyTorch: pip install 'hpsearch[gp]'")
+        return kind
+
+
+StrategyConfig = Annotated[
+    RandomConfig | GridConfig | CoarseToFineConfig | OptunaConfig, Field(discriminator="type")
+]
+
+# Strategies that rank trials by one value, and so cannot serve a Pareto front.
+SINGLE_OBJECTIVE_STRATEGIES = ("coarse_to_fine", "cmaes")
 
 
 class Objective(_Section):
@@ -63,10 +97,6 @@ class Objective(_Section):
             raise ValueError(f"unknown metric '{metric}'; one of {', '.join(OBJECTIVE_METRICS)}")
         return metric
 
-    def better(self, a: float, b: float) -> bool:
-        """Whether value `a` beats value `b`."""
-        return a < b if self.direction == "minimize" else a > b
-
 
 class Budget(_Section):
     trials: int = Field(ge=1)
@@ -74,8 +104,28 @@ class Budget(_Section):
     timeout_s: float | None = Field(None, gt=0)
 
 
-class Pruner(_Section):
+class NoPrunerConfig(_Section):
     type: Literal["none"] = "none"
+
+
+class MedianPrunerConfig(_Section):
+    type: Literal["median"]
+    warmup_epochs: int = Field(5, ge=0, description="Epochs a trial runs before it can be pruned.")
+    min_trials: int = Field(5, ge=1, description="Finished trials needed before pruning starts.")
+
+
+class HyperbandConfig(_Section):
+    type: Literal["hyperband"]
+    min_epochs: int = Field(1, ge=1, description="Resource of the first rung.")
+    reduction_factor: int = Field(3, ge=2, description="1/η of a rung goes on to the next.")
+
+
+PrunerConfig = Annotated[
+    NoPrunerConfig | MedianPrunerConfig | HyperbandConfig, Field(discriminator="type")
+]
+
+# Metrics a trial reports every epoch, so a pruner can compare curves on them.
+EPOCH_METRICS = ("val_accuracy", "val_rmse", "val_loss", "train_loss")
 
 
 class StudyDefinition(_Section):
@@ -87,9 +137,16 @@ class StudyDefinition(_Section):
     training: TrainingConfig = TrainingConfig()
     space: dict[str, Param] = {}
     strategy: StrategyConfig = RandomConfig(type="random")
-    objective: Objective = Objective(metric="val_loss", direction="minimize")
+    objective: list[Objective] = Field(
+        [Objective(metric="val_loss", direction="minimize")],
+        min_length=1,
+        description="One objective, or a list of several for a Pareto front.",
+    )
     budget: Budget
-    pruner: Pruner = Pruner()
+    pruner: PrunerConfig = NoPrunerConfig()
+    enqueue: list[dict[str, Any]] = Field(
+        [], description="Configurations (space key -> value) run first; they count in the budget."
+    )
 
     @field_validator("space")
     @classmethod
@@ -100,11 +157,43 @@ class StudyDefinition(_Section):
         Space(space)  # raises on a `when` that names no parameter, or a cycle
         return space
 
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _as_list(cls, objective: Any) -> Any:
+        return [objective] if isinstance(objective, dict) else objective
+
+    @field_validator("objective")
+    @classmethod
+    def _distinct_metrics(cls, objective: list[Objective]) -> list[Objective]:
+        metrics = [o.metric for o in objective]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError("each metric may appear once")
+        return objective
+
     @model_validator(mode="after")
-    def _grid_has_values(self) -> StudyDefinition:
+    def _consistent(self) -> StudyDefinition:
         if isinstance(self.strategy, GridConfig) and not self.space:
             raise ValueError("space: a grid search needs at least one parameter")
+        multi = len(self.objectives) > 1
+        if multi and self.strategy.type in SINGLE_OBJECTIVE_STRATEGIES:
+            raise ValueError(f"strategy.type: {self.strategy.type} optimises one objective only")
+        if self.pruner.type != "none":
+            if multi:
+                raise ValueError("pruner: pruning needs a single objective")
+            if self.objectives[0].metric not in EPOCH_METRICS:
+                raise ValueError(
+                    f"pruner: needs an objective reported every epoch ({', '.join(EPOCH_METRICS)})"
+                )
+        space = self.search_space()
+        for i, config in enumerate(self.enqueue):
+            if not space.contains(config):
+                raise ValueError(f"enqueue.{i}: {config} is not a point of the space")
         return self
+
+    @property
+    def objectives(self) -> list[Objective]:
+        """The objectives, one or several (the first is the one trials are ranked by)."""
+        return self.objective
 
     def base_config(self) -> dict[str, Any]:
         """The dataset, model and training sections as plain data."""
@@ -121,12 +210,55 @@ class StudyDefinition(_Section):
             node[leaf] = value
         return TrainConfig.parse(config)
 
+    def make_pruner(self) -> Pruner:
+        """The pruner this study asks at every epoch a trial reports."""
+        direction = self.objectives[0].direction
+        config = self.pruner
+        if isinstance(config, MedianPrunerConfig):
+            return MedianPruner(
+                direction, warmup_epochs=config.warmup_epochs, min_trials=config.min_trials
+            )
+        if isinstance(config, HyperbandConfig):
+            return HyperbandPruner(
+                direction,
+                min_epochs=config.min_epochs,
+                max_epochs=self._max_epochs(),
+                reduction_factor=config.reduction_factor,
+            )
+        return NoPruner(direction)
+
+    def _max_epochs(self) -> int:
+        searched = self.space.get("training.epochs")
+        if isinstance(searched, IntParam):
+            return searched.high
+        if isinstance(searched, CategoricalParam):
+            return max(int(c) for c in searched.choices)
+        return self.training.epochs
+
     def search_space(self) -> Space:
         """The space of this study, its parameters ordered by their conditions."""
         return Space(self.space)
 
     def make_strategy(self) -> Strategy:
-        """A fresh strategy for this study (strategies learn only from the history)."""
-        if isinstance(self.strategy, GridConfig):
-            return GridStrategy(n=self.strategy.n)
-        return RandomStrategy(seed=self.strategy.seed)
+        """A fresh strategy for this study."""
+        config = self.strategy
+        if isinstance(config, GridConfig):
+            return GridStrategy(n=config.n)
+        if isinstance(config, CoarseToFineConfig):
+            return CoarseToFineStrategy(
+                seed=config.seed,
+                rounds=config.rounds,
+                samples_per_round=config.samples_per_round,
+                keep=config.keep,
+                margin=config.margin,
+                direction=self.objectives[0].direction,
+            )
+        if isinstance(config, OptunaConfig):
+            sampler = make_sampler(
+                config.type,
+                seed=config.seed,
+                n_startup_trials=config.n_startup_trials,
+                population_size=config.population_size,
+            )
+            return OptunaStrategy(sampler, [o.direction for o in self.objectives])
+        return RandomStrategy(seed=config.seed)

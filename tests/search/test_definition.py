@@ -32,7 +32,7 @@ def test_space_keys_must_be_settings() -> None:
 def test_errors_name_the_nested_field() -> None:
     assert ("budget", "trials") in errors_of(tiny_study(budget={"trials": 0}))
     assert ("training", "learning_rate") in errors_of(tiny_study(training={"learning_rate": -1.0}))
-    assert ("objective", "metric") in errors_of(
+    assert ("objective", "0", "metric") in errors_of(
         tiny_study(objective={"metric": "val_acc", "direction": "maximize"})
     )
 
