@@ -84,7 +84,8 @@ class CategoricalParam(_Param):
         return list(self.values if self.values is not None else self.choices)
 
 
-Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+ParamSpec = FloatParam | IntParam | CategoricalParam
+Param = Annotated[ParamSpec, Field(discriminator="type")]
 
 
 def _check_bounds(low: float, high: float, log: bool) -> None:
@@ -97,7 +98,7 @@ def _check_bounds(low: float, high: float, log: bool) -> None:
 class Space:
     """Parameters in an order where every condition's parameters come before it."""
 
-    def __init__(self, params: Mapping[str, FloatParam | IntParam | CategoricalParam]) -> None:
+    def __init__(self, params: Mapping[str, ParamSpec]) -> None:
         self.params = dict(_conditions_first(params))
 
     def __len__(self) -> int:
@@ -137,7 +138,7 @@ class Space:
             yield from self._expand(rest, {**assigned, name: value}, n)
 
 
-def _within(param: FloatParam | IntParam | CategoricalParam, value: Any) -> bool:
+def _within(param: ParamSpec, value: Any) -> bool:
     if isinstance(param, CategoricalParam):
         return value in param.choices or (param.values is not None and value in param.values)
     if param.values is not None and value in param.values:

@@ -17,8 +17,14 @@ class TrialRecord:
     number: int
     params: dict[str, Any]
     state: str
-    value: float | None = None
+    values: tuple[float, ...] | None = None
+    """The objectives' values, in the study's order; None unless the trial completed."""
     grid_index: int | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The first objective's value: the one single-objective strategies rank by."""
+        return self.values[0] if self.values else None
 
 
 @dataclass(frozen=True)
@@ -45,3 +51,7 @@ class Strategy(ABC):
     @abstractmethod
     def ask(self, space: Space, history: Sequence[TrialRecord], n: int) -> list[Proposal]:
         """Up to `n` new configurations; fewer (or none) when the strategy has no more."""
+
+    def describe(self, space: Space, history: Sequence[TrialRecord]) -> dict[str, Any]:
+        """What a study shows of the strategy's own state (stored with the study); none here."""
+        return {}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from search.space import CategoricalParam, FloatParam, IntParam, Space
+from search.space import CategoricalParam, IntParam, ParamSpec, Space
 from search.strategies.base import Proposal, Strategy, TrialRecord
 
 
@@ -30,15 +30,23 @@ class RandomStrategy(Strategy):
 
     def sample(self, space: Space, number: int) -> dict[str, Any]:
         """The configuration of trial `number`."""
-        config: dict[str, Any] = {}
-        for name, param in space.params.items():
-            if space.is_active(name, config):
-                rng = np.random.default_rng([self.seed, number, zlib.crc32(name.encode())])
-                config[name] = sample_param(param, rng)
-        return config
+        return sample_config(space, space.params, self.seed, number)
 
 
-def sample_param(param: FloatParam | IntParam | CategoricalParam, rng: np.random.Generator) -> Any:
+def sample_config(
+    space: Space, ranges: Mapping[str, ParamSpec], seed: int, number: int
+) -> dict[str, Any]:
+    """Trial `number`'s draw of every active parameter of `space` from `ranges` (the space's
+    own parameters, or narrowed copies of them)."""
+    config: dict[str, Any] = {}
+    for name in space.params:
+        if space.is_active(name, config):
+            rng = np.random.default_rng([seed, number, zlib.crc32(name.encode())])
+            config[name] = sample_param(ranges[name], rng)
+    return config
+
+
+def sample_param(param: ParamSpec, rng: np.random.Generator) -> Any:
     """One value of `param`, as a plain JSON-ready Python value."""
     if isinstance(param, CategoricalParam):
         return param.choices[int(rng.integers(len(param.choices)))]
