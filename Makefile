@@ -16,8 +16,8 @@ install: venv
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e .
 
 install-dev: venv
-	@echo "==> installing hpsearch with its test tools into $(VENV)"
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@echo "==> installing hpsearch with its test tools and the GP sampler's torch into $(VENV)"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,gp]"
 
 demo: install
 	@echo "==> running examples/quickstart.yaml: SQLite file hpsearch.db + a local process pool"

@@ -1,0 +1,153 @@
+"""Optuna's samplers behind our `Strategy`, through ask-and-tell on an in-memory study.
+
+Our SQL stays the one source of truth: the in-memory study is a warm cache of it, kept for as
+long as the strategy object lives, and told every finished trial it has not seen yet (trials
+this object proposed are told through `study.tell`; those proposed elsewhere, e.g. by another
+worker's coordinator or before a restart, are added with `study.add_trial`).
+
+What each sampler handles (Optuna falls back to independent random sampling for the rest):
+
+=========  ===========  ============  ===========  ==================
+sampler    categorical  conditional   multi-obj.   notes
+=========  ===========  ============  ===========  ==================
+tpe        yes          yes (group)   yes          constant liar for parallel trials
+gp         yes          independent   yes          needs the ``gp`` extra (torch)
+cmaes      independent  independent   no           numeric parameters only
+nsga2      yes          independent   yes          genetic, by generations
+qmc        independent  independent   yes          scrambled Sobol points
+=========  ===========  ============  ===========  ==================
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+from optuna.trial import TrialState
+
+from search.space import CategoricalParam, FloatParam, ParamSpec, Space
+from search.strategies.base import Proposal, Strategy, TrialRecord
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SAMPLER_KINDS = ("tpe", "gp", "cmaes", "nsga2", "qmc")
+_STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
+
+
+def make_sampler(
+    kind: str, *, seed: int, n_startup_trials: int, population_size: int
+) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler a study file's ``strategy.type`` names."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if kind == "tpe":
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=n_startup_trials,
+                multivariate=True,
+                group=True,
+                constant_liar=True,
+            )
+        if kind == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+        if kind == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+        if kind == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size)
+        if kind == "qmc":
+            return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    raise ValueError(f"strategy.type: unknown sampler {kind!r}; one of {', '.join(SAMPLER_KINDS)}")
+
+
+def distribution(param: ParamSpec) -> BaseDistribution:
+    """Optuna's distribution for one of our parameters (categoricals as JSON strings, so that
+    choices may be lists or mappings, which Optuna's categoricals refuse)."""
+    if isinstance(param, CategoricalParam):
+        return CategoricalDistribution([json.dumps(c) for c in param.choices])
+    if isinstance(param, FloatParam):
+        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    return IntDistribution(param.low, param.high, log=param.log, step=param.step)
+
+
+class OptunaStrategy(Strategy):
+    """One of Optuna's samplers on a warm in-memory study of this study's trials."""
+
+    def __init__(self, sampler: optuna.samplers.BaseSampler, directions: Sequence[str]) -> None:
+        self.study = optuna.create_study(directions=list(directions), sampler=sampler)
+        self.pending: dict[int, optuna.trial.Trial] = {}
+        self.told: set[int] = set()
+
+    def ask(self, space: Space, history: Sequence[TrialRecord], n: int) -> list[Proposal]:
+        for trial in history:
+            if trial.state in _STATES and trial.number not in self.told:
+                self.tell(space, trial)
+        proposals = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            for number in range(len(history), len(history) + n):
+                asked = self.study.ask()
+                self.pending[number] = asked
+                proposals.append(Proposal(_suggest(asked, space)))
+        return proposals
+
+    def tell(self, space: Space, trial: TrialRecord) -> None:
+        """Learn a finished trial's outcome; failed trials teach the sampler to avoid them."""
+        self.told.add(trial.number)
+        state = _STATES[trial.state]
+        values = list(trial.values) if state == TrialState.COMPLETE and trial.values else None
+        if state == TrialState.COMPLETE and values is None:
+            state = TrialState.FAIL  # complete but without its objective: nothing to learn from
+        asked = self.pending.pop(trial.number, None)
+        if asked is not None:
+            if state == TrialState.PRUNED and trial.values:
+                asked.report(trial.values[0], step=0)
+            self.study.tell(asked, values, state=state)
+            return
+        distributions = {name: distribution(space.params[name]) for name in trial.params}
+        self.study.add_trial(
+            optuna.trial.create_trial(
+                params=_encode(space, trial.params),
+                distributions=distributions,
+                values=values,
+                state=state,
+                intermediate_values={0: trial.values[0]}
+                if state == TrialState.PRUNED and trial.values
+                else None,
+            )
+        )
+
+
+def _suggest(trial: optuna.trial.Trial, space: Space) -> dict[str, Any]:
+    """Define-by-run: suggest each parameter in condition order, only where it is active."""
+    config: dict[str, Any] = {}
+    for name, param in space.params.items():
+        if not space.is_active(name, config):
+            continue
+        if isinstance(param, CategoricalParam):
+            encoded = trial.suggest_categorical(name, [json.dumps(c) for c in param.choices])
+            config[name] = json.loads(encoded)  # type: ignore[arg-type]
+        elif isinstance(param, FloatParam):
+            config[name] = trial.suggest_float(
+                name, param.low, param.high, log=param.log, step=param.step
+            )
+        else:
+            config[name] = trial.suggest_int(
+                name, param.low, param.high, log=param.log, step=param.step
+            )
+    return config
+
+
+def _encode(space: Space, params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: json.dumps(value) if isinstance(space.params[name], CategoricalParam) else value
+        for name, value in params.items()
+    }
