@@ -139,6 +139,22 @@ def metrics_of(session: Session, trial_id: int) -> Sequence[TrialMetric]:
     ).all()
 
 
+def objective_curves(
+    session: Session, study_id: int, metric: str, states: Sequence[TrialState]
+) -> dict[int, dict[int, float]]:
+    """Trial number -> {step: value of `metric`} for a study's trials in `states`."""
+    rows = session.execute(
+        select(Trial.number, TrialMetric.step, TrialMetric.metrics)
+        .join(TrialMetric, TrialMetric.trial_id == Trial.id)
+        .where(Trial.study_id == study_id, Trial.state.in_(states))
+    ).all()
+    curves: dict[int, dict[int, float]] = {}
+    for number, step, metrics in rows:
+        if metrics.get(metric) is not None:
+            curves.setdefault(number, {})[step] = float(metrics[metric])
+    return curves
+
+
 def finish_trial(
     session: Session,
     trial_id: int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -16,6 +17,7 @@ from db.models import Trial, TrialState
 from db.session import session_scope
 from db.settings import get_settings
 from search.definition import StudyDefinition
+from search.pruners import NoPruner
 from worker.engine import ConfigError, Splits, TrainResult, load_splits, train
 from worker.engine.config import DatasetConfig
 
@@ -44,14 +46,14 @@ def run_trial(trial_id: int, *, url: str | None = None) -> int | None:
             return None
         log.info("trial %s: running", trial_id)
         trial = session.get_one(Trial, trial_id)
-        study_id, params = trial.study_id, trial.params
+        study_id, number, params = trial.study_id, trial.number, trial.params
         definition = StudyDefinition.model_validate(trial.study.definition)
-    recorder = _Recorder(trial_id, url)
+    recorder = _Recorder(trial_id, url, _PruningCheck(study_id, number, definition, url))
     with _Heartbeat(trial_id, url):
         state, reason, values = _train(definition, params, recorder)
     with session_scope(url) as session:
         recorder.flush(session)
-        value = values.get(definition.objective.metric) if values else None
+        value = values.get(definition.objectives[0].metric) if values else None
         queries.finish_trial(session, trial_id, state, reason=reason, values=values, value=value)
     log.info("trial %s: %s%s", trial_id, state.value, f" ({reason})" if reason else "")
     return study_id
@@ -90,12 +92,45 @@ def _cached_splits(dataset_json: str) -> Splits:
     return load_splits(DatasetConfig.model_validate_json(dataset_json))
 
 
-class _Recorder:
-    """The engine's `report` callback: buffers per-epoch metrics and writes them in batches."""
+class _PruningCheck:
+    """Asks the study's pruner about each epoch, against the other trials' curves.
 
-    def __init__(self, trial_id: int, url: str | None) -> None:
+    The curves are read from the database at most every `FLUSH_EVERY_S`: pruning on curves a
+    second old costs nothing, a query per epoch would.
+    """
+
+    def __init__(
+        self, study_id: int, number: int, definition: StudyDefinition, url: str | None
+    ) -> None:
+        self.study_id, self.number, self.url = study_id, number, url
+        self.pruner = definition.make_pruner()
+        self.metric = definition.objectives[0].metric
+        self.states = [TrialState.COMPLETE]
+        if self.pruner.uses_running_trials:
+            self.states += [TrialState.RUNNING, TrialState.PRUNED]
+        self.curves: dict[int, dict[int, float]] = {}
+        self.read_at = -math.inf
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> bool:
+        if isinstance(self.pruner, NoPruner) or self.metric not in metrics:
+            return False
+        if time.monotonic() - self.read_at >= FLUSH_EVERY_S:
+            with session_scope(self.url) as session:
+                self.curves = queries.objective_curves(
+                    session, self.study_id, self.metric, self.states
+                )
+            self.read_at = time.monotonic()
+        return self.pruner.should_prune(self.number, step, metrics[self.metric], self.curves)
+
+
+class _Recorder:
+    """The engine's `report` callback: buffers per-epoch metrics and writes them in batches,
+    and answers whether the trial should be pruned."""
+
+    def __init__(self, trial_id: int, url: str | None, prune: _PruningCheck) -> None:
         self.trial_id = trial_id
         self.url = url
+        self.prune = prune
         self.pending: list[tuple[int, dict[str, float]]] = []
         self.last_flush = time.monotonic()
 
@@ -104,7 +139,7 @@ class _Recorder:
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
             with session_scope(self.url) as session:
                 self.flush(session)
-        return False
+        return self.prune(step, metrics)
 
     def flush(self, session: Any) -> None:
         if self.pending:
