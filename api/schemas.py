@@ -33,13 +33,17 @@ class StudyPublic(BaseModel):
     name: str
     status: str
     strategy: str
-    objective: dict[str, Any]
+    objectives: list[dict[str, Any]]
     trials_finished: int
     trials_in_flight: int
     budget_trials: int
     parallelism: int
     trials_by_state: dict[str, int]
     best_trial: TrialPublic | None
+    pareto_front: list[TrialPublic] | None = None
+    """Multi-objective studies: the completed trials no other trial dominates."""
+    strategy_state: dict[str, Any]
+    """What the strategy shows of itself, e.g. coarse_to_fine's box of every round."""
     created_at: datetime
     finished_at: datetime | None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -26,7 +27,7 @@ STUDY_TIMEOUT_S = 240
 class Stack:
     """An API and two workers on one PostgreSQL database and one Redis."""
 
-    def __init__(self, database_url: str, broker_url: str, logs: Path) -> None:
+    def __init__(self, database_url: str, broker_url: str, logs: Path, workers: int = 2) -> None:
         env = {"HPSEARCH_DATABASE_URL": database_url, "HPSEARCH_BROKER_URL": broker_url}
         self.database_url = database_url
         port = free_port()
@@ -44,7 +45,7 @@ class Stack:
                 name=f"worker{i}",
                 env=env,
             )
-            for i in (1, 2)
+            for i in range(1, workers + 1)
         ]
         self.api.wait_for_http(f"{self.base}/health")
         for worker in self.workers:
@@ -79,9 +80,15 @@ class Stack:
 
 
 @pytest.fixture
-def stack(fresh_database_url: str, redis_server: RedisServer, logs_dir: Path) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest,
+    fresh_database_url: str,
+    redis_server: RedisServer,
+    logs_dir: Path,
+) -> Iterator[Stack]:
+    """An API and workers (2, or `@pytest.mark.parametrize("stack", [N], indirect=True)`)."""
     redis_server.client().flushall()  # no message of an earlier test's database may linger
-    running = Stack(fresh_database_url, redis_server.url, logs_dir)
+    running = Stack(fresh_database_url, redis_server.url, logs_dir, getattr(request, "param", 2))
     try:
         yield running
     finally:
@@ -157,3 +164,29 @@ def test_embedded_and_distributed_agree_with_parallelism_one(stack: Stack, tmp_p
     assert {k: v for k, v in distributed["values"].items() if k not in timing} == {
         k: v for k, v in embedded_values.items() if k not in timing
     }
+
+
+@pytest.mark.parametrize("stack", [4], indirect=True)
+def test_a_grid_runs_every_point_exactly_once_with_four_workers(stack: Stack) -> None:
+    definition = quickstart()
+    definition["training"]["epochs"] = 2
+    definition["space"] = {
+        "training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+        "training.optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "model.hidden": {"type": "categorical", "choices": [[8], [16]]},
+    }
+    definition["strategy"] = {"type": "grid", "n": 4}
+    definition["budget"] = {"trials": 100, "parallelism": 4}  # more than the 16 points
+    study = stack.run_study(definition)
+    assert study["status"] == "complete"
+
+    engine = create_engine(stack.database_url)
+    with engine.connect() as db:
+        rows = db.execute(text("SELECT grid_index, params, state, worker FROM trials")).all()
+    engine.dispose()
+    assert sorted(index for index, *_ in rows) == list(range(16))
+    configs = {json.dumps(params, sort_keys=True) for _, params, *_ in rows}
+    assert len(configs) == 16
+    assert {state for _, _, state, _ in rows} <= TERMINAL
+    assert len({worker for *_, worker in rows}) >= 2, "the grid was not shared out"
+    assert set(stack.trials_run_per_worker_log().values()) == {1}

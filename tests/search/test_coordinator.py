@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
 from db import queries
 from db.migrate import upgrade
-from db.models import Study, StudyStatus, TrialState
+from db.models import Study, StudyStatus, Trial, TrialState
 from db.session import session_scope
 from search import coordinator
 from search.definition import StudyDefinition
@@ -27,17 +28,43 @@ def new_study(url: str, **overrides: object) -> int:
         return coordinator.create_study(session, team_id=team_id, definition=definition).id
 
 
-def finish(url: str, trial_ids: Sequence[int]) -> None:
+def finish(
+    url: str, trial_ids: Sequence[int], score: Callable[[dict], float] = lambda params: 0.5
+) -> None:
+    """Run the trials the way a worker would, with `score` as their val_accuracy."""
     with session_scope(url) as session:
         for trial_id in trial_ids:
             assert queries.claim_trial(session, trial_id, "test")
-            queries.finish_trial(session, trial_id, TrialState.COMPLETE, value=0.5)
+            trial = session.get_one(Trial, trial_id)
+            value = score(trial.params)
+            state = TrialState.FAILED if value != value else TrialState.COMPLETE  # NaN: failed
+            values = {"val_accuracy": value} if state == TrialState.COMPLETE else None
+            queries.finish_trial(
+                session,
+                trial_id,
+                state,
+                values=values,
+                value=values and value,
+                reason=None if values else "diverged at epoch 1",
+            )
 
 
-def finish_queued(url: str, study_id: int) -> None:
+def finish_queued(
+    url: str, study_id: int, score: Callable[[dict], float] = lambda params: 0.5
+) -> None:
     with session_scope(url) as session:
         queued = [t.id for t in queries.trials_of(session, study_id) if t.state == "queued"]
-    finish(url, queued)
+    finish(url, queued, score)
+
+
+def run_to_end(url: str, study_id: int, score: Callable[[dict], float]) -> list[Trial]:
+    dispatch = Recorder()
+    coordinator.refill(study_id, dispatch=dispatch, url=url)
+    while status(url, study_id) == StudyStatus.RUNNING:
+        finish_queued(url, study_id, score)
+        coordinator.refill(study_id, dispatch=dispatch, url=url)
+    with session_scope(url) as session:
+        return list(queries.trials_of(session, study_id))
 
 
 def status(url: str, study_id: int) -> StudyStatus:
@@ -78,3 +105,44 @@ def test_an_exhausted_grid_ends_the_study_before_the_budget(sqlite_url: str) -> 
     with session_scope(sqlite_url) as session:
         trials = queries.trials_of(session, study_id)
     assert sorted(t.params["model.activation"] for t in trials) == ["relu", "sigmoid", "tanh"]
+
+
+LR = "training.learning_rate"
+
+
+def test_enqueued_configs_run_first_and_count_in_the_budget(sqlite_url: str) -> None:
+    enqueue = [{LR: 0.123}, {LR: 0.0456}]
+    study_id = new_study(sqlite_url, enqueue=enqueue, budget={"trials": 5, "parallelism": 3})
+    trials = run_to_end(sqlite_url, study_id, lambda p: 0.5)
+    assert len(trials) == 5
+    assert [t.params for t in trials[:2]] == enqueue
+    assert all(t.params not in enqueue for t in trials[2:])
+
+
+def test_coarse_to_fine_boxes_are_stored_with_the_study(sqlite_url: str) -> None:
+    study_id = new_study(
+        sqlite_url,
+        strategy={"type": "coarse_to_fine", "rounds": 3, "samples_per_round": 8, "keep": 0.25},
+        budget={"trials": 24, "parallelism": 4},
+    )
+    # best near lr = 0.01: accuracy falls with the distance in decades
+    run_to_end(sqlite_url, study_id, lambda p: -abs(math.log10(p[LR]) + 2))
+    with session_scope(sqlite_url) as session:
+        boxes = session.get_one(Study, study_id).strategy_state["boxes"]
+    assert len(boxes) == 3
+    widths = [math.log10(b[LR]["high"]) - math.log10(b[LR]["low"]) for b in boxes]
+    assert widths[0] > widths[1] > widths[2]
+    assert boxes[2][LR]["low"] <= 0.01 <= boxes[2][LR]["high"]
+
+
+def test_tpe_study_survives_failed_trials_and_proposes_in_the_space(sqlite_url: str) -> None:
+    study_id = new_study(
+        sqlite_url,
+        strategy={"type": "tpe", "seed": 0, "n_startup_trials": 4},
+        budget={"trials": 12, "parallelism": 2},
+    )
+    # learning rates above 0.1 "diverge"
+    trials = run_to_end(sqlite_url, study_id, lambda p: math.nan if p[LR] > 0.1 else p[LR])
+    assert len(trials) == 12
+    assert all(0.001 <= t.params[LR] <= 0.5 for t in trials)
+    assert {t.state for t in trials} <= {"complete", "failed"}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 from pydantic import TypeAdapter
 
 from search.space import Param, Space
 from search.strategies.base import Strategy, TrialRecord
+from search.strategies.coarse_to_fine import CoarseToFineStrategy
 from search.strategies.grid import Grid, GridStrategy
+from search.strategies.optuna_samplers import SAMPLER_KINDS, OptunaStrategy, make_sampler
 from search.strategies.random import RandomStrategy
 
 PARAM = TypeAdapter(Param)
@@ -33,25 +36,55 @@ SPACE = Space(
     }
 )
 
-STRATEGIES = [RandomStrategy(seed=3), GridStrategy(n=3)]
+
+def optuna_strategy(kind: str, seed: int = 3) -> OptunaStrategy:
+    sampler = make_sampler(kind, seed=seed, n_startup_trials=5, population_size=8)
+    return OptunaStrategy(sampler, ["minimize"])
 
 
-def run(strategy: Strategy, trials: int, per_ask: int) -> list[TrialRecord]:
+STRATEGIES = [
+    RandomStrategy(seed=3),
+    GridStrategy(n=3),
+    CoarseToFineStrategy(
+        seed=3, rounds=3, samples_per_round=10, keep=0.3, margin=0.1, direction="minimize"
+    ),
+    *(optuna_strategy(kind) for kind in SAMPLER_KINDS),
+]
+
+
+def strategy_id(strategy: Strategy) -> str:
+    if isinstance(strategy, OptunaStrategy):
+        return type(strategy.study.sampler).__name__
+    return type(strategy).__name__
+
+
+def run(
+    strategy: Strategy,
+    trials: int,
+    per_ask: int,
+    objective: Callable[[dict], float] = lambda params: params["lr"],
+    space: Space = SPACE,
+) -> list[TrialRecord]:
+    """Ask, run every proposal at once with `objective`, repeat until `trials` or exhaustion."""
     history: list[TrialRecord] = []
     while len(history) < trials:
-        proposals = strategy.ask(SPACE, history, min(per_ask, trials - len(history)))
+        proposals = strategy.ask(space, history, min(per_ask, trials - len(history)))
         if not proposals:
             break
         history += [
             TrialRecord(
-                number=len(history) + i, params=p.params, state="complete", grid_index=p.grid_index
+                number=len(history) + i,
+                params=p.params,
+                state="complete",
+                values=(objective(p.params),),
+                grid_index=p.grid_index,
             )
             for i, p in enumerate(proposals)
         ]
     return history
 
 
-@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=strategy_id)
 def test_every_proposal_lies_in_the_space_with_inactive_parameters_absent(
     strategy: Strategy,
 ) -> None:
@@ -94,3 +127,73 @@ def test_grid_covers_the_product_exactly_once_then_stops() -> None:
     keys = [tuple(sorted((k, str(v)) for k, v in t.params.items())) for t in history]
     assert len(set(keys)) == len(keys)
     assert sorted(t.grid_index for t in history) == list(range(len(history)))
+
+
+def test_coarse_to_fine_closes_in_on_the_bottom_of_a_bowl() -> None:
+    bowl = Space(
+        {
+            "x": PARAM.validate_python({"type": "float", "low": -5.0, "high": 5.0}),
+            "lr": PARAM.validate_python({"type": "float", "low": 1e-5, "high": 1.0, "log": True}),
+            "act": PARAM.validate_python({"type": "categorical", "choices": ["a", "b", "c"]}),
+        }
+    )
+
+    def loss(p: dict) -> float:
+        penalty = {"a": 1.0, "b": 0.0, "c": 1.0}[p["act"]]
+        return (p["x"] - 1.3) ** 2 + (math.log10(p["lr"]) + 2) ** 2 + penalty
+
+    strategy = CoarseToFineStrategy(
+        seed=0, rounds=5, samples_per_round=30, keep=0.2, margin=0.1, direction="minimize"
+    )
+    history = run(strategy, 150, per_ask=30, objective=loss, space=bowl)
+    boxes = strategy.boxes(bowl, history)
+    assert len(boxes) == 5
+    first, last = boxes[0], boxes[-1]
+    assert last["x"].low <= 1.3 <= last["x"].high
+    assert last["lr"].low <= 1e-2 <= last["lr"].high
+    assert last["x"].high - last["x"].low <= 0.1 * (first["x"].high - first["x"].low)
+    log_width = math.log(last["lr"].high) - math.log(last["lr"].low)
+    assert log_width <= 0.1 * (math.log(first["lr"].high) - math.log(first["lr"].low))
+    assert last["act"].choices == ["b"]
+    # every box lies inside the one before it
+    for outer, inner in zip(boxes, boxes[1:], strict=False):
+        assert outer["x"].low <= inner["x"].low <= inner["x"].high <= outer["x"].high
+
+
+def test_coarse_to_fine_waits_for_a_round_to_finish_before_narrowing() -> None:
+    strategy = CoarseToFineStrategy(
+        seed=0, rounds=2, samples_per_round=4, keep=0.5, margin=0.1, direction="minimize"
+    )
+    first = strategy.ask(SPACE, [], 6)
+    assert len(first) == 4  # round 1's box is not known until round 0 has finished
+    running = [TrialRecord(number=i, params=p.params, state="running") for i, p in enumerate(first)]
+    assert strategy.ask(SPACE, running, 2) == []
+
+
+def test_tpe_with_a_fixed_seed_proposes_the_same_first_20_configs_twice() -> None:
+    first = run(optuna_strategy("tpe", seed=11), 20, per_ask=1)
+    second = run(optuna_strategy("tpe", seed=11), 20, per_ask=1)
+    other = run(optuna_strategy("tpe", seed=12), 20, per_ask=1)
+    assert [t.params for t in first] == [t.params for t in second]
+    assert [t.params for t in first] != [t.params for t in other]
+
+
+def test_a_failed_trial_is_told_as_failed_and_trials_from_elsewhere_are_added() -> None:
+    strategy = optuna_strategy("tpe")
+    proposals = strategy.ask(SPACE, [], 2)
+    history = [
+        TrialRecord(number=0, params=proposals[0].params, state="failed"),
+        TrialRecord(number=1, params=proposals[1].params, state="complete", values=(0.5,)),
+        # proposed by another process's coordinator, never asked here
+        TrialRecord(
+            number=2,
+            params={"optimizer": "sgd", "lr": 0.01, "batch": 32, "hidden": [32], "decay": 0.02},
+            state="complete",
+            values=(0.25,),
+        ),
+    ]
+    strategy.ask(SPACE, history, 1)
+    states = [t.state.name for t in strategy.study.trials]
+    assert states[:3] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert strategy.study.best_value == 0.25
+    assert strategy.study.best_params["hidden"] == "[32]"  # categoricals travel as JSON
