@@ -74,6 +74,18 @@ def trials_of(session: Session, study_id: int) -> Sequence[Trial]:
     ).all()
 
 
+def trials_since(
+    session: Session, study_id: int, after: int, open_ids: Sequence[int]
+) -> Sequence[Trial]:
+    """A study's trials inserted after id `after`, and those of `open_ids`, by number."""
+    changed = Trial.id > after
+    if open_ids:
+        changed = changed | Trial.id.in_(open_ids)
+    return session.scalars(
+        select(Trial).where(Trial.study_id == study_id, changed).order_by(Trial.number)
+    ).all()
+
+
 def trials_after(session: Session, study_id: int, after: int, limit: int) -> Sequence[Trial]:
     """Up to `limit` trials inserted after the trial with id `after`, in insertion order."""
     return session.scalars(
@@ -107,13 +119,19 @@ def get_study(session: Session, team_id: int, study_id: int) -> Study | None:
     ).one_or_none()
 
 
+# State changes are single-row UPDATEs whose rows no session holds: matching them against the
+# identity map (SQLAlchemy's default) costs more than the statement.
+_UNSYNCED = {"synchronize_session": False}
+
+
 def claim_trial(session: Session, trial_id: int, worker: str) -> bool:
     """Move a queued trial to running for `worker`; False when someone else already has."""
     now = utcnow()
     result = session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.state == TrialState.QUEUED)
-        .values(state=TrialState.RUNNING, worker=worker, started_at=now, heartbeat_at=now)
+        .values(state=TrialState.RUNNING, worker=worker, started_at=now, heartbeat_at=now),
+        execution_options=_UNSYNCED,
     )
     return result.rowcount == 1
 
@@ -123,7 +141,8 @@ def heartbeat(session: Session, trial_id: int) -> None:
     session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
-        .values(heartbeat_at=utcnow())
+        .values(heartbeat_at=utcnow()),
+        execution_options=_UNSYNCED,
     )
 
 
@@ -168,7 +187,8 @@ def finish_trial(
     result = session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
-        .values(state=state, reason=reason, values=values, value=value, finished_at=utcnow())
+        .values(state=state, reason=reason, values=values, value=value, finished_at=utcnow()),
+        execution_options=_UNSYNCED,
     )
     return result.rowcount == 1
 

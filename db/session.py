@@ -14,6 +14,7 @@ from db.models import Study
 from db.settings import get_settings
 
 _engines: dict[tuple[str, int], Engine] = {}
+_sessionmakers: dict[Engine, sessionmaker[Session]] = {}
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -52,7 +53,10 @@ def get_engine(url: str | None = None) -> Engine:
 @contextmanager
 def session_scope(url: str | None = None) -> Iterator[Session]:
     """A session that commits on success, rolls back on error and always closes."""
-    session = sessionmaker(get_engine(url), expire_on_commit=False)()
+    engine = get_engine(url)
+    if engine not in _sessionmakers:
+        _sessionmakers[engine] = sessionmaker(engine, expire_on_commit=False)
+    session = _sessionmakers[engine]()
     try:
         yield session
         session.commit()

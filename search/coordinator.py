@@ -14,18 +14,20 @@ from collections.abc import Callable, Sequence
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Study, StudyStatus, Trial
+from db.models import FINISHED_STATES, Study, StudyStatus, Trial
 from db.session import lock_study, session_scope
 from search.definition import StudyDefinition
-from search.strategies.base import Proposal, Strategy, TrialRecord
+from search.strategies.base import Proposal, TrialRecord
 
 log = logging.getLogger(__name__)
 
 Dispatch = Callable[[Sequence[int]], None]
 
-# Warm strategies of the studies this process refilled lately, least recently used first.
-MAX_WARM_STRATEGIES = 64
-_STRATEGIES: dict[tuple[str, int, str], Strategy] = {}
+FINISHED = tuple(state.value for state in FINISHED_STATES)
+
+# Studies this process refilled lately, least recently used first.
+MAX_WARM_STUDIES = 64
+_WARM: dict[tuple[str, int, str], _WarmStudy] = {}
 
 
 def create_study(session: Session, *, team_id: int, definition: StudyDefinition) -> Study:
@@ -59,30 +61,25 @@ def refill(study_id: int, *, dispatch: Dispatch, url: str | None = None) -> list
 
 
 def _queue_next(session: Session, study: Study) -> list[int]:
-    definition = StudyDefinition.model_validate(study.definition)
-    progress = queries.study_progress(session, study.id)
-    if progress.finished >= study.budget_trials:
+    warm = _warm(session, study)
+    history = warm.sync(session, study.id)
+    finished = sum(t.state in FINISHED for t in history)
+    in_flight = len(history) - finished
+    if finished >= study.budget_trials:
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
     room = min(
-        study.parallelism - progress.in_flight,
-        study.budget_trials - progress.finished - progress.in_flight,
+        study.parallelism - in_flight,
+        study.budget_trials - finished - in_flight,
     )
     if room <= 0:
         return []
-    metrics = [o.metric for o in definition.objectives]
-    history = [_record(t, metrics) for t in queries.trials_of(session, study.id)]
-    space = definition.search_space()
-    # Warm-start configurations take the first trial numbers, before the strategy's own.
-    warm = [Proposal(config) for config in definition.enqueue[len(history) :][:room]]
-    planned = [TrialRecord(len(history) + i, p.params, "queued") for i, p in enumerate(warm)]
-    strategy = _strategy(session, study, definition)
-    proposals = warm + strategy.ask(space, history + planned, room - len(warm))
-    if not proposals and progress.in_flight == 0:
+    proposals = warm.propose(history, room)
+    if not proposals and in_flight == 0:
         log.info("study %s: the strategy has no more configurations; ending it", study.id)
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
-    shown = strategy.describe(space, history)
+    shown = warm.strategy.describe(warm.space, history)
     if shown != study.strategy_state:
         study.strategy_state = shown
     trials = [
@@ -94,19 +91,61 @@ def _queue_next(session: Session, study: Study) -> list[int]:
     return [t.id for t in trials]
 
 
-def _strategy(session: Session, study: Study, definition: StudyDefinition) -> Strategy:
-    """The study's strategy, kept warm in this process (Optuna's samplers learn incrementally).
+class _WarmStudy:
+    """What this process keeps of a study between refills: its parsed definition, its
+    strategy (Optuna's samplers learn incrementally) and its trial history.
+
+    A finished trial never changes again, so each refill reads only the trials inserted since
+    the last one and those that were still queued or running: the cost of a refill does not
+    grow with the study.
+    """
+
+    def __init__(self, definition: StudyDefinition) -> None:
+        self.definition = definition
+        self.space = definition.search_space()
+        self.strategy = definition.make_strategy()
+        self.metrics = [o.metric for o in definition.objectives]
+        self.history: list[TrialRecord] = []
+        self.ids: list[int] = []  # trial id of each history entry, by number
+        self.open: dict[int, int] = {}  # trial id -> number, for trials not finished when read
+
+    def sync(self, session: Session, study_id: int) -> list[TrialRecord]:
+        """The history brought up to date with the database (the study's lock is held)."""
+        after = self.ids[-1] if self.ids else 0
+        for trial in queries.trials_since(session, study_id, after, list(self.open)):
+            record = _record(trial, self.metrics)
+            if trial.number == len(self.history):
+                self.history.append(record)
+                self.ids.append(trial.id)
+            else:
+                self.history[trial.number] = record
+            if record.state in FINISHED:
+                self.open.pop(trial.id, None)
+            else:
+                self.open[trial.id] = trial.number
+        return self.history
+
+    def propose(self, history: list[TrialRecord], room: int) -> list[Proposal]:
+        """Up to `room` configurations: enqueued ones first, then the strategy's."""
+        warm = [Proposal(c) for c in self.definition.enqueue[len(history) :][:room]]
+        planned = [TrialRecord(len(history) + i, p.params, "queued") for i, p in enumerate(warm)]
+        return warm + self.strategy.ask(self.space, history + planned, room - len(warm))
+
+
+def _warm(session: Session, study: Study) -> _WarmStudy:
+    """The study's warm state in this process, made on first use.
 
     Keyed by database and creation time too: one process may serve several databases, and a
     recreated database reuses study ids.
     """
     key = (str(session.get_bind().url), study.id, str(study.created_at))
-    if key not in _STRATEGIES:
-        if len(_STRATEGIES) >= MAX_WARM_STRATEGIES:
-            _STRATEGIES.pop(next(iter(_STRATEGIES)))
-        _STRATEGIES[key] = definition.make_strategy()
-    _STRATEGIES[key] = _STRATEGIES.pop(key)  # most recently used last
-    return _STRATEGIES[key]
+    warm = _WARM.pop(key, None)
+    if warm is None:
+        if len(_WARM) >= MAX_WARM_STUDIES:
+            _WARM.pop(next(iter(_WARM)))
+        warm = _WarmStudy(StudyDefinition.model_validate(study.definition))
+    _WARM[key] = warm  # most recently used last
+    return warm
 
 
 def _record(trial: Trial, metrics: list[str]) -> TrialRecord:
