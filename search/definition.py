@@ -259,6 +259,7 @@ class StudyDefinition(_Section):
                 seed=config.seed,
                 n_startup_trials=config.n_startup_trials,
                 population_size=config.population_size,
+                conditional=any(p.when for p in self.space.values()),
             )
             return OptunaStrategy(sampler, [o.direction for o in self.objectives])
         return RandomStrategy(seed=config.seed)

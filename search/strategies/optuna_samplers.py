@@ -44,9 +44,15 @@ _STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed
 
 
 def make_sampler(
-    kind: str, *, seed: int, n_startup_trials: int, population_size: int
+    kind: str,
+    *,
+    seed: int,
+    n_startup_trials: int,
+    population_size: int,
+    conditional: bool = False,
 ) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler a study file's ``strategy.type`` names."""
+    """The Optuna sampler a study file's ``strategy.type`` names; `conditional` says whether
+    the space has ``when`` parameters (TPE then models each group of co-occurring ones)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if kind == "tpe":
@@ -54,7 +60,9 @@ def make_sampler(
                 seed=seed,
                 n_startup_trials=n_startup_trials,
                 multivariate=True,
-                group=True,
+                # Grouping rescans every trial's parameters at each ask: only worth it when
+                # conditions make parameters come and go.
+                group=conditional,
                 constant_liar=True,
             )
         if kind == "gp":
