@@ -12,8 +12,10 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from db import queries
-from db.models import Trial, TrialState
+from db.models import Study, Trial, TrialState
 from db.session import session_scope
 from db.settings import get_settings
 from search.definition import StudyDefinition
@@ -47,7 +49,7 @@ def run_trial(trial_id: int, *, url: str | None = None) -> int | None:
         log.info("trial %s: running", trial_id)
         trial = session.get_one(Trial, trial_id)
         study_id, number, params = trial.study_id, trial.number, trial.params
-        definition = StudyDefinition.model_validate(trial.study.definition)
+        definition = _definition(session, trial.study)
     recorder = _Recorder(trial_id, url, _PruningCheck(study_id, number, definition, url))
     with _Heartbeat(trial_id, url):
         state, reason, values = _train(definition, params, recorder)
@@ -80,6 +82,19 @@ def _outcome(result: TrainResult) -> tuple[TrialState, str | None, dict[str, flo
     if result.status == "pruned":
         return TrialState.PRUNED, result.reason, result.metrics or None
     return TrialState.COMPLETE, None, result.metrics
+
+
+_DEFINITIONS: dict[tuple[str, int, str], StudyDefinition] = {}
+
+
+def _definition(session: Session, study: Study) -> StudyDefinition:
+    """A study's parsed definition, parsed once per process (a definition never changes)."""
+    key = (str(session.get_bind().url), study.id, str(study.created_at))
+    if key not in _DEFINITIONS:
+        if len(_DEFINITIONS) >= 256:
+            _DEFINITIONS.clear()  # a worker serving many studies keeps only recent ones
+        _DEFINITIONS[key] = StudyDefinition.model_validate(study.definition)
+    return _DEFINITIONS[key]
 
 
 def _splits(dataset: DatasetConfig) -> Splits:
@@ -141,7 +156,7 @@ class _Recorder:
                 self.flush(session)
         return self.prune(step, metrics)
 
-    def flush(self, session: Any) -> None:
+    def flush(self, session: Session) -> None:
         if self.pending:
             queries.add_metrics(session, self.trial_id, self.pending)
             self.pending = []
