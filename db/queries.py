@@ -124,16 +124,26 @@ def get_study(session: Session, team_id: int, study_id: int) -> Study | None:
 _UNSYNCED = {"synchronize_session": False}
 
 
-def claim_trial(session: Session, trial_id: int, worker: str) -> bool:
-    """Move a queued trial to running for `worker`; False when someone else already has."""
+@dataclass(frozen=True)
+class Claimed:
+    """What a worker needs of the trial it has just claimed."""
+
+    study_id: int
+    number: int
+    params: dict[str, Any]
+
+
+def claim_trial(session: Session, trial_id: int, worker: str) -> Claimed | None:
+    """Move a queued trial to running for `worker`; None when someone else already has."""
     now = utcnow()
-    result = session.execute(
+    row = session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.state == TrialState.QUEUED)
-        .values(state=TrialState.RUNNING, worker=worker, started_at=now, heartbeat_at=now),
+        .values(state=TrialState.RUNNING, worker=worker, started_at=now, heartbeat_at=now)
+        .returning(Trial.study_id, Trial.number, Trial.params),
         execution_options=_UNSYNCED,
-    )
-    return result.rowcount == 1
+    ).one_or_none()
+    return Claimed(*row) if row is not None else None
 
 
 def heartbeat(session: Session, trial_id: int) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import Study, Trial, TrialState
+from db.models import Study, TrialState
 from db.session import session_scope
 from db.settings import get_settings
 from search.definition import StudyDefinition
@@ -43,13 +43,13 @@ def run_trial(trial_id: int, *, url: str | None = None) -> int | None:
     twice.
     """
     with session_scope(url) as session:
-        if not queries.claim_trial(session, trial_id, worker_name()):
+        claimed = queries.claim_trial(session, trial_id, worker_name())
+        if claimed is None:
             log.info("trial %s is not queued any more; not running it", trial_id)
             return None
         log.info("trial %s: running", trial_id)
-        trial = session.get_one(Trial, trial_id)
-        study_id, number, params = trial.study_id, trial.number, trial.params
-        definition = _definition(session, trial.study)
+        study_id, number, params = claimed.study_id, claimed.number, claimed.params
+        definition = _definition(session, study_id)
     recorder = _Recorder(trial_id, url, _PruningCheck(study_id, number, definition, url))
     with _Heartbeat(trial_id, url):
         state, reason, values = _train(definition, params, recorder)
@@ -84,15 +84,16 @@ def _outcome(result: TrainResult) -> tuple[TrialState, str | None, dict[str, flo
     return TrialState.COMPLETE, None, result.metrics
 
 
-_DEFINITIONS: dict[tuple[str, int, str], StudyDefinition] = {}
+_DEFINITIONS: dict[tuple[str, int], StudyDefinition] = {}
 
 
-def _definition(session: Session, study: Study) -> StudyDefinition:
-    """A study's parsed definition, parsed once per process (a definition never changes)."""
-    key = (str(session.get_bind().url), study.id, str(study.created_at))
+def _definition(session: Session, study_id: int) -> StudyDefinition:
+    """A study's parsed definition, read and parsed once per process (it never changes)."""
+    key = (str(session.get_bind().url), study_id)
     if key not in _DEFINITIONS:
         if len(_DEFINITIONS) >= 256:
             _DEFINITIONS.clear()  # a worker serving many studies keeps only recent ones
+        study = session.get_one(Study, study_id)
         _DEFINITIONS[key] = StudyDefinition.model_validate(study.definition)
     return _DEFINITIONS[key]
 

@@ -34,9 +34,9 @@ def finish(
     """Run the trials the way a worker would, with `score` as their val_accuracy."""
     with session_scope(url) as session:
         for trial_id in trial_ids:
-            assert queries.claim_trial(session, trial_id, "test")
-            trial = session.get_one(Trial, trial_id)
-            value = score(trial.params)
+            claimed = queries.claim_trial(session, trial_id, "test")
+            assert claimed is not None
+            value = score(claimed.params)
             state = TrialState.FAILED if value != value else TrialState.COMPLETE  # NaN: failed
             values = {"val_accuracy": value} if state == TrialState.COMPLETE else None
             queries.finish_trial(
