@@ -83,3 +83,41 @@ def test_unknown_study_is_404_in_the_error_shape(client: TestClient) -> None:
         "error": {"code": "not_found", "message": "study not found", "field": None}
     }
     assert client.get("/api/v1/studies/999/trials").status_code == 404
+
+
+def test_a_multi_objective_study_reports_a_non_dominated_front(client: TestClient) -> None:
+    objectives = [
+        {"metric": "val_accuracy", "direction": "maximize"},
+        {"metric": "train_seconds", "direction": "minimize"},
+    ]
+    space = {
+        "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
+        "training.epochs": {"type": "int", "low": 1, "high": 8},
+    }
+    study = tiny_study(objective=objectives, space=space, budget={"trials": 8, "parallelism": 2})
+    study_id = client.post("/api/v1/studies", json=study).json()["id"]
+    done = wait_done(client, study_id)
+    trials = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+    points = {
+        t["id"]: (t["values"]["val_accuracy"], t["values"]["train_seconds"])
+        for t in trials
+        if t["state"] == "complete"
+    }
+    front = {t["id"] for t in done["pareto_front"]}
+    assert front
+
+    def dominated(p: tuple[float, float]) -> bool:
+        return any(q[0] >= p[0] and q[1] <= p[1] and q != p for q in points.values())
+
+    assert front == {i for i, p in points.items() if not dominated(p)}
+
+
+def test_a_coarse_to_fine_study_returns_each_rounds_box(client: TestClient) -> None:
+    strategy = {"type": "coarse_to_fine", "rounds": 2, "samples_per_round": 3, "keep": 0.34}
+    study = tiny_study(strategy=strategy, budget={"trials": 6, "parallelism": 3})
+    study_id = client.post("/api/v1/studies", json=study).json()["id"]
+    boxes = wait_done(client, study_id)["strategy_state"]["boxes"]
+    assert len(boxes) == 2
+    first, second = (b["training.learning_rate"] for b in boxes)
+    assert first == {"low": 0.001, "high": 0.5, "log": True}
+    assert first["low"] <= second["low"] < second["high"] <= first["high"]
