@@ -61,8 +61,7 @@ def ours(url: str, kind: str, trials: int) -> float:
     started = time.perf_counter()
     coordinator.refill(study_id, dispatch=queue.extend, url=url)
     while queue:
-        run_trial(queue.pop(), url=url)
-        coordinator.refill(study_id, dispatch=queue.extend, url=url)
+        queue.extend(run_trial(queue.pop(), url=url))
     wall = time.perf_counter() - started
     with session_scope(url) as session:
         trained = sum(t.values["train_seconds"] for t in queries.trials_of(session, study_id))

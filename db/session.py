@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, sessionmaker
 
 from db.models import Study
 from db.settings import get_settings
@@ -69,7 +69,8 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
 
 def lock_study(session: Session, study_id: int) -> Study | None:
     """The study, locked for the rest of the transaction (row lock; SQLite's is database-wide)."""
-    statement = select(Study).where(Study.id == study_id)
+    # The definition is the bulk of the row and rarely needed: it loads on first access.
+    statement = select(Study).options(defer(Study.definition)).where(Study.id == study_id)
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update()
     return session.scalars(statement).one_or_none()

@@ -45,19 +45,25 @@ def create_study(session: Session, *, team_id: int, definition: StudyDefinition)
 
 
 def refill(study_id: int, *, dispatch: Dispatch, url: str | None = None) -> list[int]:
-    """Queue trials up to the study's parallelism and budget, then dispatch them.
+    """Queue trials up to the study's parallelism and budget, commit, then dispatch them."""
+    with session_scope(url) as session:
+        trial_ids = queue_next(session, study_id)
+    if trial_ids:
+        dispatch(trial_ids)
+    return trial_ids
+
+
+def queue_next(session: Session, study_id: int) -> list[int]:
+    """In the caller's transaction, under the study's lock: queue trials up to the study's
+    parallelism and budget and return their ids, to dispatch once the transaction commits.
 
     Called when a study starts and whenever one of its trials ends. Ends the study when its
     budget is spent, or when the strategy has nothing left and nothing is in flight.
     """
-    with session_scope(url) as session:
-        study = lock_study(session, study_id)
-        if study is None or study.status != StudyStatus.RUNNING:
-            return []
-        trial_ids = _queue_next(session, study)
-    if trial_ids:
-        dispatch(trial_ids)
-    return trial_ids
+    study = lock_study(session, study_id)
+    if study is None or study.status != StudyStatus.RUNNING:
+        return []
+    return _queue_next(session, study)
 
 
 def _queue_next(session: Session, study: Study) -> list[int]:

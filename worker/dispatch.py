@@ -10,7 +10,6 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Protocol
 
 from db.settings import get_settings
-from search.coordinator import refill
 from worker.runner import run_trial
 
 log = logging.getLogger(__name__)
@@ -42,8 +41,8 @@ class LocalPool:
         pin_blas_threads()
         # spawn: a forked child would inherit this process's database connections.
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-        # Refills run on their own thread: a done-callback runs on the pool's manager thread,
-        # which must not block on the database nor submit to the pool it is managing.
+        # Successors are submitted from a thread of their own: a done-callback runs on the
+        # pool's manager thread, which must not submit to the pool it is managing.
         self.refiller = ThreadPoolExecutor(1, thread_name_prefix="refill")
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
@@ -51,13 +50,11 @@ class LocalPool:
             future = self.pool.submit(run_trial, trial_id, url=self.url)
             future.add_done_callback(lambda done: self.refiller.submit(self._after_trial, done))
 
-    def _after_trial(self, future: Future[int | None]) -> None:
+    def _after_trial(self, future: Future[list[int]]) -> None:
         try:
-            study_id = future.result()
-            if study_id is not None:
-                refill(study_id, dispatch=self.dispatch, url=self.url)
+            self.dispatch(future.result())
         except Exception:
-            log.exception("a local trial process or the refill after it failed")
+            log.exception("a local trial process failed")
 
     def shutdown(self) -> None:
         self.refiller.shutdown(wait=True, cancel_futures=True)

@@ -18,6 +18,7 @@ from db import queries
 from db.models import Study, TrialState
 from db.session import session_scope
 from db.settings import get_settings
+from search import coordinator
 from search.definition import StudyDefinition
 from search.pruners import NoPruner
 from worker.engine import ConfigError, Splits, TrainResult, load_splits, train
@@ -35,30 +36,43 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def run_trial(trial_id: int, *, url: str | None = None) -> int | None:
-    """Run a queued trial to exactly one terminal state; return its study id.
+def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
+    """Run a queued trial to exactly one terminal state; return the trials queued after it.
 
-    Returns None, running nothing, when the trial is not queued any more (another worker
-    claimed it, or a redelivered message found it finished): running it again would count it
-    twice.
+    The trial's end and the trials the coordinator queues in its place are written in one
+    transaction; the caller dispatches the returned ids. Runs nothing (and returns []) when
+    the trial is not queued any more (another worker claimed it, or a redelivered message
+    found it finished): running it again would count it twice.
     """
     with session_scope(url) as session:
         claimed = queries.claim_trial(session, trial_id, worker_name())
         if claimed is None:
             log.info("trial %s is not queued any more; not running it", trial_id)
-            return None
+            return []
         log.info("trial %s: running", trial_id)
         study_id, number, params = claimed.study_id, claimed.number, claimed.params
         definition = _definition(session, study_id)
     recorder = _Recorder(trial_id, url, _PruningCheck(study_id, number, definition, url))
     with _Heartbeat(trial_id, url):
         state, reason, values = _train(definition, params, recorder)
-    with session_scope(url) as session:
-        recorder.flush(session)
-        value = values.get(definition.objectives[0].metric) if values else None
+    value = values.get(definition.objectives[0].metric) if values else None
+
+    def write_end(session: Session) -> None:
+        queries.add_metrics(session, trial_id, recorder.pending)
         queries.finish_trial(session, trial_id, state, reason=reason, values=values, value=value)
+
+    try:
+        with session_scope(url) as session:
+            write_end(session)
+            successors = coordinator.queue_next(session, study_id)
+    except Exception:
+        # The coordinator must not cost the trial its result: write the end alone.
+        log.exception("study %s: queueing the trials after %s failed", study_id, trial_id)
+        with session_scope(url) as session:
+            write_end(session)
+        successors = []
     log.info("trial %s: %s%s", trial_id, state.value, f" ({reason})" if reason else "")
-    return study_id
+    return successors
 
 
 def _train(

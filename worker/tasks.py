@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from celery import Celery
 
 from db.settings import get_settings
-from search.coordinator import refill
 from worker.runner import run_trial
 
 # The broker must not hand a running trial to a second worker before the first is done with it.
@@ -28,10 +27,8 @@ app.conf.update(
 
 @app.task(name="hpsearch.run_trial")
 def run_trial_task(trial_id: int) -> None:
-    """Run one trial, then let the coordinator queue what comes next."""
-    study_id = run_trial(trial_id)
-    if study_id is not None:
-        refill(study_id, dispatch=CeleryDispatcher().dispatch)
+    """Run one trial, then dispatch the trials the coordinator queued after it."""
+    CeleryDispatcher().dispatch(run_trial(trial_id))
 
 
 class CeleryDispatcher:
