@@ -7,9 +7,16 @@ field here is a setting a study can fix or search.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -29,26 +36,44 @@ class SplitConfig(_Section):
     validation: float = Field(0.2, gt=0, lt=1)
     test: float = Field(0.2, ge=0, lt=1)
     seed: int = 0
+    stratify: bool = Field(True, description="Keep class proportions in every split.")
+
+    @model_validator(mode="after")
+    def _room_for_training(self) -> SplitConfig:
+        if self.validation + self.test >= 1:
+            raise ValueError("validation + test must leave rows for training (sum < 1)")
+        return self
 
 
 class PreprocessConfig(_Section):
     scale: Literal["standard", "minmax", "none"] = "standard"
     impute: Literal["drop", "mean", "median"] = "mean"
+    clip: float | None = Field(None, gt=0, description="Clip features at ± this many std.")
+    one_hot: bool = Field(True, description="Expand categorical columns to indicator columns.")
 
 
 class DatasetConfig(_Section):
     name: str = Field(min_length=1)
     target: str | None = None
+    task: Literal["auto", "classification", "regression"] = "auto"
+    n_samples: int | None = Field(None, ge=10, le=1_000_000, description="Synthetic sets only.")
+    noise: float | None = Field(None, ge=0, description="Synthetic sets only.")
     split: SplitConfig = SplitConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
 
 
 class ModelConfig(_Section):
-    type: Literal["softmax", "mlp"] = "mlp"
+    type: Literal["linear", "logistic", "softmax", "mlp"] = "mlp"
     hidden: list[int] = [64]
     activation: Literal["sigmoid", "tanh", "relu", "leaky_relu"] = "relu"
+    leaky_slope: float = Field(0.01, gt=0, lt=1)
     batch_norm: bool = False
-    init: Literal["zeros", "uniform", "normal", "xavier", "he"] = "he"
+    batch_norm_momentum: float = Field(0.9, ge=0, lt=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    init: Literal["zeros", "uniform", "normal", "xavier", "he", "orthogonal", "lsuv"] = "he"
+    init_scale: float | None = Field(
+        None, gt=0, description="r of uniform(-r, r), σ of normal(σ); default per initializer."
+    )
 
     @field_validator("hidden")
     @classmethod
@@ -57,29 +82,64 @@ class ModelConfig(_Section):
             raise ValueError("every hidden size must be at least 1")
         return hidden
 
-    @field_validator("batch_norm")
-    @classmethod
-    def _no_batch_norm_yet(cls, batch_norm: bool) -> bool:
-        if batch_norm:
-            raise ValueError("batch norm is not available in this engine version")
-        return batch_norm
-
 
 class StoppingConfig(_Section):
     patience: int | None = Field(None, ge=1)
+    monitor: Literal["val_loss", "val_accuracy", "val_rmse", "train_loss"] = "val_loss"
+    min_delta: float = Field(0.0, ge=0)
     grad_tol: float | None = Field(None, ge=0)
+    max_iterations: int | None = Field(None, ge=1, description="Optimizer steps in all.")
+
+
+class ConstantSchedule(_Section):
+    type: Literal["constant"] = "constant"
+
+
+class StepSchedule(_Section):
+    type: Literal["step"]
+    every: int = Field(10, ge=1, description="Epochs between drops.")
+    factor: float = Field(0.5, gt=0, le=1)
+
+
+class ExponentialSchedule(_Section):
+    type: Literal["exponential"]
+    rate: float = Field(0.95, gt=0, le=1, description="Factor per epoch.")
+
+
+class CosineSchedule(_Section):
+    type: Literal["cosine"]
+    min_lr: float = Field(0.0, ge=0)
+
+
+Schedule = Annotated[
+    ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule,
+    Field(discriminator="type"),
+]
+
+Optimizer = Literal[
+    "gd", "sgd", "minibatch", "momentum", "nag", "adagrad", "adadelta", "rmsprop", "adam", "adamw"
+]
 
 
 class TrainingConfig(_Section):
-    loss: Literal["cross_entropy"] = "cross_entropy"
-    optimizer: Literal["gd", "sgd", "minibatch", "adam"] = "adam"
-    learning_rate: float = Field(0.001, gt=0)
+    loss: Literal["mse", "rss", "bce", "cross_entropy"] | None = Field(
+        None, description="None: the model's own (mse, bce or cross_entropy)."
+    )
+    optimizer: Optimizer = "adam"
+    learning_rate: float | None = Field(
+        0.001, gt=0, description="η; adadelta needs none (it scales Δ, default 1)."
+    )
     batch_size: int | None = Field(64, ge=1)
     epochs: int = Field(30, ge=1)
     seed: int = 0
+    momentum: float = Field(0.9, ge=0, lt=1, description="β of momentum and nag.")
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
+    gamma: float = Field(0.9, ge=0, lt=1, description="γ of rmsprop and adadelta.")
     epsilon: float = Field(1e-8, gt=0)
+    weight_decay: float = Field(0.0, ge=0, description="L2 added to g; decoupled for adamw.")
+    schedule: Schedule = ConstantSchedule()
+    dtype: Literal["float32", "float64"] = "float32"
     stopping: StoppingConfig = StoppingConfig()
 
 
@@ -102,15 +162,21 @@ class TrainConfig(_Section):
 
 
 def field_exists(path: str) -> bool:
-    """Whether a dotted path (``training.learning_rate``) names a field of `TrainConfig`."""
-    model: type[BaseModel] | None = TrainConfig
+    """Whether a dotted path (``training.learning_rate``) names a field of `TrainConfig`.
+
+    Through a union of sections (``training.schedule``) a path exists if any member has it.
+    """
+    models: list[type[BaseModel]] = [TrainConfig]
     for part in path.split("."):
-        if model is None or part not in model.model_fields:
+        fields = [m.model_fields[part] for m in models if part in m.model_fields]
+        if not fields:
             return False
-        annotation = model.model_fields[part].annotation
-        model = (
-            annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel)
-            else None
-        )
+        models = [sub for f in fields for sub in _sections(f.annotation)]
     return True
+
+
+def _sections(annotation: Any) -> list[type[BaseModel]]:
+    """The section models an annotation holds: itself, or the members of a union."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [a for arg in get_args(annotation) for a in _sections(arg)]
