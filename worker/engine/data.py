@@ -1,38 +1,59 @@
-"""Built-in data sets and the seeded, stratified train/validation/test split.
+"""A trial's data: a built-in or uploaded table, split seeded and preprocessed on train only.
 
-Shipped tables are read with numpy from ``datasets/`` (never pickle); synthetic sets are
-generated from a fixed seed, so a data set's name always means the same rows and only
-``dataset.split.seed`` changes which rows land in which split.
+`load_splits` is the whole path: the table (`tables`, `synthetic`), rows with a missing target
+dropped (and, with ``impute: drop``, rows with any missing cell), the target encoded, the rows
+split into train/validation/test by ``dataset.split.seed`` (stratified by class unless
+``split.stratify`` is false or the task is regression), and the `Preprocessor` fitted on the
+training rows and applied to all three splits.
 """
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from worker.engine.config import ConfigError, DatasetConfig
-from worker.engine.preprocessing import Preprocessor, drop_missing, fit_preprocessor
+from worker.engine.preprocessing import Preprocessor, fit_preprocessor
 from worker.engine.registry import lookup
+from worker.engine.synthetic import SYNTHETIC
+from worker.engine.tables import (
+    SHIPPED_FILES,
+    Table,
+    Task,
+    Upload,
+    encode_target,
+    read_shipped,
+    read_upload,
+    target_missing,
+)
 
-DATA_DIR = Path(__file__).parent / "datasets"
+MIN_ROWS = 10
+BUILTIN_DATASETS: dict[str, Task] = {
+    **dict.fromkeys(SHIPPED_FILES, "classification"),
+    **{name: generator.task for name, generator in SYNTHETIC.items()},
+}
 
-
-@dataclass(frozen=True)
-class Table:
-    """A whole data set before splitting: features, integer classes, class names."""
-
-    X: np.ndarray
-    y: np.ndarray
-    class_names: tuple[str, ...]
+__all__ = [
+    "BUILTIN_DATASETS",
+    "Splits",
+    "Table",
+    "Upload",
+    "load_splits",
+    "load_table",
+    "split_rows",
+]
 
 
 @dataclass(frozen=True)
 class Splits:
-    """Preprocessed train/validation/test arrays: float64 features, int64 classes."""
+    """Preprocessed train/validation/test arrays, ready for a model.
+
+    X is float64, C-contiguous, one column per ``feature_names`` entry; y is int64 class indices
+    (``class_names[k]`` names class k) for classification, float64 for regression, where
+    ``n_classes`` is 0 and ``class_names`` empty. ``preprocessor`` is what was fitted on the
+    training rows.
+    """
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -41,8 +62,10 @@ class Splits:
     X_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
-    task: str = "classification"
+    task: Task = "classification"
     preprocessor: Preprocessor | None = None
+    feature_names: tuple[str, ...] = ()
+    class_names: tuple[str, ...] = ()
 
     @property
     def n_features(self) -> int:
@@ -50,68 +73,55 @@ class Splits:
         return self.X_train.shape[1]
 
 
-def _is_numeric_row(fields: list[str]) -> bool:
-    try:
-        [float(field) for field in fields]
-    except ValueError:
-        return False
-    return True
+# --- The table -----------------------------------------------------------------------------
 
 
-def read_table(path: Path) -> Table:
-    """A CSV (optionally gzipped) of feature columns then the class.
+def _refuse_generator_settings(config: DatasetConfig, what: str) -> None:
+    for field, value in (("n_samples", config.n_samples), ("noise", config.noise)):
+        if value is not None:
+            raise ConfigError(f"dataset.{field}", f"only synthetic sets take it, not {what}")
 
-    An optional first line ``n_samples,n_features,<class names>`` is checked against the rows;
-    without it (scikit-learn's digits file has none) classes are named by their numbers.
+
+def _builtin(config: DatasetConfig) -> Table:
+    task = lookup(BUILTIN_DATASETS, config.name, "dataset.name", "data set")
+    if config.task not in ("auto", task):
+        raise ConfigError("dataset.task", f"{config.name!r} is a {task} data set")
+    if config.name in SYNTHETIC:
+        return SYNTHETIC[config.name].generate(config.n_samples, config.noise)
+    _refuse_generator_settings(config, f"the shipped table {config.name!r}")
+    return read_shipped(config.name)
+
+
+def _uploaded(config: DatasetConfig, upload: Upload) -> Table:
+    _refuse_generator_settings(config, "an uploaded table")
+    features, target = read_upload(upload, config.target)
+    keep = ~target_missing(target)
+    if config.preprocess.impute == "drop":
+        keep &= features.complete()
+    _require_rows(int(keep.sum()))
+    name = "y" if upload.format == "npz" else repr(config.target)
+    y, task, class_names = encode_target(target[keep], config.task, name)
+    return Table(features.rows(keep), y, task, class_names)
+
+
+def _require_rows(n_rows: int) -> None:
+    if n_rows < MIN_ROWS:
+        reason = f"{n_rows} usable rows (target present, and complete with impute: drop)"
+        raise ConfigError("dataset", f"{reason}; at least {MIN_ROWS} are needed")
+
+
+def load_table(config: DatasetConfig, upload: Upload | None = None) -> Table:
+    """The whole data set, before splitting: built-in ``config.name``, or the upload.
+
+    With an upload, ``config.name`` is only a label. Built-in sets ignore ``dataset.target``.
     """
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as handle:
-        lines = handle.read().splitlines()
-    first = lines[0].split(",")
-    has_header = not _is_numeric_row(first) or len(first) != len(lines[1].split(","))
-    data = np.loadtxt(lines[1:] if has_header else lines, delimiter=",", ndmin=2)
-    X, y = data[:, :-1].astype(np.float64), data[:, -1].astype(np.int64)
-    if not has_header:
-        return Table(X, y, tuple(str(k) for k in range(int(y.max()) + 1)))
-    if (int(first[0]), int(first[1])) != X.shape:
-        raise ValueError(f"{path.name}: header says {first[0]}×{first[1]}, rows give {X.shape}")
-    return Table(X, y, tuple(first[2:]))
+    return _builtin(config) if upload is None else _uploaded(config, upload)
 
 
-def make_moons(n_samples: int = 500, noise: float = 0.2, seed: int = 0) -> Table:
-    """Two interleaving half circles with Gaussian noise (as scikit-learn's ``make_moons``)."""
-    n_outer = n_samples // 2
-    n_inner = n_samples - n_outer
-    t_outer, t_inner = np.linspace(0, np.pi, n_outer), np.linspace(0, np.pi, n_inner)
-    outer = np.column_stack([np.cos(t_outer), np.sin(t_outer)])
-    inner = np.column_stack([1 - np.cos(t_inner), 0.5 - np.sin(t_inner)])
-    noise_rng = np.random.default_rng(seed)
-    X = np.vstack([outer, inner]) + noise_rng.normal(0.0, noise, size=(n_samples, 2))
-    y = np.repeat(np.array([0, 1], dtype=np.int64), [n_outer, n_inner])
-    return Table(X, y, ("outer", "inner"))
-
-
-def _shipped(filename: str) -> Callable[[], Table]:
-    return lambda: read_table(DATA_DIR / filename)
-
-
-DATASETS: dict[str, Callable[[], Table]] = {
-    "iris": _shipped("iris.csv"),
-    "digits": _shipped("digits.csv.gz"),
-    "wine": _shipped("wine.csv"),
-    "breast_cancer": _shipped("breast_cancer.csv"),
-    "moons": make_moons,
-}
-
-
-def load_table(name: str) -> Table:
-    """The whole built-in data set ``name``."""
-    return lookup(DATASETS, name, "dataset.name", "data set")()
+# --- The split -----------------------------------------------------------------------------
 
 
 def _split_sizes(n: int, validation: float, test: float) -> tuple[int, int]:
-    if validation + test >= 1:
-        raise ConfigError("dataset.split", "validation + test must leave rows for training")
     n_val = max(1, round(validation * n))
     n_test = max(1, round(test * n)) if test > 0 else 0
     if n - n_val - n_test < 1:
@@ -119,41 +129,69 @@ def _split_sizes(n: int, validation: float, test: float) -> tuple[int, int]:
     return n_val, n_test
 
 
-def stratified_split(
-    y: np.ndarray, validation: float, test: float, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted row indices of the train, validation and test splits.
+def _positions(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each row's place in [0, 1), spread evenly within its class.
 
-    Each class's rows get evenly spaced positions in [0, 1) in a random order; cutting all rows
-    sorted by position takes the same fraction of every class into each split.
+    Within a class of m rows the places are 0, 1/m, …, (m−1)/m in a random order, so cutting
+    all rows sorted by place gives every split the same share of every class (±1 row), and the
+    place-0 row of every class lands in the training split, which comes first.
     """
-    rng = np.random.default_rng(seed)
     position = np.empty(len(y))
     for label in np.unique(y):
         rows = rng.permutation(np.flatnonzero(y == label))
-        position[rows] = (np.arange(len(rows)) + 0.5) / len(rows)
-    order = np.lexsort((rng.random(len(y)), position))  # random tie-break between classes
-    n_val, n_test = _split_sizes(len(y), validation, test)
-    test_rows, val_rows = order[:n_test], order[n_test : n_test + n_val]
-    return np.sort(order[n_test + n_val :]), np.sort(val_rows), np.sort(test_rows)
+        position[rows] = np.arange(len(rows)) / len(rows)
+    return position
 
 
-def load_splits(config: DatasetConfig) -> Splits:
-    """The data set ``config.name``, split and preprocessed with statistics of the train split."""
-    table = load_table(config.name)
-    X, y = table.X, table.y
-    if config.preprocess.impute == "drop":
-        X, y = drop_missing(X, y)
+def split_rows(
+    n_rows: int, validation: float, test: float, seed: int, classes: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted row indices of the train, validation and test splits.
+
+    Shuffled by ``seed``; stratified when ``classes`` (one class per row) is given.
+    """
+    rng = np.random.default_rng(seed)
+    if classes is None:
+        order = rng.permutation(n_rows)
+    else:
+        position = _positions(classes, rng)
+        order = np.lexsort((rng.random(n_rows), position))  # random order between classes
+    n_val, n_test = _split_sizes(n_rows, validation, test)
+    n_train = n_rows - n_val - n_test
+    train, val, test_rows = np.split(order, [n_train, n_train + n_val])
+    return np.sort(train), np.sort(val), np.sort(test_rows)
+
+
+# --- Everything ----------------------------------------------------------------------------
+
+
+def load_splits(config: DatasetConfig, upload: Upload | None = None) -> Splits:
+    """The data set ``config`` names (or ``upload``), split and preprocessed on train only."""
+    table = load_table(config, upload)
+    _require_rows(table.n_rows)
     split = config.split
-    train, val, test = stratified_split(y, split.validation, split.test, split.seed)
-    pre = fit_preprocessor(config.preprocess, X[train])
+    stratify = split.stratify and table.task == "classification"
+    train, val, test = split_rows(
+        table.n_rows, split.validation, split.test, split.seed, table.y if stratify else None
+    )
+    pre = fit_preprocessor(config.preprocess, table.features.rows(train))
+
+    def X(rows: np.ndarray) -> np.ndarray:
+        return pre.transform(table.features.rows(rows))
+
+    def y(rows: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(table.y[rows])
+
     return Splits(
-        X_train=pre.transform(X[train]),
-        y_train=y[train],
-        X_val=pre.transform(X[val]),
-        y_val=y[val],
-        X_test=pre.transform(X[test]),
-        y_test=y[test],
+        X_train=X(train),
+        y_train=y(train),
+        X_val=X(val),
+        y_val=y(val),
+        X_test=X(test),
+        y_test=y(test),
         n_classes=len(table.class_names),
+        task=table.task,
         preprocessor=pre,
+        feature_names=pre.feature_names,
+        class_names=table.class_names,
     )
