@@ -10,17 +10,19 @@ Imports nothing of the rest of hpsearch::
 """
 
 from worker.engine.config import ConfigError, TrainConfig
-from worker.engine.data import Splits, load_splits
+from worker.engine.data import BUILTIN_DATASETS, Splits, Upload, load_splits
 from worker.engine.training import TrainResult, train
 
 ENGINE_VERSION = "0.1.0"
 
 __all__ = [
+    "BUILTIN_DATASETS",
     "ENGINE_VERSION",
     "ConfigError",
     "Splits",
     "TrainConfig",
     "TrainResult",
+    "Upload",
     "load_splits",
     "train",
 ]

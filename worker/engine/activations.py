@@ -1,7 +1,11 @@
-"""Activation functions as forward/backward pairs.
+"""Activation functions as in-place forward/backward pairs.
 
-``forward(z)`` maps a pre-activation to an activation; ``backward(z, grad)`` takes the same
-pre-activation and dL/da and returns dL/dz. Keeping only ``z`` means a layer caches one array.
+The engine keeps activations feature-major: an array of shape (units, batch), one column per
+sample. ``forward(z, out, slope)`` writes a = f(z) into ``out`` (which may be ``z`` itself)
+and, when training, the local derivative f'(z) into ``slope``; ``backward(grad, slope)`` is
+then one multiplication, dL/dz = dL/da · f'(z), over ``grad``. Computing f' while z is at hand
+costs the forward pass what it saves the backward one, and lets the forward overwrite z. In
+evaluation ``slope`` is None and only f is computed.
 """
 
 from __future__ import annotations
@@ -12,62 +16,69 @@ import numpy as np
 
 from worker.engine.registry import lookup
 
+Array = np.ndarray
+
 
 class Activation(ABC):
     """An element-wise nonlinearity."""
 
     @abstractmethod
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        """a = f(z)."""
+    def forward(self, z: Array, out: Array, slope: Array | None = None) -> Array:
+        """a = f(z) into ``out`` (returned); f'(z) into ``slope`` unless it is None."""
 
-    @abstractmethod
-    def backward(self, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        """dL/dz = dL/da · f'(z)."""
+    def backward(self, grad: Array, slope: Array) -> Array:
+        """dL/dz = dL/da · f'(z), written over ``grad`` (dL/da); returns ``grad``."""
+        return np.multiply(grad, slope, out=grad)
 
 
 class Sigmoid(Activation):
-    """σ(z) = 1 / (1 + e^−z); σ'(z) = σ(z)(1 − σ(z))."""
+    """σ(z) = 1 / (1 + e^−z) = ½(1 + tanh(z/2));  σ'(z) = σ(z)(1 − σ(z))."""
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
+    def forward(self, z: Array, out: Array, slope: Array | None = None) -> Array:
         # The tanh form never evaluates exp of a large positive number.
-        return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-    def backward(self, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        s = self.forward(z)
-        return grad * s * (1.0 - s)
+        np.multiply(z, 0.5, out=out)
+        np.tanh(out, out=out)
+        out *= 0.5
+        out += 0.5
+        if slope is not None:
+            np.subtract(1.0, out, out=slope)
+            slope *= out
+        return out
 
 
 class Tanh(Activation):
-    """tanh(z); tanh'(z) = 1 − tanh²(z)."""
+    """tanh(z);  tanh'(z) = 1 − tanh²(z)."""
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.tanh(z)
-
-    def backward(self, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        return grad * (1.0 - np.tanh(z) ** 2)
+    def forward(self, z: Array, out: Array, slope: Array | None = None) -> Array:
+        np.tanh(z, out=out)
+        if slope is not None:
+            np.multiply(out, out, out=slope)
+            np.subtract(1.0, slope, out=slope)
+        return out
 
 
 class ReLU(Activation):
-    """max(0, z); derivative 1 for z > 0, else 0."""
+    """max(0, z);  derivative 1 for z > 0, else 0."""
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.maximum(z, 0.0)
-
-    def backward(self, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        return grad * (z > 0)
+    def forward(self, z: Array, out: Array, slope: Array | None = None) -> Array:
+        if slope is None:
+            return np.maximum(z, 0.0, out=out)
+        np.greater(z, 0.0, out=slope)
+        return np.multiply(z, slope, out=out)
 
 
 class LeakyReLU(Activation):
-    """z for z > 0, else αz; derivative 1 or α."""
+    """z for z > 0, else αz (0 < α < 1, ``model.leaky_slope``);  derivative 1 or α."""
 
-    def __init__(self, alpha: float = 0.01) -> None:
-        self.alpha = alpha
+    def __init__(self, slope: float = 0.01) -> None:
+        self.slope = slope
 
-    def forward(self, z: np.ndarray) -> np.ndarray:
-        return np.where(z > 0, z, self.alpha * z)
-
-    def backward(self, z: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        return grad * np.where(z > 0, 1.0, self.alpha)
+    def forward(self, z: Array, out: Array, slope: Array | None = None) -> Array:
+        slope = np.empty_like(z) if slope is None else slope
+        np.greater(z, 0.0, out=slope)
+        slope *= 1.0 - self.slope
+        slope += self.slope
+        return np.multiply(z, slope, out=out)
 
 
 ACTIVATIONS: dict[str, type[Activation]] = {
@@ -78,6 +89,7 @@ ACTIVATIONS: dict[str, type[Activation]] = {
 }
 
 
-def get_activation(name: str) -> Activation:
+def get_activation(name: str, leaky_slope: float = 0.01) -> Activation:
     """A new activation by its study-file name (``model.activation``)."""
-    return lookup(ACTIVATIONS, name, "model.activation", "activation")()
+    cls = lookup(ACTIVATIONS, name, "model.activation", "activation")
+    return cls(leaky_slope) if cls is LeakyReLU else cls()

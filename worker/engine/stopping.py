@@ -1,7 +1,8 @@
 """When training ends early: stopping rules (normal completion) and divergence (failure).
 
 Each rule is called once per epoch with that epoch's metrics and answers a reason to stop, or
-None to go on. The epoch limit is the training loop's own bound, not a rule.
+None to go on. The epoch and step limits (``training.epochs``, ``stopping.max_iterations``)
+are the training loop's own bounds, not rules.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-from worker.engine.config import StoppingConfig
+from worker.engine.config import ConfigError, StoppingConfig
 
 Metrics = dict[str, float]
 
@@ -37,30 +38,47 @@ class GradTol(StopRule):
 
 
 class Patience(StopRule):
-    """Stop when ``val_loss`` has not improved on its best for ``patience`` epochs in a row."""
+    """Stop when the monitored metric has not improved for ``patience`` epochs in a row.
 
-    def __init__(self, patience: int) -> None:
-        self.patience = patience
+    An improvement beats the best value so far by more than ``min_delta``: lower for losses
+    and ``val_rmse``, higher for ``val_accuracy``.
+    """
+
+    def __init__(self, patience: int, monitor: str = "val_loss", min_delta: float = 0.0) -> None:
+        self.patience, self.monitor, self.min_delta = patience, monitor, min_delta
+        self.sign = -1.0 if monitor in MAXIMISED else 1.0  # compare sign · value, lower wins
         self.best = math.inf
         self.waited = 0
 
     def __call__(self, epoch: int, metrics: Metrics) -> str | None:
-        if metrics["val_loss"] < self.best:
-            self.best, self.waited = metrics["val_loss"], 0
+        value = self.sign * metrics[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.waited = value, 0
             return None
         self.waited += 1
         if self.waited < self.patience:
             return None
-        return f"val_loss has not improved for {self.patience} epochs"
+        return f"{self.monitor} has not improved for {self.patience} epochs"
 
 
-def stop_rules(config: StoppingConfig) -> list[StopRule]:
-    """The rules ``training.stopping`` switches on."""
+MAXIMISED = frozenset({"val_accuracy"})
+# The metrics each task reports, and so the ones patience may watch.
+MONITORABLE = {
+    "classification": frozenset({"val_loss", "val_accuracy", "train_loss"}),
+    "regression": frozenset({"val_loss", "val_rmse", "train_loss"}),
+}
+
+
+def stop_rules(config: StoppingConfig, task: str = "classification") -> list[StopRule]:
+    """The rules ``training.stopping`` switches on; `ConfigError` if ``monitor`` is a metric
+    the task does not report."""
     rules: list[StopRule] = []
     if config.grad_tol is not None:
         rules.append(GradTol(config.grad_tol))
     if config.patience is not None:
-        rules.append(Patience(config.patience))
+        if config.monitor not in MONITORABLE[task]:
+            raise ConfigError("training.stopping.monitor", f"{task} reports no {config.monitor}")
+        rules.append(Patience(config.patience, config.monitor, config.min_delta))
     return rules
 
 
