@@ -16,9 +16,13 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+# Run as a script, this file's folder leads sys.path and its name hides the `search` package.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 from search.definition import StudyDefinition  # noqa: E402
 from search.strategies.base import TrialRecord  # noqa: E402
