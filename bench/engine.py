@@ -34,6 +34,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -48,6 +49,17 @@ N_TRAIN, N_VAL, N_TEST = 20_000, 2_000, 2_000
 BATCH = 64
 RATIO_TARGET = 1.8
 STEP_TARGET_US = 60.0
+
+
+def best_seconds(call: Callable[[], object], loops: int, repeats: int) -> float:
+    """Seconds per call of `call`: the best of `repeats` timings of `loops` calls in a row."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(loops):
+            call()
+        best = min(best, (time.perf_counter() - started) / loops)
+    return best
 
 
 def synthetic_splits(seed: int = 0) -> Splits:
@@ -101,14 +113,7 @@ def blas_step_seconds(batch: int, repeats: int = 7) -> float:
             if i:
                 np.dot(Gs[i], Ws[i].T, out=Gs[i - 1])
 
-    loops = max(200, 200_000 // batch)
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(loops):
-            step()
-        best = min(best, (time.perf_counter() - started) / loops)
-    return best
+    return best_seconds(step, max(200, 200_000 // batch), repeats)
 
 
 def blas_epoch_seconds() -> float:
@@ -188,14 +193,7 @@ def engine_products_seconds(trainer: Trainer, repeats: int = 7) -> float:
         for i in range(len(net.denses) - 1, -1, -1):
             net.denses[i].backward(inputs[i], grads[i], grads[i - 1] if i else None)
 
-    loops = max(200, 200_000 // work.batch)
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(loops):
-            products()
-        best = min(best, (time.perf_counter() - started) / loops)
-    return best
+    return best_seconds(products, max(200, 200_000 // work.batch), repeats)
 
 
 def peak_memory(data: Splits) -> tuple[float, float]:
