@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_admin import admin_app
 from api.errors import describe_error
-from db import queries
+from db import accounts, queries
 from db.migrate import upgrade
 from db.models import Study, StudyStatus, Trial
 from db.session import session_scope
@@ -28,6 +29,7 @@ from worker.dispatch import LocalPool, pin_blas_threads
 app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
 console = Console()
 
 POLL_S = 0.25
@@ -134,6 +136,15 @@ def serve(
 
     from api.main import create_app
 
+    upgrade()
+    with session_scope() as session:
+        secret = accounts.bootstrap_admin(session, queries.ensure_team(session))
+    if secret:
+        console.print(
+            "First start: user [bold]admin[/bold] (admin of team local) can sign in with this"
+            f" token, shown once:\n\n    {secret}\n\n"
+            "Use it as 'Authorization: Bearer <token>', in the dashboard, or as HPSEARCH_TOKEN."
+        )
     uvicorn.run(create_app(), host=host, port=port)
 
 

@@ -1,4 +1,4 @@
-"""Request dependencies as `Annotated` aliases: session and team lifecycles live here only."""
+"""Request dependencies as `Annotated` aliases: session and caller lifecycles live here only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from db import queries
+from api.auth import Caller, authenticate
 from db.session import session_scope
 from worker.dispatch import Dispatcher
 
@@ -22,11 +22,10 @@ def _dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher
 
 
-def _team(session: SessionDep) -> int:
-    # Until accounts exist every request acts for the embedded mode's one team.
-    return queries.ensure_team(session)
+def _caller(request: Request, session: SessionDep) -> Caller:
+    return authenticate(request, session)
 
 
 SessionDep = Annotated[Session, Depends(_session)]
 DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
-TeamScope = Annotated[int, Depends(_team)]
+CallerDep = Annotated[Caller, Depends(_caller)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -18,11 +19,61 @@ log = logging.getLogger(__name__)
 _LEADING_FIELD = re.compile(r"^([A-Za-z_][\w.]*): ")
 
 
-class NotFound(Exception):
+class ApiError(Exception):
+    """A failure the client caused or may retry, answered in the one error shape."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.headers: dict[str, str] = {}
+
+
+class NotFound(ApiError):
     """The object does not exist, or belongs to another team (the same answer, on purpose)."""
+
+    status, code = 404, "not_found"
 
     def __init__(self, what: str) -> None:
         super().__init__(f"{what} not found")
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.headers["WWW-Authenticate"] = "Bearer"
+
+
+class Forbidden(ApiError):
+    """The caller may see the object but their role does not allow this."""
+
+    status, code = 403, "forbidden"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class TooLarge(ApiError):
+    status, code = 413, "too_large"
+
+
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"too many requests; retry in {retry_after_s:.1f}s")
+        self.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+
+
+class Invalid(ApiError):
+    """A semantic check of a well-formed request failed (e.g. a dataset without its target)."""
+
+    status, code = 422, "invalid"
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -82,8 +133,10 @@ async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONRes
     return error_response(exc.status_code, "http_error", str(exc.detail))
 
 
-async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
-    return error_response(404, "not_found", str(exc))
+async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    response = error_response(exc.status, exc.code, str(exc), exc.field)
+    response.headers.update(exc.headers)
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -100,5 +153,5 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every failure a route can meet to the one error shape."""
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)

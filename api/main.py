@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import studies, trials
+from api.limits import BodyLimit
+from api.routes import account, datasets, presets, studies, teams, trials
 from db.migrate import upgrade
 from db.settings import get_settings
 from worker.dispatch import make_dispatcher
+
+UPLOADS = "/api/v1/datasets"
 
 
 @asynccontextmanager
@@ -25,12 +28,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.dispatcher.shutdown()
 
 
+def _body_limit(path: str) -> int:
+    settings = get_settings()
+    return settings.max_upload_bytes if path.startswith(UPLOADS) else settings.max_body_bytes
+
+
 def create_app() -> FastAPI:
     """The hpsearch REST API."""
     app = FastAPI(title="hpsearch", version="0.1.0", lifespan=_lifespan)
     install_error_handlers(app)
-    app.include_router(studies.router)
-    app.include_router(trials.router)
+    app.add_middleware(BodyLimit, limit_for=_body_limit)
+    for module in (studies, trials, datasets, presets, teams, account):
+        app.include_router(module.router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

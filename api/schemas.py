@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from db.models import Role
 
 
 class TrialPublic(BaseModel):
@@ -28,9 +30,19 @@ class TrialsPublic(BaseModel):
     """Pass as `after` to get only the trials inserted since this page."""
 
 
+class TrialDetail(TrialPublic):
+    config: dict[str, Any] | None
+    """The full config the trial trained with: the study's base config with its params (null
+    when those params made no valid config, which the trial's reason then says)."""
+    curve: list[dict[str, Any]]
+    """Per-epoch metrics, each with its `step`."""
+
+
 class StudyPublic(BaseModel):
     id: int
     name: str
+    team: str
+    tags: list[str]
     status: str
     strategy: str
     objectives: list[dict[str, Any]]
@@ -44,6 +56,9 @@ class StudyPublic(BaseModel):
     """Multi-objective studies: the completed trials no other trial dominates."""
     strategy_state: dict[str, Any]
     """What the strategy shows of itself, e.g. coarse_to_fine's box of every round."""
+    eta_seconds: float | None
+    """Time left at the pace trials have finished so far (from the study's start to its last
+    finished trial); null until one finishes or once the study has ended."""
     created_at: datetime
     finished_at: datetime | None
 
@@ -51,6 +66,8 @@ class StudyPublic(BaseModel):
 class StudySummary(BaseModel):
     id: int
     name: str
+    team: str
+    tags: list[str]
     status: str
     budget_trials: int
     created_at: datetime
@@ -60,6 +77,90 @@ class StudySummary(BaseModel):
 class StudiesPublic(BaseModel):
     data: list[StudySummary]
     count: int
+
+
+class TeamPublic(BaseModel):
+    id: int
+    name: str
+    role: str
+
+
+class MePublic(BaseModel):
+    id: int
+    name: str
+    teams: list[TeamPublic]
+
+
+class MemberPublic(BaseModel):
+    user_id: int
+    name: str
+    role: str
+
+
+class MemberUpdate(BaseModel):
+    role: Role
+
+
+class TokenCreate(BaseModel):
+    name: str = Field("", max_length=100)
+    expires_in_days: int | None = Field(90, ge=1, le=3650, description="null: never expires.")
+
+
+class TokenPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    """The first characters of the token, to tell it apart; the rest is never shown again."""
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenPublic):
+    token: str
+    """The secret, shown this once: only its hash is stored."""
+
+
+class DatasetPublic(BaseModel):
+    id: int
+    """Use as the study file's `dataset.name`, as a string (e.g. "12")."""
+    team: str
+    name: str
+    format: str
+    content_hash: str
+    size_bytes: int
+    summary: dict[str, Any]
+    created_at: datetime
+
+
+class PresetCreate(BaseModel):
+    study_id: int
+    trial_number: int = Field(ge=0)
+    name: str = Field(pattern=r"^[\w.-]{1,100}$", description="Published as team/name.")
+    visibility: Literal["team", "public"] = "team"
+
+
+class PresetPublic(BaseModel):
+    ref: str
+    """team/name@version: what a study file's `warm_start.preset` takes."""
+    team: str
+    name: str
+    version: int
+    visibility: str
+    config: dict[str, Any]
+    """The full training config: dataset, model and training."""
+    study_id: int | None
+    trial_id: int | None
+    dataset_hash: str | None
+    values: dict[str, Any] | None
+    engine_version: str
+    created_by: str | None
+    created_at: datetime
+
+
+class PresetsPublic(BaseModel):
+    data: list[PresetPublic]
 
 
 class ErrorBody(BaseModel):

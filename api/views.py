@@ -6,18 +6,20 @@ from sqlalchemy.orm import Session
 
 from api.schemas import StudyPublic, TrialPublic
 from db import queries
-from db.models import Study, TrialState
+from db.models import Study, StudyStatus, TrialState
 from search.pareto import pareto_front
 
 
-def study_public(session: Session, study: Study) -> StudyPublic:
-    """A study with its progress counts and best trial."""
+def study_public(session: Session, study: Study, team: str) -> StudyPublic:
+    """A study with its progress counts, best trial and time left."""
     progress = queries.study_progress(session, study.id)
     objectives = study.definition["objective"]
     best = queries.best_trial(session, study.id, objectives[0]["direction"])
     return StudyPublic(
         id=study.id,
         name=study.name,
+        team=team,
+        tags=study.tags,
         status=study.status.value,
         strategy=study.definition["strategy"]["type"],
         objectives=objectives,
@@ -29,9 +31,22 @@ def study_public(session: Session, study: Study) -> StudyPublic:
         best_trial=TrialPublic.model_validate(best, from_attributes=True) if best else None,
         pareto_front=_front(session, study, objectives) if len(objectives) > 1 else None,
         strategy_state=study.strategy_state,
+        eta_seconds=_eta(study, progress),
         created_at=study.created_at,
         finished_at=study.finished_at,
     )
+
+
+def _eta(study: Study, progress: queries.Progress) -> float | None:
+    # From stored times only, so that the answer (and its ETag) changes only when trials do.
+    if (
+        study.status != StudyStatus.RUNNING
+        or not progress.finished
+        or not progress.last_finished_at
+    ):
+        return None
+    per_trial = (progress.last_finished_at - study.created_at).total_seconds() / progress.finished
+    return round(per_trial * max(study.budget_trials - progress.finished, 0), 1)
 
 
 def _front(session: Session, study: Study, objectives: list[dict]) -> list[TrialPublic]:

@@ -60,6 +60,7 @@ class StudyStatus(enum.StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"
     CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
     FAILED = "failed"
 
 
@@ -117,6 +118,7 @@ class ApiToken(Base):
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100), default="")
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -134,15 +136,23 @@ class Dataset(Base):
     format: Mapped[str] = mapped_column(String(8))
     content_hash: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
+    # What validation found: rows, and each column's kind; shown without reading the content.
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
     content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Study(Base):
     __tablename__ = "studies"
+    # A retried POST with the same Idempotency-Key finds the study the first one made.
+    __table_args__ = (UniqueConstraint("team_id", "idempotency_key"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     definition: Mapped[dict[str, Any]]
     status: Mapped[StudyStatus] = mapped_column(_enum(StudyStatus), default=StudyStatus.RUNNING)
     budget_trials: Mapped[int]
@@ -160,7 +170,9 @@ class Trial(Base):
         UniqueConstraint("study_id", "number"),
         # A grid point is claimed once per study: the database refuses a second claim.
         UniqueConstraint("study_id", "grid_index"),
-        Index("ix_trials_study_state", "study_id", "state"),
+        # Progress counts read its prefix; the best trial is its first row for the study's
+        # complete trials, so polling a study never sorts its trials.
+        Index("ix_trials_study_state_value", "study_id", "state", "value"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, String, cast, func, select, update
+from sqlalchemy.orm import Session, defer
 
 from db.models import (
     FINISHED_STATES,
@@ -40,18 +41,23 @@ class Progress:
     finished: int
     in_flight: int
     by_state: dict[str, int]
+    last_finished_at: datetime | None
 
 
 def study_progress(session: Session, study_id: int) -> Progress:
-    """How many of a study's trials are in each state."""
+    """How many of a study's trials are in each state, and when the last one ended."""
     rows = session.execute(
-        select(Trial.state, func.count()).where(Trial.study_id == study_id).group_by(Trial.state)
+        select(Trial.state, func.count(), func.max(Trial.finished_at))
+        .where(Trial.study_id == study_id)
+        .group_by(Trial.state)
     ).all()
-    by_state = {TrialState(state).value: count for state, count in rows}
+    by_state = {TrialState(state).value: count for state, count, _ in rows}
+    ends = [end for _, _, end in rows if end is not None]
     return Progress(
         finished=sum(by_state.get(s.value, 0) for s in FINISHED_STATES),
         in_flight=sum(by_state.get(s.value, 0) for s in IN_FLIGHT_STATES),
         by_state=by_state,
+        last_finished_at=max(ends, default=None),
     )
 
 
@@ -86,6 +92,13 @@ def trials_since(
     ).all()
 
 
+def trial_by_number(session: Session, study_id: int, number: int) -> Trial | None:
+    """A study's trial number `number`."""
+    return session.scalars(
+        select(Trial).where(Trial.study_id == study_id, Trial.number == number)
+    ).one_or_none()
+
+
 def trials_after(session: Session, study_id: int, after: int, limit: int) -> Sequence[Trial]:
     """Up to `limit` trials inserted after the trial with id `after`, in insertion order."""
     return session.scalars(
@@ -96,26 +109,50 @@ def trials_after(session: Session, study_id: int, after: int, limit: int) -> Seq
     ).all()
 
 
-def list_studies(session: Session, team_id: int, limit: int, offset: int) -> Sequence[Study]:
-    """A team's studies, newest first."""
+@dataclass(frozen=True)
+class StudyFilter:
+    """Which studies a listing shows: always only those of `team_ids`."""
+
+    team_ids: Sequence[int]
+    status: StudyStatus | None = None
+    name: str | None = None
+    tag: str | None = None
+
+    def where(self, statement: Select) -> Select:
+        statement = statement.where(Study.team_id.in_(self.team_ids))
+        if self.status is not None:
+            statement = statement.where(Study.status == self.status)
+        if self.name:
+            statement = statement.where(Study.name.contains(self.name, autoescape=True))
+        if self.tag:
+            # Tags are a JSON list; its text holds each tag quoted, on SQLite and PostgreSQL.
+            tags = cast(Study.tags, String)
+            statement = statement.where(tags.contains(f'"{self.tag}"', autoescape=True))
+        return statement
+
+
+def list_studies(
+    session: Session, studies: StudyFilter, limit: int, offset: int
+) -> Sequence[Study]:
+    """The studies the filter selects, newest first."""
+    statement = select(Study).options(defer(Study.definition)).order_by(Study.id.desc())
+    return session.scalars(studies.where(statement).limit(limit).offset(offset)).all()
+
+
+def count_studies(session: Session, studies: StudyFilter) -> int:
+    """How many studies the filter selects."""
+    return session.scalar(studies.where(select(func.count(Study.id)))) or 0
+
+
+def get_study(session: Session, study_id: int) -> Study | None:
+    """A study by id, whatever its team: the caller checks who may see it."""
+    return session.get(Study, study_id)
+
+
+def study_by_key(session: Session, team_id: int, key: str) -> Study | None:
+    """The team's study created with this Idempotency-Key."""
     return session.scalars(
-        select(Study)
-        .where(Study.team_id == team_id)
-        .order_by(Study.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-
-
-def count_studies(session: Session, team_id: int) -> int:
-    """How many studies a team has."""
-    return session.scalar(select(func.count()).where(Study.team_id == team_id)) or 0
-
-
-def get_study(session: Session, team_id: int, study_id: int) -> Study | None:
-    """A study, only if it belongs to `team_id`."""
-    return session.scalars(
-        select(Study).where(Study.id == study_id, Study.team_id == team_id)
+        select(Study).where(Study.team_id == team_id, Study.idempotency_key == key)
     ).one_or_none()
 
 
@@ -201,6 +238,21 @@ def finish_trial(
         execution_options=_UNSYNCED,
     )
     return result.rowcount == 1
+
+
+def fail_queued_trials(session: Session, study_id: int, reason: str) -> None:
+    """End a study's trials that no worker has claimed yet as failed, for `reason`."""
+    session.execute(
+        update(Trial)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.QUEUED)
+        .values(state=TrialState.FAILED, reason=reason, finished_at=utcnow()),
+        execution_options=_UNSYNCED,
+    )
+
+
+def study_status(session: Session, study_id: int) -> StudyStatus | None:
+    """A study's status; None once it is deleted."""
+    return session.scalar(select(Study.status).where(Study.id == study_id))
 
 
 def end_study(session: Session, study: Study, status: StudyStatus) -> None:

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(5.0, gt=0, description="How often a running trial heartbeats.")
     max_trials: int = Field(10_000, ge=1, description="Largest budget a study may ask for.")
     max_parallelism: int = Field(64, ge=1, description="Largest parallelism a study may ask for.")
+    max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset upload (413).")
+    max_body_bytes: int = Field(2**20, ge=1, description="Largest other request body (413).")
+    rate_limit_per_s: float = Field(
+        50.0, gt=0, description="Requests per second a token may sustain (429 beyond)."
+    )
+    rate_limit_burst: int = Field(200, ge=1, description="Requests a token may make at once.")
 
 
 @lru_cache

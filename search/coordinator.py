@@ -30,18 +30,55 @@ MAX_WARM_STUDIES = 64
 _WARM: dict[tuple[str, int, str], _WarmStudy] = {}
 
 
-def create_study(session: Session, *, team_id: int, definition: StudyDefinition) -> Study:
+def create_study(
+    session: Session,
+    *,
+    team_id: int,
+    definition: StudyDefinition,
+    created_by: int | None = None,
+    idempotency_key: str | None = None,
+) -> Study:
     """Store a new running study; `refill` then queues its first trials."""
     study = Study(
         team_id=team_id,
         name=definition.name,
+        tags=list(definition.tags),
         definition=definition.model_dump(mode="json"),
         budget_trials=definition.budget.trials,
         parallelism=definition.budget.parallelism,
+        created_by=created_by,
+        idempotency_key=idempotency_key,
     )
     session.add(study)
     session.flush()
     return study
+
+
+CANCELLED_REASON = "cancelled"
+RESUMABLE = (StudyStatus.CANCELLED, StudyStatus.TIMED_OUT)
+
+
+def cancel_study(session: Session, study_id: int) -> bool:
+    """Stop a running study: no more trials are queued, queued ones end `failed: cancelled`,
+    running ones stop at their next report. False when the study was not running."""
+    study = lock_study(session, study_id)
+    if study is None or study.status != StudyStatus.RUNNING:
+        return False
+    queries.end_study(session, study, StudyStatus.CANCELLED)
+    queries.fail_queued_trials(session, study_id, CANCELLED_REASON)
+    return True
+
+
+def resume_study(session: Session, study_id: int) -> list[int]:
+    """Run a cancelled or timed-out study again up to its budget; the trials to dispatch once
+    the caller commits. Raises ValueError when the study is in another state."""
+    study = lock_study(session, study_id)
+    if study is None or study.status not in RESUMABLE:
+        status = study.status.value if study else "gone"
+        raise ValueError(f"status: only a cancelled or timed-out study resumes, not {status}")
+    study.status = StudyStatus.RUNNING
+    study.finished_at = None
+    return _queue_next(session, study)
 
 
 def refill(study_id: int, *, dispatch: Dispatch, url: str | None = None) -> list[int]:

@@ -11,7 +11,14 @@ import copy
 import importlib.util
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
 from search.space import CategoricalParam, IntParam, Param, Space
@@ -128,6 +135,16 @@ PrunerConfig = Annotated[
 EPOCH_METRICS = ("val_accuracy", "val_rmse", "val_loss", "train_loss")
 
 
+Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][\w.-]{0,39}$")]
+PRESET_REF = r"^[\w.-]+/[\w.-]+@(latest|[1-9][0-9]*)$"
+
+
+class WarmStart(_Section):
+    preset: str = Field(
+        pattern=PRESET_REF, description="A preset to run first: team/name@version or @latest."
+    )
+
+
 class StudyDefinition(_Section):
     """A whole study file."""
 
@@ -147,6 +164,10 @@ class StudyDefinition(_Section):
     enqueue: list[dict[str, Any]] = Field(
         [], description="Configurations (space key -> value) run first; they count in the budget."
     )
+    warm_start: WarmStart | None = Field(
+        None, description="A shared preset whose settings run first, before `enqueue`."
+    )
+    tags: list[Tag] = Field([], max_length=20, description="Labels to find the study by.")
 
     @field_validator("space")
     @classmethod
@@ -198,6 +219,25 @@ class StudyDefinition(_Section):
     def base_config(self) -> dict[str, Any]:
         """The dataset, model and training sections as plain data."""
         return self.model_dump(mode="json", include={"dataset", "model", "training"})
+
+    def params_of(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The values a full trial config (e.g. a preset's) gives this study's parameters:
+        the space's keys read at their dotted paths, inactive conditional ones left out."""
+        space = self.search_space()
+        params: dict[str, Any] = {}
+        for path in space.params:
+            if space.is_active(path, params):
+                node: Any = config
+                for part in path.split("."):
+                    node = node.get(part) if isinstance(node, dict) else None
+                params[path] = node
+        return params
+
+    def run_first(self, params: dict[str, Any]) -> StudyDefinition:
+        """This study with `params` ahead of its enqueued configurations, validated again."""
+        document = self.model_dump(mode="json")
+        document["enqueue"] = [params, *document["enqueue"]]
+        return StudyDefinition.model_validate(document)
 
     def trial_config(self, params: dict[str, Any]) -> TrainConfig:
         """The base config with `params` written over their dotted paths, validated."""

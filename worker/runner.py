@@ -14,14 +14,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.models import Study, TrialState
+from db import datasets, queries
+from db.models import Study, StudyStatus, TrialState
 from db.session import session_scope
 from db.settings import get_settings
 from search import coordinator
 from search.definition import StudyDefinition
 from search.pruners import NoPruner
-from worker.engine import ConfigError, Splits, TrainResult, load_splits, train
+from worker.engine import ConfigError, Splits, TrainResult, Upload, load_splits, train
 from worker.engine.config import DatasetConfig
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,12 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
         log.info("trial %s: running", trial_id)
         study_id, number, params = claimed.study_id, claimed.number, claimed.params
         definition = _definition(session, study_id)
-    recorder = _Recorder(trial_id, url, _PruningCheck(study_id, number, definition, url))
+    recorder = _Recorder(trial_id, study_id, url, _PruningCheck(study_id, number, definition, url))
     with _Heartbeat(trial_id, url):
         state, reason, values = _train(definition, params, recorder)
+    if recorder.study_ended:
+        timed_out = recorder.study_status == StudyStatus.TIMED_OUT
+        state, reason = TrialState.FAILED, "timeout" if timed_out else coordinator.CANCELLED_REASON
     value = values.get(definition.objectives[0].metric) if values else None
 
     def write_end(session: Session) -> None:
@@ -68,9 +71,12 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     except Exception:
         # The coordinator must not cost the trial its result: write the end alone.
         log.exception("study %s: queueing the trials after %s failed", study_id, trial_id)
-        with session_scope(url) as session:
-            write_end(session)
         successors = []
+        try:
+            with session_scope(url) as session:
+                write_end(session)
+        except Exception:  # e.g. the study was deleted while the trial ran: nothing to keep
+            log.exception("trial %s: its end could not be written", trial_id)
     log.info("trial %s: %s%s", trial_id, state.value, f" ({reason})" if reason else "")
     return successors
 
@@ -81,7 +87,7 @@ def _train(
     """Train one configuration; every outcome, errors included, becomes a terminal state."""
     try:
         config = definition.trial_config(params)
-        result = train(config, _splits(config.dataset), recorder.report)
+        result = train(config, _splits(config.dataset, recorder.url), recorder.report)
     except ConfigError as exc:
         return TrialState.FAILED, f"error: invalid config: {exc}", None
     except Exception as exc:  # a bug or bad data must end this trial, not the worker
@@ -112,14 +118,23 @@ def _definition(session: Session, study_id: int) -> StudyDefinition:
     return _DEFINITIONS[key]
 
 
-def _splits(dataset: DatasetConfig) -> Splits:
-    return _cached_splits(json.dumps(dataset.model_dump(mode="json"), sort_keys=True))
+def _splits(dataset: DatasetConfig, url: str | None) -> Splits:
+    return _cached_splits(json.dumps(dataset.model_dump(mode="json"), sort_keys=True), url)
 
 
 @lru_cache(maxsize=8)
-def _cached_splits(dataset_json: str) -> Splits:
+def _cached_splits(dataset_json: str, url: str | None) -> Splits:
     # A worker runs many trials on the same data: load and preprocess it once per process.
-    return load_splits(DatasetConfig.model_validate_json(dataset_json))
+    # An uploaded dataset is named by its id, and its rows never change.
+    config = DatasetConfig.model_validate_json(dataset_json)
+    upload = None
+    if config.name.isdigit():
+        with session_scope(url) as session:
+            stored = datasets.content_of(session, int(config.name))
+        if stored is None:
+            raise ConfigError("dataset.name", f"dataset {config.name} was deleted")
+        upload = Upload(stored[0], stored[1])  # type: ignore[arg-type]
+    return load_splits(config, upload)
 
 
 class _PruningCheck:
@@ -155,21 +170,30 @@ class _PruningCheck:
 
 class _Recorder:
     """The engine's `report` callback: buffers per-epoch metrics and writes them in batches,
-    and answers whether the trial should be pruned."""
+    and answers whether the trial should stop (pruned, or its study cancelled or deleted)."""
 
-    def __init__(self, trial_id: int, url: str | None, prune: _PruningCheck) -> None:
+    def __init__(self, trial_id: int, study_id: int, url: str | None, prune: _PruningCheck) -> None:
         self.trial_id = trial_id
+        self.study_id = study_id
         self.url = url
         self.prune = prune
         self.pending: list[tuple[int, dict[str, float]]] = []
         self.last_flush = time.monotonic()
+        self.study_status: StudyStatus | None = StudyStatus.RUNNING
 
     def report(self, step: int, metrics: dict[str, float]) -> bool:
         self.pending.append((step, dict(metrics)))
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
             with session_scope(self.url) as session:
-                self.flush(session)
-        return self.prune(step, metrics)
+                self.study_status = queries.study_status(session, self.study_id)
+                if not self.study_ended:
+                    self.flush(session)
+        return self.study_ended or self.prune(step, metrics)
+
+    @property
+    def study_ended(self) -> bool:
+        """Whether the study was cancelled, timed out or deleted while the trial ran."""
+        return self.study_status != StudyStatus.RUNNING
 
     def flush(self, session: Session) -> None:
         if self.pending:

@@ -1,53 +1,124 @@
-"""Studies: create, list, get."""
+"""Studies: create, list, get, cancel, resume, delete."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from api.deps import DispatcherDep, SessionDep, TeamScope
-from api.errors import NotFound
+from api.access import study_for
+from api.deps import CallerDep, DispatcherDep, SessionDep
+from api.errors import Conflict
+from api.etag import NOT_MODIFIED, etagged
 from api.schemas import StudiesPublic, StudyPublic, StudySummary
+from api.submission import submit
 from api.views import study_public
 from db import queries
+from db.models import Role, StudyStatus
 from search import coordinator
 from search.definition import StudyDefinition
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="Retrying with the same key returns the study the first request made.",
+    ),
+]
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": StudyPublic}})
 def create_study(
-    definition: StudyDefinition, session: SessionDep, team_id: TeamScope, dispatcher: DispatcherDep
+    definition: StudyDefinition,
+    response: Response,
+    session: SessionDep,
+    caller: CallerDep,
+    dispatcher: DispatcherDep,
+    team: Annotated[str | None, Query(description="Team name; default: your only team.")] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> StudyPublic:
-    """Store a study and queue its first trials."""
-    study = coordinator.create_study(session, team_id=team_id, definition=definition)
+    """Store a study and queue its first trials (201), or return the one this key made (200)."""
+    team_id = caller.team_for_new(team)
+    study, created = submit(session, caller, team_id, definition, idempotency_key)
     # The trials may only be dispatched once the study is committed and visible to workers.
     session.commit()
-    coordinator.refill(study.id, dispatch=dispatcher.dispatch)
-    return study_public(session, study)
+    if created:
+        coordinator.refill(study.id, dispatch=dispatcher.dispatch)
+    else:
+        response.status_code = status.HTTP_200_OK
+    return study_public(session, study, caller.team_names[team_id])
 
 
 @router.get("")
 def list_studies(
     session: SessionDep,
-    team_id: TeamScope,
+    caller: CallerDep,
+    status: StudyStatus | None = None,
+    name: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
+    tag: Annotated[str | None, Query(max_length=40)] = None,
+    team: Annotated[str | None, Query(description="Only this team's studies.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StudiesPublic:
-    """The team's studies, newest first."""
-    studies = queries.list_studies(session, team_id, limit, offset)
+    """The studies of your teams, newest first, filtered and paged."""
+    team_ids = [i for i, n in caller.team_names.items() if team is None or n == team]
+    selected = queries.StudyFilter(team_ids, status, name, tag)
+    studies = queries.list_studies(session, selected, limit, offset)
     return StudiesPublic(
-        data=[StudySummary.model_validate(s, from_attributes=True) for s in studies],
-        count=queries.count_studies(session, team_id),
+        data=[
+            StudySummary(
+                id=s.id,
+                name=s.name,
+                team=caller.team_names[s.team_id],
+                tags=s.tags,
+                status=s.status.value,
+                budget_trials=s.budget_trials,
+                created_at=s.created_at,
+                finished_at=s.finished_at,
+            )
+            for s in studies
+        ],
+        count=queries.count_studies(session, selected),
     )
 
 
-@router.get("/{study_id}")
-def get_study(study_id: int, session: SessionDep, team_id: TeamScope) -> StudyPublic:
-    """A study's status, progress and best trial."""
-    study = queries.get_study(session, team_id, study_id)
-    if study is None:
-        raise NotFound("study")
-    return study_public(session, study)
+@router.get("/{study_id}", response_model=StudyPublic, responses=NOT_MODIFIED)
+def get_study(study_id: int, request: Request, session: SessionDep, caller: CallerDep) -> Response:
+    """A study's status, progress, best trial and ETA; 304 when the ETag still holds."""
+    study = study_for(session, caller, study_id)
+    return etagged(request, study_public(session, study, caller.team_names[study.team_id]))
+
+
+@router.post("/{study_id}/cancel")
+def cancel_study(study_id: int, session: SessionDep, caller: CallerDep) -> StudyPublic:
+    """Stop queueing trials; running ones stop at their next report."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    if not coordinator.cancel_study(session, study.id):
+        raise Conflict(f"status: the study is {study.status.value}, not running", "status")
+    session.refresh(study)
+    return study_public(session, study, caller.team_names[study.team_id])
+
+
+@router.post("/{study_id}/resume")
+def resume_study(
+    study_id: int, session: SessionDep, caller: CallerDep, dispatcher: DispatcherDep
+) -> StudyPublic:
+    """Run a cancelled or timed-out study on to its budget."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    try:
+        trial_ids = coordinator.resume_study(session, study.id)
+    except ValueError as exc:
+        raise Conflict(str(exc), "status") from None
+    session.commit()
+    dispatcher.dispatch(trial_ids)
+    return study_public(session, study, caller.team_names[study.team_id])
+
+
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_study(study_id: int, session: SessionDep, caller: CallerDep) -> None:
+    """Delete a study with its trials and curves; its running trials stop at their next report."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    coordinator.cancel_study(session, study.id)
+    session.delete(study)

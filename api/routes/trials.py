@@ -1,32 +1,59 @@
-"""A study's trials, paged by cursor for incremental polling."""
+"""A study's trials, paged by cursor for incremental polling, and one trial with its curve."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
-from api.deps import SessionDep, TeamScope
+from api.access import study_for
+from api.deps import CallerDep, SessionDep
 from api.errors import NotFound
-from api.schemas import TrialPublic, TrialsPublic
+from api.etag import NOT_MODIFIED, etagged
+from api.schemas import TrialDetail, TrialPublic, TrialsPublic
 from db import queries
+from search.definition import StudyDefinition
+from worker.engine import ConfigError
 
 router = APIRouter(prefix="/api/v1/studies/{study_id}/trials", tags=["trials"])
 
 
-@router.get("")
+@router.get("", response_model=TrialsPublic, responses=NOT_MODIFIED)
 def list_trials(
     study_id: int,
+    request: Request,
     session: SessionDep,
-    team_id: TeamScope,
+    caller: CallerDep,
     after: Annotated[int, Query(ge=0, description="Cursor: the last page's next_cursor.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-) -> TrialsPublic:
+) -> Response:
     """Trials inserted after the cursor, in insertion order."""
-    if queries.get_study(session, team_id, study_id) is None:
-        raise NotFound("study")
+    study_for(session, caller, study_id)
     trials = queries.trials_after(session, study_id, after, limit)
-    return TrialsPublic(
+    page = TrialsPublic(
         data=[TrialPublic.model_validate(t, from_attributes=True) for t in trials],
         next_cursor=trials[-1].id if trials else after,
     )
+    return etagged(request, page)
+
+
+@router.get("/{number}", response_model=TrialDetail, responses=NOT_MODIFIED)
+def get_trial(
+    study_id: int, number: int, request: Request, session: SessionDep, caller: CallerDep
+) -> Response:
+    """One trial: its params, the full config it trained with, and its learning curve."""
+    study = study_for(session, caller, study_id)
+    trial = queries.trial_by_number(session, study.id, number)
+    if trial is None:
+        raise NotFound("trial")
+    definition = StudyDefinition.model_validate(study.definition)
+    try:
+        config = definition.trial_config(trial.params).model_dump(mode="json")
+    except ConfigError:
+        config = None  # the trial failed for exactly this; its reason says why
+    detail = TrialDetail(
+        **TrialPublic.model_validate(trial, from_attributes=True).model_dump(),
+        config=config,
+        curve=[{"step": m.step, **m.metrics} for m in queries.metrics_of(session, trial.id)],
+    )
+    return etagged(request, detail)

@@ -1,19 +1,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
 from tests.conftest import tiny_study
-
-
-@pytest.fixture
-def client(sqlite_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
-        yield test_client
 
 
 def wait_done(client: TestClient, study_id: int, timeout_s: float = 60) -> dict:

@@ -48,11 +48,14 @@ class Stack:
             for i in range(1, workers + 1)
         ]
         self.api.wait_for_http(f"{self.base}/health")
+        # The server's first start printed the local admin's token.
+        self.token = re.search(r"hps_[\w-]+", self.api.log_path.read_text()).group(0)  # type: ignore[union-attr]
         for worker in self.workers:
             worker.wait_for_log("ready.")
 
     def run_study(self, definition: dict) -> dict:
-        with httpx.Client(base_url=self.base, timeout=10) as client:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.base, timeout=10, headers=headers) as client:
             created = client.post("/api/v1/studies", json=definition)
             assert created.status_code == 201, created.text
             study_id = created.json()["id"]

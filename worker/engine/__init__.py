@@ -10,7 +10,7 @@ Imports nothing of the rest of hpsearch::
 """
 
 from worker.engine.config import ConfigError, TrainConfig
-from worker.engine.data import BUILTIN_DATASETS, Splits, Upload, load_splits
+from worker.engine.data import BUILTIN_DATASETS, Splits, Upload, describe_upload, load_splits
 from worker.engine.training import TrainResult, train
 
 ENGINE_VERSION = "0.1.0"
@@ -23,6 +23,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "Upload",
+    "describe_upload",
     "load_splits",
     "train",
 ]

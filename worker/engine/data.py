@@ -10,6 +10,7 @@ training rows and applied to all three splits.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -195,3 +196,19 @@ def load_splits(config: DatasetConfig, upload: Upload | None = None) -> Splits:
         feature_names=pre.feature_names,
         class_names=table.class_names,
     )
+
+
+def describe_upload(upload: Upload, target: str | None) -> dict[str, Any]:
+    """What a usable upload holds: rows, each column's kind, the task; `ConfigError` (naming
+    the field) when it cannot be trained on."""
+    table = load_table(DatasetConfig(name="upload", target=target), upload)
+    _require_rows(table.n_rows)
+    columns = dict.fromkeys(table.features.numeric_names, "numeric")
+    columns |= dict.fromkeys(table.features.categorical_names, "categorical")
+    columns[target if upload.format == "csv" and target else "y"] = "target"
+    return {
+        "rows": table.n_rows,
+        "columns": columns,
+        "task": table.task,
+        "classes": list(table.class_names),
+    }

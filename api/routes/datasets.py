@@ -1,0 +1,99 @@
+"""Datasets: upload a CSV or NPZ (validated, stored once by content hash), list, get, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+
+from api.access import dataset_for
+from api.deps import CallerDep, SessionDep
+from api.errors import Invalid
+from api.schemas import DatasetPublic
+from db import datasets
+from db.models import Dataset, Role
+from worker.engine import ConfigError, Upload, describe_upload
+
+router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses={200: {"model": DatasetPublic}})
+def upload_dataset(
+    file: Annotated[UploadFile, File(description="The table: .csv with a header row, or .npz.")],
+    response: Response,
+    session: SessionDep,
+    caller: CallerDep,
+    target: Annotated[
+        str | None, Form(max_length=200, description="CSV: the column to predict.")
+    ] = None,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    format: Annotated[
+        Literal["csv", "npz"] | None, Form(description="Default: from the file name.")
+    ] = None,
+    team: Annotated[str | None, Query(description="Team name; default: your only team.")] = None,
+) -> DatasetPublic:
+    """Store a dataset (201), or find the same bytes uploaded before (200). Study files use its
+    id as `dataset.name`."""
+    team_id = caller.team_for_new(team)
+    filename = file.filename or "upload"
+    kind = format or _format_of(filename)
+    content = file.file.read()
+    try:
+        summary = describe_upload(Upload(content, kind), target)
+    except ConfigError as exc:
+        field = "target" if exc.field == "dataset.target" else "file"
+        raise Invalid(f"{field}: {exc.reason}", field) from None
+    dataset, created = datasets.store(
+        session,
+        team_id=team_id,
+        name=name or filename,
+        format=kind,
+        content=content,
+        summary=summary,
+        created_by=caller.user_id,
+    )
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _public(dataset, caller.team_names[team_id])
+
+
+@router.get("")
+def list_datasets(session: SessionDep, caller: CallerDep) -> list[DatasetPublic]:
+    """Your teams' datasets, newest first."""
+    return [
+        _public(d, caller.team_names[d.team_id])
+        for d in datasets.list_datasets(session, caller.team_ids)
+    ]
+
+
+@router.get("/{dataset_id}")
+def get_dataset(dataset_id: int, session: SessionDep, caller: CallerDep) -> DatasetPublic:
+    """One dataset: its columns, rows and hash."""
+    dataset = dataset_for(session, caller, dataset_id)
+    return _public(dataset, caller.team_names[dataset.team_id])
+
+
+@router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_dataset(dataset_id: int, session: SessionDep, caller: CallerDep) -> None:
+    """Delete a dataset; studies that used it keep their results."""
+    session.delete(dataset_for(session, caller, dataset_id, Role.MEMBER))
+
+
+def _format_of(filename: str) -> Literal["csv", "npz"]:
+    suffix = filename.rsplit(".", 1)[-1].lower()
+    if suffix in ("csv", "npz"):
+        return suffix  # type: ignore[return-value]
+    raise Invalid(f"format: cannot tell the format of {filename!r}; say csv or npz", "format")
+
+
+def _public(dataset: Dataset, team: str) -> DatasetPublic:
+    return DatasetPublic(
+        id=dataset.id,
+        team=team,
+        name=dataset.name,
+        format=dataset.format,
+        content_hash=dataset.content_hash,
+        size_bytes=dataset.size_bytes,
+        summary=dataset.summary,
+        created_at=dataset.created_at,
+    )

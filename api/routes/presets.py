@@ -1,0 +1,127 @@
+"""Presets: publish a trial's settings as team/name (new version each time), list, get, export."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+import yaml
+from fastapi import APIRouter, Path, Query, Response, status
+
+from api.access import study_for
+from api.deps import CallerDep, SessionDep
+from api.errors import Invalid, NotFound
+from api.presets import preset_public
+from api.schemas import PresetCreate, PresetPublic, PresetsPublic
+from db import presets, queries
+from db.models import Dataset, Preset, Role, TrialState
+from search.definition import StudyDefinition
+from worker.engine import ENGINE_VERSION
+
+router = APIRouter(prefix="/api/v1/presets", tags=["presets"])
+
+Version = Annotated[str, Path(pattern=r"^(latest|[1-9][0-9]*)$", description="A number or latest.")]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def publish_preset(body: PresetCreate, session: SessionDep, caller: CallerDep) -> PresetPublic:
+    """Publish a complete trial's full training config as the next version of team/name."""
+    study = study_for(session, caller, body.study_id, Role.MEMBER)
+    trial = queries.trial_by_number(session, study.id, body.trial_number)
+    if trial is None:
+        raise NotFound("trial")
+    if trial.state != TrialState.COMPLETE:
+        raise Invalid(
+            f"trial_number: trial {trial.number} is {trial.state.value}; only a complete trial"
+            " is published",
+            "trial_number",
+        )
+    definition = StudyDefinition.model_validate(study.definition)
+    config = definition.trial_config(trial.params).model_dump(mode="json")
+    preset = presets.publish(
+        session,
+        team_id=study.team_id,
+        name=body.name,
+        visibility=body.visibility,
+        config=config,
+        study_id=study.id,
+        trial_id=trial.id,
+        dataset_hash=_dataset_hash(session, config["dataset"]),
+        values=trial.values,
+        engine_version=ENGINE_VERSION,
+        created_by=caller.user_id,
+    )
+    return preset_public(session, preset, caller.team_names[study.team_id])
+
+
+@router.get("")
+def list_presets(session: SessionDep, caller: CallerDep) -> PresetsPublic:
+    """Every version of your teams' presets and of public ones."""
+    rows = presets.list_visible(session, caller.team_ids)
+    return PresetsPublic(data=[preset_public(session, p, team) for p, team in rows])
+
+
+@router.get("/{team}/{name}")
+def preset_versions(team: str, name: str, session: SessionDep, caller: CallerDep) -> PresetsPublic:
+    """Every version of one preset, oldest first."""
+    rows = [
+        (p, t)
+        for p, t in presets.list_visible(session, caller.team_ids)
+        if t == team and p.name == name
+    ]
+    if not rows:
+        raise NotFound("preset")
+    return PresetsPublic(data=[preset_public(session, p, t) for p, t in rows])
+
+
+@router.get("/{team}/{name}/{version}")
+def get_preset(
+    team: str, name: str, version: Version, session: SessionDep, caller: CallerDep
+) -> PresetPublic:
+    """One version of a preset (or the latest), with its provenance."""
+    return preset_public(session, _find(session, caller.team_ids, team, name, version), team)
+
+
+@router.get(
+    "/{team}/{name}/{version}/export",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}, "application/yaml": {}}}},
+)
+def export_preset(
+    team: str,
+    name: str,
+    version: Version,
+    session: SessionDep,
+    caller: CallerDep,
+    format: Annotated[Literal["json", "yaml"], Query()] = "yaml",
+) -> Response:
+    """A preset as a file to keep beside the code that uses it."""
+    preset = preset_public(session, _find(session, caller.team_ids, team, name, version), team)
+    document = preset.model_dump(mode="json")
+    filename = f"{team}-{name}-{preset.version}.{format}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if format == "json":
+        return Response(
+            json.dumps(document, indent=2), media_type="application/json", headers=headers
+        )
+    text = yaml.safe_dump(document, sort_keys=False)
+    return Response(text, media_type="application/yaml", headers=headers)
+
+
+def _find(session: SessionDep, team_ids: list[int], team: str, name: str, version: str) -> Preset:
+    number = None if version == "latest" else int(version)
+    preset = presets.find(session, team_ids, team, name, number)
+    if preset is None:
+        raise NotFound("preset")
+    return preset
+
+
+def _dataset_hash(session: SessionDep, dataset: dict) -> str:
+    """What the trial trained on: an upload's content hash, or a built-in set's definition."""
+    if dataset["name"].isdigit():
+        upload = session.get(Dataset, int(dataset["name"]))
+        if upload is not None:
+            return upload.content_hash
+    canonical = json.dumps(dataset, sort_keys=True).encode()
+    return hashlib.sha256(canonical).hexdigest()

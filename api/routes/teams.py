@@ -1,0 +1,66 @@
+"""Teams and their members; team admins manage membership."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import CallerDep, SessionDep
+from api.errors import Conflict, NotFound
+from api.schemas import MemberPublic, MemberUpdate, TeamPublic
+from db import accounts
+from db.models import Role
+
+router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
+
+
+@router.get("")
+def list_teams(caller: CallerDep) -> list[TeamPublic]:
+    """Your teams and your role in each."""
+    return [
+        TeamPublic(id=team_id, name=caller.team_names[team_id], role=role.value)
+        for team_id, role in caller.roles.items()
+    ]
+
+
+@router.get("/{team}/members")
+def list_members(team: str, session: SessionDep, caller: CallerDep) -> list[MemberPublic]:
+    """A team's members and their roles."""
+    team_id = caller.team_named(team, Role.VIEWER)
+    return [
+        MemberPublic(user_id=m.user_id, name=m.name, role=m.role.value)
+        for m in accounts.members_of(session, team_id)
+    ]
+
+
+@router.put("/{team}/members/{user}")
+def set_member(
+    team: str, user: str, body: MemberUpdate, session: SessionDep, caller: CallerDep
+) -> MemberPublic:
+    """Add a user to the team, or change their role (team admins only)."""
+    team_id = caller.team_named(team, Role.ADMIN)
+    member = accounts.user_named(session, user)
+    if member is None:
+        raise NotFound("user")
+    if body.role != Role.ADMIN and _last_admin(session, team_id, member.id):
+        raise Conflict("role: a team keeps at least one admin", "role")
+    accounts.set_role(session, member.id, team_id, body.role)
+    return MemberPublic(user_id=member.id, name=member.name, role=body.role.value)
+
+
+@router.delete("/{team}/members/{user}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_member(team: str, user: str, session: SessionDep, caller: CallerDep) -> None:
+    """Take a user out of the team (team admins only)."""
+    team_id = caller.team_named(team, Role.ADMIN)
+    member = accounts.user_named(session, user)
+    if member is None:
+        raise NotFound("user")
+    if _last_admin(session, team_id, member.id):
+        raise Conflict("user: a team keeps at least one admin", "user")
+    if not accounts.remove_member(session, member.id, team_id):
+        raise NotFound("member")
+
+
+def _last_admin(session: SessionDep, team_id: int, user_id: int) -> bool:
+    members = accounts.members_of(session, team_id)
+    admins = [m.user_id for m in members if m.role == Role.ADMIN]
+    return admins == [user_id]

@@ -1,0 +1,108 @@
+"""A submitted study file made a stored study: limits, its dataset, its warm start, and
+idempotent creation."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.auth import Caller
+from api.errors import Invalid
+from api.presets import parse_ref
+from db import presets, queries
+from db.models import Dataset, Study
+from db.settings import get_settings
+from search import coordinator
+from search.definition import StudyDefinition
+from worker.engine import BUILTIN_DATASETS
+
+
+def submit(
+    session: Session,
+    caller: Caller,
+    team_id: int,
+    definition: StudyDefinition,
+    idempotency_key: str | None,
+) -> tuple[Study, bool]:
+    """The study this submission makes, and whether it is new (False: the key's earlier one)."""
+    if idempotency_key and (earlier := queries.study_by_key(session, team_id, idempotency_key)):
+        return earlier, False
+    check_limits(definition)
+    check_dataset(session, team_id, definition)
+    definition = with_warm_start(session, caller.team_ids, definition)
+    try:
+        with session.begin_nested():
+            study = coordinator.create_study(
+                session,
+                team_id=team_id,
+                definition=definition,
+                created_by=caller.user_id,
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        # The same key raced in from another request, which won: answer with its study.
+        earlier = queries.study_by_key(session, team_id, idempotency_key or "")
+        if earlier is None:
+            raise
+        return earlier, False
+    return study, True
+
+
+def check_limits(definition: StudyDefinition) -> None:
+    """A study asks for no more than this server allows."""
+    settings = get_settings()
+    if definition.budget.trials > settings.max_trials:
+        raise Invalid(
+            f"budget.trials: at most {settings.max_trials} trials per study on this server",
+            "budget.trials",
+        )
+    if definition.budget.parallelism > settings.max_parallelism:
+        raise Invalid(
+            f"budget.parallelism: at most {settings.max_parallelism} on this server",
+            "budget.parallelism",
+        )
+
+
+def check_dataset(session: Session, team_id: int, definition: StudyDefinition) -> None:
+    """An uploaded dataset (named by its id) must be the team's and have the target column."""
+    name = definition.dataset.name
+    if not name.isdigit():
+        if name not in BUILTIN_DATASETS:
+            known = ", ".join(sorted(BUILTIN_DATASETS))
+            raise Invalid(
+                f"dataset.name: {name!r} is neither a built-in set ({known}) nor a dataset id",
+                "dataset.name",
+            )
+        return
+    dataset = session.get(Dataset, int(name))
+    if dataset is None or dataset.team_id != team_id:
+        raise Invalid(f"dataset.name: no dataset {name} in this team", "dataset.name")
+    if dataset.format == "csv":
+        columns = dataset.summary.get("columns", {})
+        target = definition.dataset.target
+        if target not in columns:
+            raise Invalid(
+                f"dataset.target: {target!r} is not a column of dataset {name}"
+                f" ({', '.join(columns)})",
+                "dataset.target",
+            )
+
+
+def with_warm_start(
+    session: Session, team_ids: list[int], definition: StudyDefinition
+) -> StudyDefinition:
+    """The definition with its warm-start preset's settings enqueued first."""
+    if definition.warm_start is None:
+        return definition
+    ref = definition.warm_start.preset
+    team, name, version = parse_ref(ref)
+    preset = presets.find(session, team_ids, team, name, version)
+    if preset is None:
+        raise Invalid(f"warm_start.preset: no preset {ref} that you may see", "warm_start.preset")
+    params = definition.params_of(preset.config)
+    if not definition.search_space().contains(params):
+        raise Invalid(
+            f"warm_start.preset: {ref} has {params}, which is not a point of this study's space",
+            "warm_start.preset",
+        )
+    return definition.run_first(params)

@@ -1,0 +1,205 @@
+"""Users, teams, memberships and API tokens.
+
+A token is 32 random bytes shown once; only its SHA-256 is stored. A slow password hash buys
+nothing here: the secret has 256 bits of entropy, so a fast hash cannot be brute-forced, and
+every request pays for the lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from db.models import ApiToken, Membership, Role, Team, User, utcnow
+
+TOKEN_PREFIX = "hps_"
+# The part of a token shown in listings: enough to tell tokens apart, useless to an attacker.
+SHOWN_CHARS = len(TOKEN_PREFIX) + 8
+# A token's last use is written at most this often, so that polling is not a write per request.
+LAST_USED_EVERY = timedelta(minutes=1)
+
+ROLE_RANK = {Role.VIEWER: 0, Role.MEMBER: 1, Role.ADMIN: 2}
+
+
+class AccountError(ValueError):
+    """A bootstrap or membership change that cannot be made (names the field at fault)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(session: Session, name: str) -> User:
+    """A new user; the name must be free."""
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise AccountError("user", f"a user named {name!r} exists")
+    user = User(name=name)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def create_team(session: Session, name: str) -> Team:
+    """A new team; the name must be free."""
+    if session.scalar(select(Team.id).where(Team.name == name)) is not None:
+        raise AccountError("team", f"a team named {name!r} exists")
+    team = Team(name=name)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def user_named(session: Session, name: str) -> User | None:
+    """The user called `name`."""
+    return session.scalars(select(User).where(User.name == name)).one_or_none()
+
+
+def team_named(session: Session, name: str) -> Team | None:
+    """The team called `name`."""
+    return session.scalars(select(Team).where(Team.name == name)).one_or_none()
+
+
+def set_role(session: Session, user_id: int, team_id: int, role: Role) -> None:
+    """Make the user a member of the team with `role` (added, or their role changed)."""
+    membership = session.get(Membership, (user_id, team_id))
+    if membership is None:
+        session.add(Membership(user_id=user_id, team_id=team_id, role=role))
+    else:
+        membership.role = role
+    session.flush()
+
+
+def remove_member(session: Session, user_id: int, team_id: int) -> bool:
+    """Take the user out of the team; False when they were not in it."""
+    result = session.execute(
+        delete(Membership).where(Membership.user_id == user_id, Membership.team_id == team_id)
+    )
+    return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Member:
+    user_id: int
+    name: str
+    role: Role
+
+
+def members_of(session: Session, team_id: int) -> list[Member]:
+    """A team's members, by name."""
+    rows = session.execute(
+        select(User.id, User.name, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.team_id == team_id)
+        .order_by(User.name)
+    ).all()
+    return [Member(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class TeamRole:
+    team_id: int
+    team: str
+    role: Role
+
+
+def teams_of(session: Session, user_id: int) -> list[TeamRole]:
+    """The teams a user belongs to, with their role, by name."""
+    rows = session.execute(
+        select(Team.id, Team.name, Membership.role)
+        .join(Membership, Membership.team_id == Team.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Team.name)
+    ).all()
+    return [TeamRole(*row) for row in rows]
+
+
+def issue_token(
+    session: Session, user_id: int, name: str, expires_at: datetime | None
+) -> tuple[ApiToken, str]:
+    """A new token for the user: its row, and the secret, which is never stored."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user_id,
+        name=name,
+        prefix=secret[:SHOWN_CHARS],
+        token_hash=hash_token(secret),
+        expires_at=expires_at,
+    )
+    session.add(token)
+    session.flush()
+    return token, secret
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a valid token acts for."""
+
+    token_id: int
+    user_id: int
+    user: str
+
+
+def authenticate(session: Session, secret: str) -> Identity | None:
+    """The identity behind a token; None when it is unknown, revoked or expired."""
+    now = utcnow()
+    row = session.execute(
+        select(ApiToken.id, ApiToken.user_id, User.name, ApiToken.last_used_at)
+        .join(User, User.id == ApiToken.user_id)
+        .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
+        .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
+    ).one_or_none()
+    if row is None:
+        return None
+    token_id, user_id, user, last_used = row
+    if last_used is None or now - last_used >= LAST_USED_EVERY:
+        session.execute(
+            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now),
+            execution_options={"synchronize_session": False},
+        )
+    return Identity(token_id, user_id, user)
+
+
+def tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
+    """A user's tokens, revoked and expired ones included, newest first."""
+    return session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+    ).all()
+
+
+def revoke_token(session: Session, user_id: int, token_id: int) -> bool:
+    """Revoke one of the user's tokens at once; False when the user has no such token."""
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user_id:
+        return False
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    return True
+
+
+def has_users(session: Session) -> bool:
+    """Whether any account exists yet (a server's first start has none)."""
+    return session.scalar(select(User.id).limit(1)) is not None
+
+
+LOCAL_ADMIN = "admin"
+
+
+def bootstrap_admin(session: Session, team_id: int) -> str | None:
+    """On a server's first start (no user yet): user `admin`, admin of the team, and a token
+    that never expires, returned to be shown once. None when users exist already."""
+    if has_users(session):
+        return None
+    user = create_user(session, LOCAL_ADMIN)
+    set_role(session, user.id, team_id, Role.ADMIN)
+    return issue_token(session, user.id, "first start", None)[1]

@@ -1,0 +1,80 @@
+"""Uploaded datasets, stored once per team by content hash."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, defer
+
+from db.models import Dataset
+
+
+def content_hash(content: bytes) -> str:
+    """The hash a dataset is known by."""
+    return hashlib.sha256(content).hexdigest()
+
+
+def store(
+    session: Session,
+    *,
+    team_id: int,
+    name: str,
+    format: str,
+    content: bytes,
+    summary: dict[str, Any],
+    created_by: int | None,
+) -> tuple[Dataset, bool]:
+    """The team's dataset with this content: stored now (True) or found from before (False)."""
+    digest = content_hash(content)
+    found = _by_hash(session, team_id, digest)
+    if found is not None:
+        return found, False
+    dataset = Dataset(
+        team_id=team_id,
+        name=name,
+        format=format,
+        content_hash=digest,
+        size_bytes=len(content),
+        summary=summary,
+        content=content,
+        created_by=created_by,
+    )
+    try:
+        with session.begin_nested():
+            session.add(dataset)
+    except IntegrityError:  # the same bytes uploaded twice at once: one row
+        found = _by_hash(session, team_id, digest)
+        if found is None:
+            raise
+        return found, False
+    return dataset, True
+
+
+def _by_hash(session: Session, team_id: int, digest: str) -> Dataset | None:
+    return session.scalars(
+        select(Dataset)
+        .options(defer(Dataset.content))
+        .where(Dataset.team_id == team_id, Dataset.content_hash == digest)
+    ).one_or_none()
+
+
+def list_datasets(session: Session, team_ids: Sequence[int]) -> Sequence[Dataset]:
+    """The datasets of these teams, newest first, without their content."""
+    return session.scalars(
+        select(Dataset)
+        .options(defer(Dataset.content))
+        .where(Dataset.team_id.in_(team_ids))
+        .order_by(Dataset.id.desc())
+    ).all()
+
+
+def content_of(session: Session, dataset_id: int) -> tuple[bytes, str] | None:
+    """A dataset's bytes and format, for a worker about to train on it."""
+    row = session.execute(
+        select(Dataset.content, Dataset.format).where(Dataset.id == dataset_id)
+    ).one_or_none()
+    return (row[0], row[1]) if row else None
