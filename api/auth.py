@@ -71,7 +71,7 @@ def authenticate(request: Request, session: Session) -> Caller:
     identity = accounts.authenticate(session, secret.strip())
     if identity is None:
         raise Unauthorized("invalid, expired or revoked token")
-    _LIMITER.take(identity.token_id)
+    _LIMITER.take(accounts.hash_token(secret.strip()))
     teams = accounts.teams_of(session, identity.user_id)
     return Caller(
         user_id=identity.user_id,
@@ -83,23 +83,24 @@ def authenticate(request: Request, session: Session) -> Caller:
 
 
 class _TokenBuckets:
-    """A token bucket per API token, in this process: `rate` requests/s, bursts of `burst`."""
+    """A token bucket per API token (by its hash), in this process: `rate` requests/s, bursts
+    of `burst`."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.buckets: dict[int, tuple[float, float]] = {}  # token id -> (level, at)
+        self.buckets: dict[str, tuple[float, float]] = {}  # token hash -> (level, at)
 
-    def take(self, token_id: int) -> None:
+    def take(self, token: str) -> None:
         settings = get_settings()
         rate, burst = settings.rate_limit_per_s, float(settings.rate_limit_burst)
         now = time.monotonic()
         with self.lock:
-            level, at = self.buckets.get(token_id, (burst, now))
+            level, at = self.buckets.get(token, (burst, now))
             level = min(burst, level + (now - at) * rate)
             if level < 1.0:
-                self.buckets[token_id] = (level, now)
+                self.buckets[token] = (level, now)
                 raise RateLimited((1.0 - level) / rate)
-            self.buckets[token_id] = (level - 1.0, now)
+            self.buckets[token] = (level - 1.0, now)
 
 
 _LIMITER = _TokenBuckets()

@@ -1,21 +1,10 @@
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import wait_done
 from tests.conftest import tiny_study
-
-
-def wait_done(client: TestClient, study_id: int, timeout_s: float = 60) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        study = client.get(f"/api/v1/studies/{study_id}").json()
-        if study["status"] != "running":
-            return study
-        time.sleep(0.1)
-    raise AssertionError(f"study {study_id} did not finish in {timeout_s}s")
 
 
 def test_a_study_runs_to_its_budget_on_the_local_pool(client: TestClient) -> None:
