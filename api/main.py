@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.routes import account, datasets, presets, studies, teams, trials
+from api.schemas import ErrorResponse
 from db.migrate import upgrade
 from db.settings import get_settings
 from worker.dispatch import make_dispatcher
@@ -33,9 +35,26 @@ def _body_limit(path: str) -> int:
     return settings.max_upload_bytes if path.startswith(UPLOADS) else settings.max_body_bytes
 
 
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+# Every operation may answer these, in the one error shape.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _error("The body could not be parsed (e.g. not JSON, or not UTF-8)."),
+    401: _error("No valid bearer token."),
+    403: _error("Your role in the object's team does not allow this."),
+    404: _error("No such object among your teams'."),
+    409: _error("The object's state does not allow this now."),
+    413: _error("The request body is over the limit."),
+    422: _error("The request is invalid; `field` names where."),
+    429: _error("Too many requests for this token; see Retry-After."),
+}
+
+
 def create_app() -> FastAPI:
     """The hpsearch REST API."""
-    app = FastAPI(title="hpsearch", version="0.1.0", lifespan=_lifespan)
+    app = FastAPI(title="hpsearch", version="0.1.0", lifespan=_lifespan, responses=ERRORS)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit_for=_body_limit)
     for module in (studies, trials, datasets, presets, teams, account):

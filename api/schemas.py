@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from api.params import MAX_ID
 from db.models import Role
 
 
@@ -135,8 +136,8 @@ class DatasetPublic(BaseModel):
 
 
 class PresetCreate(BaseModel):
-    study_id: int
-    trial_number: int = Field(ge=0)
+    study_id: int = Field(ge=1, le=MAX_ID)
+    trial_number: int = Field(ge=0, le=MAX_ID)
     name: str = Field(pattern=r"^[\w.-]{1,100}$", description="Published as team/name.")
     visibility: Literal["team", "public"] = "team"
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, status
 
 from api.deps import CallerDep, SessionDep
 from api.errors import NotFound
+from api.params import TokenId
 from api.schemas import MePublic, TeamPublic, TokenCreate, TokenCreated, TokenPublic
 from db import accounts
 from db.models import utcnow
@@ -47,7 +48,7 @@ def create_token(body: TokenCreate, session: SessionDep, caller: CallerDep) -> T
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_token(token_id: int, session: SessionDep, caller: CallerDep) -> None:
+def revoke_token(token_id: TokenId, session: SessionDep, caller: CallerDep) -> None:
     """Revoke one of your tokens; it stops working at once."""
     if not accounts.revoke_token(session, caller.user_id, token_id):
         raise NotFound("token")

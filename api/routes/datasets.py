@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from api.access import dataset_for
 from api.deps import CallerDep, SessionDep
 from api.errors import Invalid
+from api.params import DatasetId
 from api.schemas import DatasetPublic
 from db import datasets
 from db.models import Dataset, Role
@@ -67,14 +68,14 @@ def list_datasets(session: SessionDep, caller: CallerDep) -> list[DatasetPublic]
 
 
 @router.get("/{dataset_id}")
-def get_dataset(dataset_id: int, session: SessionDep, caller: CallerDep) -> DatasetPublic:
+def get_dataset(dataset_id: DatasetId, session: SessionDep, caller: CallerDep) -> DatasetPublic:
     """One dataset: its columns, rows and hash."""
     dataset = dataset_for(session, caller, dataset_id)
     return _public(dataset, caller.team_names[dataset.team_id])
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_dataset(dataset_id: int, session: SessionDep, caller: CallerDep) -> None:
+def delete_dataset(dataset_id: DatasetId, session: SessionDep, caller: CallerDep) -> None:
     """Delete a dataset; studies that used it keep their results."""
     session.delete(dataset_for(session, caller, dataset_id, Role.MEMBER))
 

@@ -7,11 +7,12 @@ import json
 from typing import Annotated, Literal
 
 import yaml
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from api.access import study_for
 from api.deps import CallerDep, SessionDep
 from api.errors import Invalid, NotFound
+from api.params import PresetName, TeamName, Version
 from api.presets import preset_public
 from api.schemas import PresetCreate, PresetPublic, PresetsPublic
 from db import presets, queries
@@ -20,8 +21,6 @@ from search.definition import StudyDefinition
 from worker.engine import ENGINE_VERSION
 
 router = APIRouter(prefix="/api/v1/presets", tags=["presets"])
-
-Version = Annotated[str, Path(pattern=r"^(latest|[1-9][0-9]*)$", description="A number or latest.")]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -63,7 +62,9 @@ def list_presets(session: SessionDep, caller: CallerDep) -> PresetsPublic:
 
 
 @router.get("/{team}/{name}")
-def preset_versions(team: str, name: str, session: SessionDep, caller: CallerDep) -> PresetsPublic:
+def preset_versions(
+    team: TeamName, name: PresetName, session: SessionDep, caller: CallerDep
+) -> PresetsPublic:
     """Every version of one preset, oldest first."""
     rows = [
         (p, t)
@@ -77,7 +78,7 @@ def preset_versions(team: str, name: str, session: SessionDep, caller: CallerDep
 
 @router.get("/{team}/{name}/{version}")
 def get_preset(
-    team: str, name: str, version: Version, session: SessionDep, caller: CallerDep
+    team: TeamName, name: PresetName, version: Version, session: SessionDep, caller: CallerDep
 ) -> PresetPublic:
     """One version of a preset (or the latest), with its provenance."""
     return preset_public(session, _find(session, caller.team_ids, team, name, version), team)
@@ -89,8 +90,8 @@ def get_preset(
     responses={200: {"content": {"application/json": {}, "application/yaml": {}}}},
 )
 def export_preset(
-    team: str,
-    name: str,
+    team: TeamName,
+    name: PresetName,
     version: Version,
     session: SessionDep,
     caller: CallerDep,
@@ -109,7 +110,9 @@ def export_preset(
     return Response(text, media_type="application/yaml", headers=headers)
 
 
-def _find(session: SessionDep, team_ids: list[int], team: str, name: str, version: str) -> Preset:
+def _find(
+    session: SessionDep, team_ids: list[int], team: TeamName, name: PresetName, version: str
+) -> Preset:
     number = None if version == "latest" else int(version)
     preset = presets.find(session, team_ids, team, name, number)
     if preset is None:

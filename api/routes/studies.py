@@ -10,6 +10,7 @@ from api.access import study_for
 from api.deps import CallerDep, DispatcherDep, SessionDep
 from api.errors import Conflict
 from api.etag import NOT_MODIFIED, etagged
+from api.params import Offset, StudyId
 from api.schemas import StudiesPublic, StudyPublic, StudySummary
 from api.submission import submit
 from api.views import study_public
@@ -60,7 +61,7 @@ def list_studies(
     tag: Annotated[str | None, Query(max_length=40)] = None,
     team: Annotated[str | None, Query(description="Only this team's studies.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> StudiesPublic:
     """The studies of your teams, newest first, filtered and paged."""
     team_ids = [i for i, n in caller.team_names.items() if team is None or n == team]
@@ -85,14 +86,16 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyPublic, responses=NOT_MODIFIED)
-def get_study(study_id: int, request: Request, session: SessionDep, caller: CallerDep) -> Response:
+def get_study(
+    study_id: StudyId, request: Request, session: SessionDep, caller: CallerDep
+) -> Response:
     """A study's status, progress, best trial and ETA; 304 when the ETag still holds."""
     study = study_for(session, caller, study_id)
     return etagged(request, study_public(session, study, caller.team_names[study.team_id]))
 
 
 @router.post("/{study_id}/cancel")
-def cancel_study(study_id: int, session: SessionDep, caller: CallerDep) -> StudyPublic:
+def cancel_study(study_id: StudyId, session: SessionDep, caller: CallerDep) -> StudyPublic:
     """Stop queueing trials; running ones stop at their next report."""
     study = study_for(session, caller, study_id, Role.MEMBER)
     if not coordinator.cancel_study(session, study.id):
@@ -103,7 +106,7 @@ def cancel_study(study_id: int, session: SessionDep, caller: CallerDep) -> Study
 
 @router.post("/{study_id}/resume")
 def resume_study(
-    study_id: int, session: SessionDep, caller: CallerDep, dispatcher: DispatcherDep
+    study_id: StudyId, session: SessionDep, caller: CallerDep, dispatcher: DispatcherDep
 ) -> StudyPublic:
     """Run a cancelled or timed-out study on to its budget."""
     study = study_for(session, caller, study_id, Role.MEMBER)
@@ -117,7 +120,7 @@ def resume_study(
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_study(study_id: int, session: SessionDep, caller: CallerDep) -> None:
+def delete_study(study_id: StudyId, session: SessionDep, caller: CallerDep) -> None:
     """Delete a study with its trials and curves; its running trials stop at their next report."""
     study = study_for(session, caller, study_id, Role.MEMBER)
     coordinator.cancel_study(session, study.id)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, status
 
 from api.deps import CallerDep, SessionDep
 from api.errors import Conflict, NotFound
+from api.params import TeamName, UserName
 from api.schemas import MemberPublic, MemberUpdate, TeamPublic
 from db import accounts
 from db.models import Role
@@ -23,7 +24,7 @@ def list_teams(caller: CallerDep) -> list[TeamPublic]:
 
 
 @router.get("/{team}/members")
-def list_members(team: str, session: SessionDep, caller: CallerDep) -> list[MemberPublic]:
+def list_members(team: TeamName, session: SessionDep, caller: CallerDep) -> list[MemberPublic]:
     """A team's members and their roles."""
     team_id = caller.team_named(team, Role.VIEWER)
     return [
@@ -34,7 +35,7 @@ def list_members(team: str, session: SessionDep, caller: CallerDep) -> list[Memb
 
 @router.put("/{team}/members/{user}")
 def set_member(
-    team: str, user: str, body: MemberUpdate, session: SessionDep, caller: CallerDep
+    team: TeamName, user: UserName, body: MemberUpdate, session: SessionDep, caller: CallerDep
 ) -> MemberPublic:
     """Add a user to the team, or change their role (team admins only)."""
     team_id = caller.team_named(team, Role.ADMIN)
@@ -48,7 +49,7 @@ def set_member(
 
 
 @router.delete("/{team}/members/{user}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(team: str, user: str, session: SessionDep, caller: CallerDep) -> None:
+def remove_member(team: TeamName, user: UserName, session: SessionDep, caller: CallerDep) -> None:
     """Take a user out of the team (team admins only)."""
     team_id = caller.team_named(team, Role.ADMIN)
     member = accounts.user_named(session, user)

@@ -10,6 +10,7 @@ from api.access import study_for
 from api.deps import CallerDep, SessionDep
 from api.errors import NotFound
 from api.etag import NOT_MODIFIED, etagged
+from api.params import Cursor, StudyId, TrialNumber
 from api.schemas import TrialDetail, TrialPublic, TrialsPublic
 from db import queries
 from search.definition import StudyDefinition
@@ -20,11 +21,11 @@ router = APIRouter(prefix="/api/v1/studies/{study_id}/trials", tags=["trials"])
 
 @router.get("", response_model=TrialsPublic, responses=NOT_MODIFIED)
 def list_trials(
-    study_id: int,
+    study_id: StudyId,
     request: Request,
     session: SessionDep,
     caller: CallerDep,
-    after: Annotated[int, Query(ge=0, description="Cursor: the last page's next_cursor.")] = 0,
+    after: Cursor = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Response:
     """Trials inserted after the cursor, in insertion order."""
@@ -39,7 +40,7 @@ def list_trials(
 
 @router.get("/{number}", response_model=TrialDetail, responses=NOT_MODIFIED)
 def get_trial(
-    study_id: int, number: int, request: Request, session: SessionDep, caller: CallerDep
+    study_id: StudyId, number: TrialNumber, request: Request, session: SessionDep, caller: CallerDep
 ) -> Response:
     """One trial: its params, the full config it trained with, and its learning curve."""
     study = study_for(session, caller, study_id)
