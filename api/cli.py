@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from api.cli_admin import admin_app
+from api.cli_client import register as register_client
 from api.study_file import read_study_file
 from db import accounts, queries
 from db.migrate import upgrade
@@ -164,9 +165,16 @@ def db_upgrade(
     console.print(f"database {db or get_settings().database_url} is at the newest schema")
 
 
+register_client(app)
+
+
 def main() -> None:
     """Entry point with logging set up."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app()
+
+
+if __name__ == "__main__":
+    main()
