@@ -1,6 +1,6 @@
 """The HTTP side of the command-line client: where the server is, retries, the one error shape.
 
-Imports nothing of the rest of hpsearch, so it talks to a server of any version::
+Imports nothing else of hpsearch: it knows the server only by its HTTP API::
 
     with Client(resolve(url=None, token=None)) as client:
         study, created = client.create_study(document, new_idempotency_key())
