@@ -6,17 +6,16 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-import yaml
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from api.cli_admin import admin_app
-from api.errors import describe_error
+from api.cli_client import register as register_client
+from api.study_file import read_study_file
 from db import accounts, queries
 from db.migrate import upgrade
 from db.models import Study, StudyStatus, Trial
@@ -35,21 +34,6 @@ console = Console()
 POLL_S = 0.25
 
 
-def load_definition(path: Path) -> StudyDefinition:
-    """Read a YAML or JSON study file; exit 2 with the field named when it is invalid."""
-    try:
-        document: Any = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        console.print(f"[red]cannot read {path}: {exc}[/red]")
-        raise typer.Exit(2) from None
-    try:
-        return StudyDefinition.model_validate(document)
-    except ValidationError as exc:
-        for error in exc.errors():
-            console.print(f"[red]{path}: {describe_error(error, document)[1]}[/red]")
-        raise typer.Exit(2) from None
-
-
 @app.command()
 def run(
     study_file: Annotated[Path, typer.Argument(help="The study, as YAML or JSON.")],
@@ -59,7 +43,7 @@ def run(
     workers: Annotated[int, typer.Option(help="Local processes; 0: the study's parallelism.")] = 0,
 ) -> None:
     """Run a study to its end on this machine (SQLite + local process pool), showing progress."""
-    definition = load_definition(study_file)
+    _, definition = read_study_file(study_file)
     url = db or get_settings().database_url
     console.print(
         f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
@@ -181,9 +165,16 @@ def db_upgrade(
     console.print(f"database {db or get_settings().database_url} is at the newest schema")
 
 
+register_client(app)
+
+
 def main() -> None:
     """Entry point with logging set up."""
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,389 @@
+"""The `hpsearch` commands that talk to a server: login, submit, status, trials, presets, train."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.client import (
+    DEFAULT_URL,
+    Client,
+    ClientError,
+    PresetRef,
+    new_idempotency_key,
+    parse_ref,
+    resolve,
+    write_config,
+)
+from api.study_file import read_study_file
+from db.datasets import content_hash
+from worker.engine import ENGINE_VERSION, ConfigError, TrainConfig, Upload, load_splits, train
+
+console = Console()
+presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
+
+WATCH_POLL_S = 1.0
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        envvar="HPSEARCH_URL",
+        help="Server URL (default: the saved login, else http://127.0.0.1:8000).",
+        show_default=False,
+    ),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option("--token", envvar="HPSEARCH_TOKEN", help="API token (default: the saved login)."),
+]
+RefArgument = Annotated[str, typer.Argument(help="team/name@version or team/name@latest")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the client commands to the `hpsearch` app."""
+    for command in (login, submit, status, trials):
+        app.command()(command)
+    app.command("train")(train_preset)
+    app.add_typer(presets_app, name="presets")
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    console.print(f"[red]{escape(message)}[/red]")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _connected(url: str | None, token: str | None) -> Iterator[Client]:
+    """A client of the chosen server; any client error ends the command in one red line."""
+    try:
+        target = resolve(url, token)
+        if not target.token:
+            raise ClientError(
+                "no token: pass --token, set HPSEARCH_TOKEN, or run hpsearch login first"
+            )
+        with Client(target) as client:
+            yield client
+    except ClientError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+def _ref(ref: str) -> PresetRef:
+    try:
+        return parse_ref(ref)
+    except ClientError as exc:
+        _fail(str(exc), exc.exit_code)
+
+
+def login(
+    token: Annotated[
+        str, typer.Option(envvar="HPSEARCH_TOKEN", prompt=True, hide_input=True, help="API token.")
+    ],
+    url: Annotated[str, typer.Option(envvar="HPSEARCH_URL", help="Server URL.")] = DEFAULT_URL,
+) -> None:
+    """Check a token against a server and save both for later commands (mode 0600)."""
+    with _connected(url, token) as client:
+        me = client.me()
+    path = write_config(url.rstrip("/"), token)
+    teams = ", ".join(f"{t['name']} ({t['role']})" for t in me["teams"]) or "no team"
+    console.print(f"signed in to {escape(url)} as {escape(me['name'])}: {escape(teams)}")
+    console.print(f"saved to {path}")
+
+
+def submit(
+    study_file: Annotated[Path, typer.Argument(help="The study, as YAML or JSON.")],
+    team: Annotated[str | None, typer.Option(help="Team name; default: your only team.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Check a study file here, send it to the server and print the new study's id."""
+    document, _ = read_study_file(study_file)
+    # One key for this command: its retries (after a lost answer) find the study it made.
+    key = new_idempotency_key()
+    with _connected(url, token) as client:
+        study, _ = client.create_study(document, key, team)
+    print(study["id"])
+
+
+def status(
+    study_id: Annotated[int, typer.Argument(help="The study's id.")],
+    watch: Annotated[
+        bool, typer.Option(help="Follow it live until it ends; exit 1 unless it completes.")
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """A study's status, trials finished of its budget, best trial and time left."""
+    with _connected(url, token) as client:
+        if watch:
+            study = _watch(client, study_id)
+        else:
+            study, _ = client.study(study_id)
+    assert study is not None  # asked without an ETag: the answer has a body
+    _print_study(study)
+    if watch and study["status"] != "complete":
+        raise typer.Exit(1)
+
+
+def _watch(client: Client, study_id: int) -> dict[str, Any]:
+    columns = (
+        TextColumn("[bold]{task.description}[/bold]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("best {task.fields[best]}"),
+    )
+    states = client.follow(study_id, WATCH_POLL_S)
+    study = next(states)
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task(
+            escape(study["name"]),
+            total=study["budget_trials"],
+            completed=study["trials_finished"],
+            best=_best_text(study),
+        )
+        for study in states:
+            progress.update(bar, completed=study["trials_finished"], best=_best_text(study))
+    return study
+
+
+def _best_text(study: dict[str, Any]) -> str:
+    best = study["best_trial"]
+    if best is None or best["value"] is None:
+        return ""
+    metric = study["objectives"][0]["metric"]
+    return f"{metric} {best['value']:.4g} (#{best['number']})"
+
+
+def _print_study(study: dict[str, Any]) -> None:
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(study["trials_by_state"].items()))
+    console.print(
+        f"study {study['id']} [bold]{escape(study['name'])}[/bold] (team"
+        f" {escape(study['team'])}): {study['status']}"
+    )
+    console.print(
+        f"  trials  {study['trials_finished']}/{study['budget_trials']} finished"
+        f" ({counts or 'none yet'}), {study['trials_in_flight']} in flight"
+    )
+    best = study["best_trial"]
+    if best is not None:
+        params = escape(_params_text(best["params"]))
+        console.print(f"  best    {_best_text(study)}: {params}")
+    if study["eta_seconds"] is not None:
+        console.print(f"  ETA     {_duration(study['eta_seconds'])}")
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{name}={_number(value)}" for name, value in params.items())
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def trials(
+    study_id: Annotated[int, typer.Argument(help="The study's id.")],
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Show at most this many [default: all].")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """A study's trials in the order they were queued: state, reason, value and params."""
+    table = Table(title=f"study {study_id}")
+    for column, justify in (
+        ("#", "right"),
+        ("state", "left"),
+        ("reason", "left"),
+        ("value", "right"),
+        ("params", "left"),
+    ):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    with _connected(url, token) as client:
+        for count, trial in enumerate(client.trials(study_id), start=1):
+            table.add_row(
+                str(trial["number"]),
+                trial["state"],
+                escape(trial["reason"] or ""),
+                "" if trial["value"] is None else f"{trial['value']:.6g}",
+                escape(_params_text(trial["params"])),
+            )
+            if count == limit:
+                break
+    console.print(table)
+
+
+@presets_app.command("list")
+def presets_list(url: UrlOption = None, token: TokenOption = None) -> None:
+    """Every version of your teams' presets and of public ones."""
+    with _connected(url, token) as client:
+        found = client.presets()
+    table = Table()
+    for column in ("ref", "visibility", "from", "validation metrics", "by", "created"):
+        table.add_column(column, overflow="fold")
+    for preset in found:
+        table.add_row(
+            escape(preset["ref"]),
+            preset["visibility"],
+            f"study {preset['study_id']}" if preset["study_id"] else "",
+            _metrics_text(preset["values"], prefix="val_"),
+            escape(preset["created_by"] or ""),
+            preset["created_at"][:19],
+        )
+    console.print(table)
+
+
+def _metrics_text(values: dict[str, Any] | None, prefix: str = "") -> str:
+    chosen = sorted((k, v) for k, v in (values or {}).items() if k.startswith(prefix))
+    return " ".join(f"{k}={_number(v)}" for k, v in chosen)
+
+
+@presets_app.command("show")
+def presets_show(ref: RefArgument, url: UrlOption = None, token: TokenOption = None) -> None:
+    """One preset: its provenance, the metrics its trial reached and its full config."""
+    with _connected(url, token) as client:
+        preset = client.preset(_ref(ref))
+    console.print(f"[bold]{escape(preset['ref'])}[/bold] ({preset['visibility']})")
+    console.print(
+        f"  from study {preset['study_id']}, trial id {preset['trial_id']}; engine"
+        f" {preset['engine_version']}; by {escape(preset['created_by'] or '?')}"
+        f" at {preset['created_at'][:19]}"
+    )
+    console.print(f"  dataset hash {preset['dataset_hash']}")
+    console.print(f"  metrics {_metrics_text(preset['values'])}")
+    console.print(escape(yaml.safe_dump(preset["config"], sort_keys=False)))
+
+
+@presets_app.command("export")
+def presets_export(
+    ref: RefArgument,
+    format: Annotated[Literal["yaml", "json"], typer.Option(help="File format.")] = "yaml",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here [default: stdout].")
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """A preset as a file to keep beside the code that uses it."""
+    with _connected(url, token) as client:
+        text = client.export_preset(_ref(ref), format)
+    if output is None:
+        # Not through rich: its wrapping and markup would change the file's text.
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        return
+    try:
+        output.write_text(text)
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc}")
+    console.print(f"wrote {escape(ref)} to {output}")
+
+
+@presets_app.command("publish")
+def presets_publish(
+    study_id: Annotated[int, typer.Argument(help="The trial's study.")],
+    trial_number: Annotated[int, typer.Argument(help="The trial's number in its study.")],
+    name: Annotated[str, typer.Argument(help="Published as team/name, a new version each time.")],
+    public: Annotated[bool, typer.Option(help="Visible to every team, not only yours.")] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Publish a complete trial's full training config as a preset; print its reference."""
+    with _connected(url, token) as client:
+        preset = client.publish_preset(study_id, trial_number, name, "public" if public else "team")
+    print(preset["ref"])
+
+
+def train_preset(
+    preset: Annotated[str, typer.Option(help="team/name@version or team/name@latest")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="A preset trained on an uploaded dataset: the same file, here."),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Retrain a preset's config on this machine and show its metrics beside the stored ones."""
+    with _connected(url, token) as client:
+        found = client.preset(_ref(preset))
+    if found["engine_version"] != ENGINE_VERSION:
+        console.print(
+            f"[yellow]{escape(found['ref'])} was trained by engine {found['engine_version']},"
+            f" this is {ENGINE_VERSION}: the numbers may differ[/yellow]"
+        )
+    try:
+        config = TrainConfig.parse(found["config"])
+        splits = load_splits(config.dataset, _upload(config, found, data))
+    except ConfigError as exc:
+        _fail(f"{found['ref']}: {exc}")
+    columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("epochs", total=config.training.epochs)
+        result = train(config, splits, lambda epoch, _: progress.update(bar, completed=epoch))
+    _print_comparison(found, result.metrics)
+    if result.status != "complete":
+        _fail(f"training ended {result.status}: {result.reason}", 1)
+
+
+def _upload(config: TrainConfig, preset: dict[str, Any], data: Path | None) -> Upload | None:
+    """The rows to train on when the preset's dataset is an upload (named by its id).
+
+    The server does not hand uploads out, so the user supplies the file; its hash must be
+    the preset's, or the comparison would be with other data.
+    """
+    dataset = config.dataset.name
+    if not dataset.isdigit():
+        if data is not None:
+            _fail(f"{preset['ref']} trains on the built-in dataset {dataset}; drop --data")
+        return None
+    if data is None:
+        _fail(
+            f"{preset['ref']} was trained on uploaded dataset {dataset}, which stays on the"
+            " server: pass the same file with --data FILE (.csv or .npz) to retrain it here"
+        )
+    try:
+        content = data.read_bytes()
+    except OSError as exc:
+        _fail(f"cannot read {data}: {exc}")
+    if content_hash(content) != preset["dataset_hash"]:
+        _fail(f"{data} is not the data {preset['ref']} was trained on (its sha256 differs)")
+    kind = data.suffix.lower().removeprefix(".")
+    if kind not in ("csv", "npz"):
+        _fail(f"{data}: cannot tell the format; name it .csv or .npz")
+    return Upload(content, kind)  # type: ignore[arg-type]
+
+
+def _print_comparison(preset: dict[str, Any], metrics: dict[str, float]) -> None:
+    stored = preset["values"] or {}
+    table = Table(title=f"{preset['ref']} retrained here")
+    table.add_column("metric")
+    table.add_column("stored", justify="right")
+    table.add_column("here", justify="right")
+    table.add_column("difference", justify="right")
+    # Wall-clock timings are not results: they differ from machine to machine.
+    for name in sorted(k for k in stored.keys() | metrics.keys() if not k.endswith("_seconds")):
+        was, now = stored.get(name), metrics.get(name)
+        both = isinstance(was, int | float) and isinstance(now, int | float)
+        table.add_row(
+            name,
+            "" if was is None else _number(was),
+            "" if now is None else _number(now),
+            f"{now - was:+.3g}" if both else "",  # type: ignore[operator]
+        )
+    console.print(table)

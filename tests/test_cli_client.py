@@ -1,0 +1,378 @@
+"""The client commands against a real `hpsearch serve` on 127.0.0.1 (SQLite, its local pool).
+
+Both the server and the commands run this checkout's code (`python -m api.cli` with
+PYTHONPATH set), not whatever `hpsearch` is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from api.client import (
+    Client,
+    Target,
+    Unreachable,
+    new_idempotency_key,
+    parse_ref,
+)
+from tests.conftest import ROOT, tiny_study
+from tests.servers import ManagedProcess, free_port
+
+HPSEARCH = [sys.executable, "-m", "api.cli"]
+WATCH_TIMEOUT_S = 120  # a bound for a hung command, not a speed requirement
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str
+    token: str
+
+    def client(self, transport: httpx.BaseTransport | None = None) -> Client:
+        return Client(Target(self.url, self.token), transport)
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment without any HPSEARCH_ setting, running this checkout."""
+    kept = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
+    return kept | {"PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`hpsearch serve` on a free port and a fresh SQLite file; its first-start admin token."""
+    folder = tmp_path_factory.mktemp("cli-client-server")
+    port = free_port()
+    api = ManagedProcess(
+        [*HPSEARCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        log_dir=folder,
+        name="api",
+        env=_environment() | {"HPSEARCH_DATABASE_URL": f"sqlite:///{folder / 'hpsearch.db'}"},
+        inherit_env=False,
+        cwd=ROOT,
+    )
+    try:
+        api.wait_for_http(f"http://127.0.0.1:{port}/health")
+        token = re.search(r"hps_[\w-]+", api.log_tail(lines=10_000))
+        assert token, api.describe()
+        yield Server(f"http://127.0.0.1:{port}", token.group(0))
+    finally:
+        api.stop()
+
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def hpsearch(server: Server, tmp_path: Path) -> Run:
+    """Run `hpsearch ARGS`; pointed at the server through HPSEARCH_URL/TOKEN unless
+    `connect=False`, with its own empty config folder."""
+
+    def run(*args: str, connect: bool = True) -> subprocess.CompletedProcess[str]:
+        env = _environment() | {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+        if connect:
+            env |= {"HPSEARCH_URL": server.url, "HPSEARCH_TOKEN": server.token}
+        result = subprocess.run(
+            [*HPSEARCH, *args],
+            capture_output=True,
+            text=True,
+            timeout=WATCH_TIMEOUT_S,
+            cwd=tmp_path,
+            env=env,
+        )
+        assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+        return result
+
+    return run
+
+
+def _finish(client: Client, study_id: int) -> dict[str, Any]:
+    """Wait for the study to end (through the client's own ETag polling); its last state."""
+    *_, study = client.follow(study_id, interval_s=0.2)
+    return study
+
+
+@pytest.fixture(scope="module")
+def finished_study(server: Server) -> dict[str, Any]:
+    """The tiny study, run to its end on the server."""
+    with server.client() as client:
+        study, _ = client.create_study(tiny_study(name="finished"), new_idempotency_key())
+        return _finish(client, study["id"])
+
+
+def _output(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
+
+
+def _study_file(folder: Path, **overrides: object) -> Path:
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump(tiny_study(**overrides)))
+    return path
+
+
+def test_submit_then_watch_exits_0_once_the_study_completes(
+    hpsearch: Run, server: Server, tmp_path: Path
+) -> None:
+    submitted = hpsearch("submit", str(_study_file(tmp_path)))
+    assert submitted.returncode == 0, _output(submitted)
+    study_id = int(submitted.stdout.strip())
+
+    watched = hpsearch("status", str(study_id), "--watch")
+
+    assert watched.returncode == 0, _output(watched)
+    assert f"study {study_id}" in watched.stdout
+    assert "complete" in watched.stdout
+    assert "4/4 finished" in watched.stdout
+    with server.client() as client:
+        study, _ = client.study(study_id)
+    assert study is not None and study["status"] == "complete"
+    assert study["trials_finished"] == 4
+
+
+def test_submit_checks_the_file_here_and_names_the_field(hpsearch: Run, tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = hpsearch("submit", str(_study_file(tmp_path, budget={"trials": -3})), "--url", dead)
+    assert result.returncode == 2
+    assert "budget.trials" in result.stdout
+    assert "cannot reach" not in result.stdout  # refused before any request
+
+
+class LoseFirstAnswer(httpx.BaseTransport):
+    """The network, except that the first answer is lost after the server acted on it."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.keys: list[str | None] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys.append(request.headers.get("idempotency-key"))
+        response = self.inner.handle_request(request)
+        if len(self.keys) == 1:
+            response.read()
+            raise httpx.ReadError("connection reset before the answer arrived", request=request)
+        return response
+
+
+def test_a_retry_after_a_lost_answer_sends_the_same_key_and_finds_the_same_study(
+    server: Server,
+) -> None:
+    name = f"retried-{uuid.uuid4().hex[:8]}"
+    network = LoseFirstAnswer()
+    with server.client(network) as client:
+        study, created = client.create_study(tiny_study(name=name), new_idempotency_key())
+
+    assert len(network.keys) == 2
+    assert network.keys[0] is not None and network.keys[0] == network.keys[1]
+    assert created is False  # the retry's answer is the first try's study
+    headers = {"Authorization": f"Bearer {server.token}"}
+    listed = httpx.get(f"{server.url}/api/v1/studies", params={"name": name}, headers=headers)
+    assert [s["id"] for s in listed.json()["data"]] == [study["id"]]
+    # Each invocation has its own key: submitting the file again is a new study.
+    assert new_idempotency_key() != new_idempotency_key()
+
+
+def test_a_post_without_a_key_is_not_repeated_after_a_lost_answer() -> None:
+    attempts: list[httpx.Request] = []
+
+    def lose(request: httpx.Request) -> httpx.Response:
+        attempts.append(request)
+        raise httpx.ReadError("connection reset", request=request)
+
+    with Client(Target("http://hpsearch.invalid", "hps_x"), httpx.MockTransport(lose)) as client:
+        with pytest.raises(Unreachable, match="may or may not have been carried out"):
+            client.publish_preset(1, 0, "p", "team")
+    assert len(attempts) == 1  # publishing twice would make two versions
+
+
+def _table_rows(text: str) -> list[tuple[int, str]]:
+    """(number, state) of each row of the trials table."""
+    return [(int(n), s) for n, s in re.findall(r"^│\s*(\d+)\s*│\s*(\w+)", text, re.MULTILINE)]
+
+
+def test_trials_lists_every_trial_following_the_cursor(
+    hpsearch: Run, server: Server, finished_study: dict[str, Any]
+) -> None:
+    study_id = finished_study["id"]
+    with server.client() as client:
+        one_by_one = [t["number"] for t in client.trials(study_id, page=1)]
+    assert one_by_one == [0, 1, 2, 3]
+
+    listed = hpsearch("trials", str(study_id))
+    assert listed.returncode == 0, _output(listed)
+    assert _table_rows(listed.stdout) == [(n, "complete") for n in range(4)]
+    best = finished_study["best_trial"]
+    assert f"training.learning_rate={best['params']['training.learning_rate']:.6g}" in listed.stdout
+
+    limited = hpsearch("trials", str(study_id), "--limit", "2")
+    assert [n for n, _ in _table_rows(limited.stdout)] == [0, 1]
+
+
+def test_presets_publish_list_show_and_export_round_trip(
+    hpsearch: Run, server: Server, finished_study: dict[str, Any], tmp_path: Path
+) -> None:
+    best = finished_study["best_trial"]
+    published = hpsearch(
+        "presets", "publish", str(finished_study["id"]), str(best["number"]), "round-trip"
+    )
+    assert published.returncode == 0, _output(published)
+    assert published.stdout.strip() == "local/round-trip@1"
+
+    assert "local/round-trip@1" in hpsearch("presets", "list").stdout
+    shown = hpsearch("presets", "show", "local/round-trip@latest")
+    assert shown.returncode == 0, _output(shown)
+    assert "local/round-trip@1" in shown.stdout
+    assert f"val_accuracy={best['values']['val_accuracy']:.6g}" in shown.stdout
+
+    exported = tmp_path / "preset.yaml"
+    result = hpsearch("presets", "export", "local/round-trip@1", "-o", str(exported))
+    assert result.returncode == 0, _output(result)
+    with server.client() as client:
+        stored = client.preset(parse_ref("local/round-trip@1"))
+    from_file = yaml.safe_load(exported.read_text())
+    assert from_file["config"] == stored["config"]
+    assert from_file["config"]["training"]["learning_rate"] == pytest.approx(
+        best["params"]["training.learning_rate"]
+    )
+    as_json = hpsearch("presets", "export", "local/round-trip@latest", "--format", "json")
+    assert json.loads(as_json.stdout)["config"] == stored["config"]
+
+
+def _compared(text: str, metric: str) -> float:
+    """The value `train` found for `metric` (the table's third column)."""
+    found = re.search(rf"^│\s*{metric}\s*│\s*[-+\d.e]+\s*│\s*([-+\d.e]+)\s*│", text, re.MULTILINE)
+    assert found, text
+    return float(found.group(1))
+
+
+def _publish_best(server: Server, study: dict[str, Any], name: str) -> dict[str, Any]:
+    with server.client() as client:
+        return client.publish_preset(study["id"], study["best_trial"]["number"], name, "team")
+
+
+def test_train_preset_reproduces_the_stored_metrics(
+    hpsearch: Run, server: Server, finished_study: dict[str, Any]
+) -> None:
+    preset = _publish_best(server, finished_study, "retrain")
+
+    result = hpsearch("train", "--preset", "local/retrain@latest")
+
+    assert result.returncode == 0, _output(result)
+    stored = preset["values"]
+    assert _compared(result.stdout, "val_accuracy") == pytest.approx(stored["val_accuracy"])
+    assert _compared(result.stdout, "val_loss") == pytest.approx(stored["val_loss"], rel=1e-4)
+
+
+def _points_csv(shift: float = 0.0) -> bytes:
+    """Three separable classes in two columns, every value fixed."""
+    rows = ["x1,x2,label"]
+    for i in range(90):
+        label = "abc"[i % 3]
+        centre = {"a": 0.0, "b": 4.0, "c": 8.0}[label]
+        rows.append(f"{centre + (i % 7) * 0.3 + shift},{(i % 5) * 0.4 - centre},{label}")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_train_preset_on_an_upload_needs_that_same_file(
+    hpsearch: Run, server: Server, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    uploaded = httpx.post(
+        f"{server.url}/api/v1/datasets",
+        files={"file": ("points.csv", _points_csv())},
+        data={"target": "label"},
+        headers=headers,
+    )
+    assert uploaded.status_code in (200, 201), uploaded.text
+    dataset = {"name": str(uploaded.json()["id"]), "target": "label"}
+    with server.client() as client:
+        study, _ = client.create_study(
+            tiny_study(name="on-upload", dataset=dataset, budget={"trials": 1, "parallelism": 1}),
+            new_idempotency_key(),
+        )
+        study = _finish(client, study["id"])
+    preset = _publish_best(server, study, "on-upload")
+    (tmp_path / "points.csv").write_bytes(_points_csv())
+    (tmp_path / "other.csv").write_bytes(_points_csv(shift=0.5))
+
+    without = hpsearch("train", "--preset", "local/on-upload@1")
+    assert without.returncode == 2
+    assert f"uploaded dataset {dataset['name']}" in without.stdout
+    assert "--data" in without.stdout
+
+    other = hpsearch("train", "--preset", "local/on-upload@1", "--data", "other.csv")
+    assert other.returncode == 2
+    assert "not the data" in other.stdout
+
+    same = hpsearch("train", "--preset", "local/on-upload@1", "--data", "points.csv")
+    assert same.returncode == 0, _output(same)
+    assert _compared(same.stdout, "val_loss") == pytest.approx(
+        preset["values"]["val_loss"], rel=1e-4
+    )
+
+
+def test_watch_exits_non_zero_when_the_study_is_cancelled(
+    hpsearch: Run, server: Server, tmp_path: Path
+) -> None:
+    slow = tiny_study(name="cancelled", budget={"trials": 500, "parallelism": 1})
+    with server.client() as client:
+        study, _ = client.create_study(slow, new_idempotency_key())
+    cancelled = httpx.post(
+        f"{server.url}/api/v1/studies/{study['id']}/cancel",
+        headers={"Authorization": f"Bearer {server.token}"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+
+    watched = hpsearch("status", str(study["id"]), "--watch")
+
+    assert watched.returncode == 1, _output(watched)
+    assert "cancelled" in watched.stdout
+
+
+def test_a_bad_token_is_refused_in_one_red_line(hpsearch: Run) -> None:
+    result = hpsearch("status", "1", "--token", "hps_not-a-real-token")
+    assert result.returncode == 2
+    assert "invalid, expired or revoked token" in result.stdout
+
+
+def test_an_unknown_study_is_a_client_error(hpsearch: Run) -> None:
+    result = hpsearch("status", "999999")
+    assert result.returncode == 2
+    assert "study not found" in result.stdout
+
+
+def test_an_unreachable_server_is_named(hpsearch: Run) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    result = hpsearch("trials", "1", "--url", dead)
+    assert result.returncode == 1
+    assert f"cannot reach {dead}" in result.stdout
+
+
+def test_login_checks_the_token_and_saves_a_private_config_later_commands_use(
+    hpsearch: Run, server: Server, tmp_path: Path, finished_study: dict[str, Any]
+) -> None:
+    saved = tmp_path / "config" / "hpsearch" / "client.json"
+    refused = hpsearch("login", "--url", server.url, "--token", "hps_wrong", connect=False)
+    assert refused.returncode == 2
+    assert not saved.exists()
+
+    result = hpsearch("login", "--url", server.url, "--token", server.token, connect=False)
+
+    assert result.returncode == 0, _output(result)
+    assert "admin" in result.stdout
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert json.loads(saved.read_text()) == {"url": server.url, "token": server.token}
+    status = hpsearch("status", str(finished_study["id"]), connect=False)
+    assert status.returncode == 0, _output(status)
+    assert "4/4 finished" in status.stdout
