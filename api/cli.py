@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli_admin import admin_app
+from api.cli_admin import DbOption, admin_app
 from api.cli_client import register as register_client
 from api.study_file import read_study_file
 from db import accounts, queries
@@ -37,9 +37,7 @@ POLL_S = 0.25
 @app.command()
 def run(
     study_file: Annotated[Path, typer.Argument(help="The study, as YAML or JSON.")],
-    db: Annotated[
-        str | None, typer.Option(help="Database URL [default: HPSEARCH_DATABASE_URL]")
-    ] = None,
+    db: DbOption = None,
     workers: Annotated[int, typer.Option(help="Local processes; 0: the study's parallelism.")] = 0,
 ) -> None:
     """Run a study to its end on this machine (SQLite + local process pool), showing progress."""
@@ -156,9 +154,7 @@ def worker(
 
 @db_app.command("upgrade")
 def db_upgrade(
-    db: Annotated[
-        str | None, typer.Option(help="Database URL [default: HPSEARCH_DATABASE_URL]")
-    ] = None,
+    db: DbOption = None,
 ) -> None:
     """Bring the database schema to the newest version."""
     upgrade(db)

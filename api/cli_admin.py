@@ -19,7 +19,7 @@ admin_app = typer.Typer(
 )
 console = Console()
 
-DbOption = Annotated[str | None, typer.Option(help="Database URL [default: HPSEARCH_DATABASE_URL]")]
+DbOption = Annotated[str | None, typer.Option(help="Database URL (default: HPSEARCH_DATABASE_URL)")]
 
 
 def _fail(message: str) -> NoReturn:
@@ -79,7 +79,7 @@ def create_token(
     user: str,
     name: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
     expires_days: Annotated[
-        int | None, typer.Option(min=1, help="Days until it expires [default: never].")
+        int | None, typer.Option(min=1, help="Days until it expires (default: never).")
     ] = None,
     db: DbOption = None,
 ) -> None:

@@ -201,7 +201,7 @@ def _duration(seconds: float) -> str:
 def trials(
     study_id: Annotated[int, typer.Argument(help="The study's id.")],
     limit: Annotated[
-        int | None, typer.Option(min=1, help="Show at most this many [default: all].")
+        int | None, typer.Option(min=1, help="Show at most this many (default: all).")
     ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -276,7 +276,7 @@ def presets_export(
     ref: RefArgument,
     format: Annotated[Literal["yaml", "json"], typer.Option(help="File format.")] = "yaml",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here [default: stdout].")
+        Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")
     ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
