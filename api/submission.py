@@ -3,11 +3,13 @@ idempotent creation."""
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.auth import Caller
-from api.errors import Invalid
+from api.errors import Conflict, Invalid
 from api.presets import parse_ref
 from db import presets, queries
 from db.models import Dataset, Study
@@ -25,8 +27,9 @@ def submit(
     idempotency_key: str | None,
 ) -> tuple[Study, bool]:
     """The study this submission makes, and whether it is new (False: the key's earlier one)."""
+    fingerprint = hashlib.sha256(definition.model_dump_json().encode()).hexdigest()
     if idempotency_key and (earlier := queries.study_by_key(session, team_id, idempotency_key)):
-        return earlier, False
+        return _same_request(earlier, fingerprint), False
     check_limits(definition)
     check_dataset(session, team_id, definition)
     definition = with_warm_start(session, caller.team_ids, definition)
@@ -38,14 +41,24 @@ def submit(
                 definition=definition,
                 created_by=caller.user_id,
                 idempotency_key=idempotency_key,
+                request_hash=fingerprint if idempotency_key else None,
             )
     except IntegrityError:
         # The same key raced in from another request, which won: answer with its study.
         earlier = queries.study_by_key(session, team_id, idempotency_key or "")
         if earlier is None:
             raise
-        return earlier, False
+        return _same_request(earlier, fingerprint), False
     return study, True
+
+
+def _same_request(earlier: Study, fingerprint: str) -> Study:
+    if earlier.request_hash != fingerprint:
+        raise Conflict(
+            "Idempotency-Key: this key made a different study; use a new key for a new study",
+            "Idempotency-Key",
+        )
+    return earlier
 
 
 def check_limits(definition: StudyDefinition) -> None:

@@ -152,6 +152,8 @@ class Study(Base):
     name: Mapped[str] = mapped_column(String(200))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # What was submitted under that key: a retry must send the same study.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     definition: Mapped[dict[str, Any]]
     status: Mapped[StudyStatus] = mapped_column(_enum(StudyStatus), default=StudyStatus.RUNNING)

@@ -37,6 +37,7 @@ def create_study(
     definition: StudyDefinition,
     created_by: int | None = None,
     idempotency_key: str | None = None,
+    request_hash: str | None = None,
 ) -> Study:
     """Store a new running study; `refill` then queues its first trials."""
     study = Study(
@@ -48,6 +49,7 @@ def create_study(
         parallelism=definition.budget.parallelism,
         created_by=created_by,
         idempotency_key=idempotency_key,
+        request_hash=request_hash,
     )
     session.add(study)
     session.flush()

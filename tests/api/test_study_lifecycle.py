@@ -42,6 +42,9 @@ def test_the_same_idempotency_key_makes_one_study(client: TestClient, sqlite_url
     assert again.json()["id"] == first.json()["id"]
     other = client.post("/api/v1/studies", json=tiny_study(), headers={"Idempotency-Key": "x"})
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    changed = client.post("/api/v1/studies", json=tiny_study(name="other"), headers=headers)
+    assert changed.status_code == 409
+    assert changed.json()["error"]["field"] == "Idempotency-Key"
     assert count_studies(sqlite_url) == 2
 
 

@@ -37,6 +37,7 @@ def upgrade() -> None:
     with op.batch_alter_table("studies", schema=None) as batch_op:
         batch_op.add_column(sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"))
         batch_op.add_column(sa.Column("idempotency_key", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("request_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("created_by", sa.Integer(), nullable=True))
         batch_op.create_unique_constraint(
             batch_op.f("uq_studies_team_id_idempotency_key"), ["team_id", "idempotency_key"]
@@ -67,6 +68,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_studies_created_by_users"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("uq_studies_team_id_idempotency_key"), type_="unique")
         batch_op.drop_column("created_by")
+        batch_op.drop_column("request_hash")
         batch_op.drop_column("idempotency_key")
         batch_op.drop_column("tags")
 
