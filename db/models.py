@@ -160,6 +160,8 @@ class Study(Base):
     budget_trials: Mapped[int]
     parallelism: Mapped[int]
     strategy_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # When the study's `budget.timeout_s` runs out; a resumed study gets a new one.
+    deadline_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 
@@ -181,6 +183,10 @@ class Trial(Base):
     number: Mapped[int]
     params: Mapped[dict[str, Any]]
     grid_index: Mapped[int | None]
+    # A lost trial's config runs again as a new trial: `retry_of` names the lost one, and
+    # `attempt` counts the runs of that config (1 for the first).
+    retry_of: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
+    attempt: Mapped[int] = mapped_column(default=1)
     state: Mapped[TrialState] = mapped_column(_enum(TrialState), default=TrialState.QUEUED)
     reason: Mapped[str | None] = mapped_column(Text)
     values: Mapped[dict[str, Any] | None] = mapped_column(JSON)

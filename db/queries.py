@@ -250,6 +250,43 @@ def fail_queued_trials(session: Session, study_id: int, reason: str) -> None:
     )
 
 
+def mark_lost(session: Session, silent_since: datetime) -> list[int]:
+    """End running trials whose last heartbeat is older than `silent_since` as `failed: lost`;
+    the ids of their studies."""
+    rows = session.execute(
+        update(Trial)
+        .where(Trial.state == TrialState.RUNNING, Trial.heartbeat_at < silent_since)
+        .values(state=TrialState.FAILED, reason="lost", finished_at=utcnow())
+        .returning(Trial.study_id),
+        execution_options=_UNSYNCED,
+    ).all()
+    return sorted({study_id for (study_id,) in rows})
+
+
+def requeue_stale(session: Session, queued_before: datetime) -> list[int]:
+    """Queued trials of running studies that no worker took since `queued_before`, their
+    queue time renewed so that each is dispatched again at most once per period."""
+    running = select(Study.id).where(Study.status == StudyStatus.RUNNING)
+    rows = session.execute(
+        update(Trial)
+        .where(Trial.state == TrialState.QUEUED, Trial.queued_at < queued_before)
+        .where(Trial.study_id.in_(running))
+        .values(queued_at=utcnow())
+        .returning(Trial.id),
+        execution_options=_UNSYNCED,
+    ).all()
+    return sorted(trial_id for (trial_id,) in rows)
+
+
+def expired_studies(session: Session, now: datetime) -> list[int]:
+    """Running studies past their deadline."""
+    return list(
+        session.scalars(
+            select(Study.id).where(Study.status == StudyStatus.RUNNING, Study.deadline_at < now)
+        )
+    )
+
+
 def study_status(session: Session, study_id: int) -> StudyStatus | None:
     """A study's status; None once it is deleted."""
     return session.scalar(select(Study.status).where(Study.id == study_id))

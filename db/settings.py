@@ -28,6 +28,16 @@ class Settings(BaseSettings):
         0, ge=0, description="Local pool size; 0 means the study's parallelism."
     )
     heartbeat_s: float = Field(5.0, gt=0, description="How often a running trial heartbeats.")
+    lost_after_s: float = Field(
+        30.0, gt=0, description="A running trial silent this long is `failed: lost`."
+    )
+    requeue_after_s: float = Field(
+        300.0,
+        gt=0,
+        description="A trial queued this long without a worker taking it is dispatched again"
+        " (its message may have been lost with the broker).",
+    )
+    sweep_every_s: float = Field(5.0, gt=0, description="How often workers look for the above.")
     max_trials: int = Field(10_000, ge=1, description="Largest budget a study may ask for.")
     max_parallelism: int = Field(64, ge=1, description="Largest parallelism a study may ask for.")
     max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset upload (413).")

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import FINISHED_STATES, Study, StudyStatus, Trial
+from db.models import FINISHED_STATES, Study, StudyStatus, Trial, utcnow
 from db.session import lock_study, session_scope
 from search.definition import StudyDefinition
-from search.strategies.base import Proposal, TrialRecord
+from search.strategies.base import TrialRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,9 @@ def create_study(
     request_hash: str | None = None,
 ) -> Study:
     """Store a new running study; `refill` then queues its first trials."""
+    timeout_s = definition.budget.timeout_s
     study = Study(
+        deadline_at=utcnow() + timedelta(seconds=timeout_s) if timeout_s else None,
         team_id=team_id,
         name=definition.name,
         tags=list(definition.tags),
@@ -57,6 +62,7 @@ def create_study(
 
 
 CANCELLED_REASON = "cancelled"
+LOST_REASON = "lost"
 RESUMABLE = (StudyStatus.CANCELLED, StudyStatus.TIMED_OUT)
 
 
@@ -80,6 +86,8 @@ def resume_study(session: Session, study_id: int) -> list[int]:
         raise ValueError(f"status: only a cancelled or timed-out study resumes, not {status}")
     study.status = StudyStatus.RUNNING
     study.finished_at = None
+    timeout_s = _warm(session, study).definition.budget.timeout_s
+    study.deadline_at = utcnow() + timedelta(seconds=timeout_s) if timeout_s else None
     return _queue_next(session, study)
 
 
@@ -105,7 +113,15 @@ def queue_next(session: Session, study_id: int) -> list[int]:
     return _queue_next(session, study)
 
 
+TIMEOUT_REASON = "timeout"
+
+
 def _queue_next(session: Session, study: Study) -> list[int]:
+    if study.deadline_at is not None and utcnow() >= study.deadline_at:
+        log.info("study %s: out of time; ending it", study.id)
+        queries.end_study(session, study, StudyStatus.TIMED_OUT)
+        queries.fail_queued_trials(session, study.id, TIMEOUT_REASON)
+        return []
     warm = _warm(session, study)
     history = warm.sync(session, study.id)
     finished = sum(t.state in FINISHED for t in history)
@@ -128,7 +144,14 @@ def _queue_next(session: Session, study: Study) -> list[int]:
     if shown != study.strategy_state:
         study.strategy_state = shown
     trials = [
-        Trial(study_id=study.id, number=len(history) + i, params=p.params, grid_index=p.grid_index)
+        Trial(
+            study_id=study.id,
+            number=len(history) + i,
+            params=p.params,
+            grid_index=p.grid_index,
+            retry_of=p.retry_of,
+            attempt=p.attempt,
+        )
         for i, p in enumerate(proposals)
     ]
     session.add_all(trials)
@@ -150,9 +173,12 @@ class _WarmStudy:
         self.space = definition.search_space()
         self.strategy = definition.make_strategy()
         self.metrics = [o.metric for o in definition.objectives]
+        self.max_retries = definition.budget.max_retries
         self.history: list[TrialRecord] = []
         self.ids: list[int] = []  # trial id of each history entry, by number
         self.open: dict[int, int] = {}  # trial id -> number, for trials not finished when read
+        self.lost: dict[int, Trial] = {}  # lost trials whose config may run again
+        self.retried: set[int] = set()  # ids of lost trials that did run again
 
     def sync(self, session: Session, study_id: int) -> list[TrialRecord]:
         """The history brought up to date with the database (the study's lock is held)."""
@@ -168,13 +194,35 @@ class _WarmStudy:
                 self.open.pop(trial.id, None)
             else:
                 self.open[trial.id] = trial.number
+            if trial.retry_of is not None:
+                self.retried.add(trial.retry_of)
+            if trial.reason == LOST_REASON and trial.attempt <= self.max_retries:
+                self.lost[trial.id] = trial
         return self.history
 
-    def propose(self, history: list[TrialRecord], room: int) -> list[Proposal]:
-        """Up to `room` configurations: enqueued ones first, then the strategy's."""
-        warm = [Proposal(c) for c in self.definition.enqueue[len(history) :][:room]]
+    def propose(self, history: list[TrialRecord], room: int) -> list[_Planned]:
+        """Up to `room` configurations: lost trials' again first, then enqueued ones, then the
+        strategy's."""
+        again = [
+            _Planned(t.params, None, retry_of=t.id, attempt=t.attempt + 1)
+            for t_id, t in self.lost.items()
+            if t_id not in self.retried
+        ][:room]
+        enqueued = self.definition.enqueue[len(history) - len(self.retried) :]
+        warm = again + [_Planned(c) for c in enqueued[: room - len(again)]]
         planned = [TrialRecord(len(history) + i, p.params, "queued") for i, p in enumerate(warm)]
-        return warm + self.strategy.ask(self.space, history + planned, room - len(warm))
+        asked = self.strategy.ask(self.space, history + planned, room - len(warm))
+        return warm + [_Planned(p.params, p.grid_index) for p in asked]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A trial about to be queued: a strategy's proposal, or a lost trial's config again."""
+
+    params: dict[str, Any]
+    grid_index: int | None = None
+    retry_of: int | None = None
+    attempt: int = 1
 
 
 def _warm(session: Session, study: Study) -> _WarmStudy:

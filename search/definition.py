@@ -109,6 +109,9 @@ class Budget(_Section):
     trials: int = Field(ge=1)
     parallelism: int = Field(1, ge=1)
     timeout_s: float | None = Field(None, gt=0)
+    max_retries: int = Field(
+        2, ge=0, le=10, description="Runs again of a trial whose worker died (`failed: lost`)."
+    )
 
 
 class NoPrunerConfig(_Section):

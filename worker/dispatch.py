@@ -11,6 +11,7 @@ from typing import Protocol
 
 from db.settings import get_settings
 from worker.runner import run_trial
+from worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class LocalPool:
         # Successors are submitted from a thread of their own: a done-callback runs on the
         # pool's manager thread, which must not submit to the pool it is managing.
         self.refiller = ThreadPoolExecutor(1, thread_name_prefix="refill")
+        self.sweeper = Sweeper(self.dispatch, url).start()
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
         for trial_id in trial_ids:
@@ -57,6 +59,7 @@ class LocalPool:
             log.exception("a local trial process failed")
 
     def shutdown(self) -> None:
+        self.sweeper.stop()
         self.refiller.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
 
 from db.settings import get_settings
 from worker.runner import run_trial
+from worker.sweeper import Sweeper
 
 # The broker must not hand a running trial to a second worker before the first is done with it.
 VISIBILITY_TIMEOUT_S = 6 * 3600
@@ -40,3 +42,18 @@ class CeleryDispatcher:
 
     def shutdown(self) -> None:
         """Nothing to release: the broker's connections close with the process."""
+
+
+_sweepers: list[Sweeper] = []
+
+
+@worker_ready.connect
+def _start_sweeper(**_: object) -> None:
+    # In the worker's main process, not in its pool's children: one sweeper per worker.
+    _sweepers.append(Sweeper(CeleryDispatcher().dispatch).start())
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: object) -> None:
+    for sweeper in _sweepers:
+        sweeper.stop()

@@ -1,0 +1,135 @@
+"""The sweeper on a real database: lost trials are failed and run again up to the retry limit,
+studies past their deadline end, queued trials nobody took are dispatched again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from db import queries
+from db.models import Study, StudyStatus, Trial, TrialState, utcnow
+from db.session import session_scope
+from db.settings import get_settings
+from search import coordinator
+from tests.search.test_coordinator import Recorder, finish, new_study
+from worker.sweeper import sweep
+
+
+@pytest.fixture(autouse=True)
+def quick_settings(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HPSEARCH_LOST_AFTER_S", "30")
+    monkeypatch.setenv("HPSEARCH_REQUEUE_AFTER_S", "300")
+    get_settings.cache_clear()
+
+
+def start(url: str, **overrides: object) -> tuple[int, list[int]]:
+    study_id = new_study(url, **overrides)
+    sent = Recorder()
+    coordinator.refill(study_id, dispatch=sent, url=url)
+    return study_id, sent.sent
+
+
+def claim_and_go_silent(url: str, trial_id: int, seconds: float = 60) -> None:
+    """A worker takes the trial, then dies: its last heartbeat ages."""
+    with session_scope(url) as session:
+        assert queries.claim_trial(session, trial_id, "doomed") is not None
+        session.execute(
+            update(Trial)
+            .where(Trial.id == trial_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=seconds))
+        )
+
+
+def trial(url: str, trial_id: int) -> Trial:
+    with session_scope(url) as session:
+        return session.get_one(Trial, trial_id)
+
+
+def test_a_silent_trial_is_lost_and_its_config_runs_again(sqlite_url: str) -> None:
+    study_id, (first, second) = start(sqlite_url, budget={"trials": 4, "parallelism": 2})
+    claim_and_go_silent(sqlite_url, first)
+    claim_and_go_silent(sqlite_url, second, seconds=5)  # heartbeating lately: alive
+    sent = Recorder()
+    dispatched = sweep(sent, sqlite_url)
+    lost = trial(sqlite_url, first)
+    assert (lost.state, lost.reason) == (TrialState.FAILED, "lost")
+    assert trial(sqlite_url, second).state == TrialState.RUNNING
+    (retry_id,) = dispatched
+    assert sent.sent == [retry_id]
+    retry = trial(sqlite_url, retry_id)
+    assert retry.params == lost.params and retry.retry_of == first and retry.attempt == 2
+    assert retry.state == TrialState.QUEUED
+    assert sweep(Recorder(), sqlite_url) == []  # nothing more to do
+
+
+def test_a_config_runs_at_most_max_retries_more_times(sqlite_url: str) -> None:
+    study_id, (first,) = start(sqlite_url, budget={"trials": 5, "parallelism": 1, "max_retries": 2})
+    runs = [first]
+    for _ in range(3):
+        claim_and_go_silent(sqlite_url, runs[-1])
+        dispatched = sweep(Recorder(), sqlite_url)
+        runs += dispatched
+    attempts = [(trial(sqlite_url, t).attempt, trial(sqlite_url, t).reason) for t in runs]
+    # Three runs of the config, all lost; then the strategy's next config, not a fourth run.
+    assert attempts[:3] == [(1, "lost"), (2, "lost"), (3, "lost")]
+    assert len(runs) == 4 and trial(sqlite_url, runs[3]).retry_of is None
+    assert trial(sqlite_url, runs[3]).params != trial(sqlite_url, first).params
+
+
+def test_lost_trials_count_in_the_budget_and_the_study_ends_with_it(sqlite_url: str) -> None:
+    study_id, (first,) = start(sqlite_url, budget={"trials": 3, "parallelism": 1})
+    claim_and_go_silent(sqlite_url, first)
+    (retry,) = sweep(Recorder(), sqlite_url)
+    pending = [retry]
+    while pending:
+        finish(sqlite_url, pending)
+        with session_scope(sqlite_url) as session:
+            pending = coordinator.queue_next(session, study_id)
+    with session_scope(sqlite_url) as session:
+        progress = queries.study_progress(session, study_id)
+        assert session.get_one(Study, study_id).status == StudyStatus.COMPLETE
+    assert progress.by_state == {"failed": 1, "complete": 2}
+
+
+def test_a_study_past_its_deadline_times_out_and_resumes_with_a_new_one(
+    sqlite_url: str,
+) -> None:
+    study_id, queued = start(sqlite_url, budget={"trials": 4, "parallelism": 2, "timeout_s": 60})
+    with session_scope(sqlite_url) as session:
+        session.execute(
+            update(Study)
+            .where(Study.id == study_id)
+            .values(deadline_at=utcnow() - timedelta(seconds=1))
+        )
+    sweep(Recorder(), sqlite_url)
+    with session_scope(sqlite_url) as session:
+        assert session.get_one(Study, study_id).status == StudyStatus.TIMED_OUT
+    assert {(trial(sqlite_url, t).state, trial(sqlite_url, t).reason) for t in queued} == {
+        (TrialState.FAILED, "timeout")
+    }
+    with session_scope(sqlite_url) as session:
+        again = coordinator.resume_study(session, study_id)
+        study = session.get_one(Study, study_id)
+        assert study.status == StudyStatus.RUNNING
+        assert study.deadline_at is not None and study.deadline_at > utcnow() + timedelta(
+            seconds=50
+        )
+    assert len(again) == 2
+
+
+def test_queued_trials_nobody_took_are_dispatched_again_once_per_period(sqlite_url: str) -> None:
+    study_id, (first, second) = start(sqlite_url, budget={"trials": 4, "parallelism": 2})
+    with session_scope(sqlite_url) as session:
+        session.execute(
+            update(Trial)
+            .where(Trial.id == first)
+            .values(queued_at=utcnow() - timedelta(seconds=600))
+        )
+    sent = Recorder()
+    assert sweep(sent, sqlite_url) == [first] and sent.sent == [first]
+    assert sweep(Recorder(), sqlite_url) == []  # its queue time was renewed
+    with session_scope(sqlite_url) as session:  # dispatching twice never runs it twice
+        assert queries.claim_trial(session, first, "w1") is not None
+        assert queries.claim_trial(session, first, "w2") is None

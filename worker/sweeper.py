@@ -1,0 +1,66 @@
+"""The sweeper: what keeps a study from waiting forever on a trial nobody runs.
+
+Each sweep ends running trials whose worker stopped heartbeating as `failed: lost` (the
+coordinator then runs their config again, up to the study's `budget.max_retries`), ends studies
+past their deadline, and dispatches again trials queued long ago that no worker took (their
+message may have died with the broker). Every worker process runs one, in a thread: there is no
+extra service to start, and sweeps from several workers at once are harmless, because each step
+is one conditional UPDATE and claiming a trial twice is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import timedelta
+
+from db import queries
+from db.models import utcnow
+from db.session import session_scope
+from db.settings import get_settings
+from search import coordinator
+from search.coordinator import Dispatch
+
+log = logging.getLogger(__name__)
+
+
+def sweep(dispatch: Dispatch, url: str | None = None) -> list[int]:
+    """One sweep; the trials it dispatched (retries, and stale queued trials again)."""
+    settings = get_settings()
+    now = utcnow()
+    with session_scope(url) as session:
+        studies = queries.mark_lost(session, now - timedelta(seconds=settings.lost_after_s))
+        studies = sorted(set(studies) | set(queries.expired_studies(session, now)))
+    dispatched: list[int] = []
+    for study_id in studies:
+        dispatched += coordinator.refill(study_id, dispatch=dispatch, url=url)
+    with session_scope(url) as session:
+        stale = queries.requeue_stale(session, now - timedelta(seconds=settings.requeue_after_s))
+    if stale:
+        log.warning("dispatching %d trials again that no worker took: %s", len(stale), stale)
+        dispatch(stale)
+    return dispatched + stale
+
+
+class Sweeper:
+    """Sweeps every `sweep_every_s` from a daemon thread until stopped."""
+
+    def __init__(self, dispatch: Dispatch, url: str | None = None) -> None:
+        self.dispatch, self.url = dispatch, url
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+
+    def start(self) -> Sweeper:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(get_settings().sweep_every_s):
+            try:
+                sweep(self.dispatch, self.url)
+            except Exception:  # a database that is away now may be back at the next sweep
+                log.warning("sweep failed", exc_info=True)
