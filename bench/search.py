@@ -71,7 +71,8 @@ TASKS: dict[str, dict] = {
 STRATEGIES: dict[str, dict] = {
     "random": {"type": "random"},
     "tpe": {"type": "tpe", "n_startup_trials": 10},
-    "coarse_to_fine": {"type": "coarse_to_fine", "rounds": 4, "samples_per_round": 15},
+    # Its defaults: 4 rounds sharing the budget, i.e. 15 trials each at 60.
+    "coarse_to_fine": {"type": "coarse_to_fine"},
     "cmaes": {"type": "cmaes"},
     "qmc": {"type": "qmc"},
     "gp": {"type": "gp", "n_startup_trials": 10},

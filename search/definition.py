@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -66,7 +67,9 @@ class CoarseToFineConfig(_Section):
     type: Literal["coarse_to_fine"]
     seed: int = 0
     rounds: int = Field(4, ge=1, le=100)
-    samples_per_round: int = Field(10, ge=2, le=10_000)
+    samples_per_round: int | None = Field(
+        None, ge=2, le=10_000, description="Trials per round; unset: the budget over the rounds."
+    )
     keep: float = Field(0.25, gt=0, le=1, description="Fraction of a round's best trials kept.")
     margin: float = Field(0.1, ge=0, le=1, description="Kept range widened by this fraction.")
 
@@ -291,7 +294,9 @@ class StudyDefinition(_Section):
             return CoarseToFineStrategy(
                 seed=config.seed,
                 rounds=config.rounds,
-                samples_per_round=config.samples_per_round,
+                samples_per_round=config.samples_per_round
+                # Unset, the rounds share the budget, so that the last one ends with it.
+                or max(2, math.ceil(self.budget.trials / config.rounds)),
                 keep=config.keep,
                 margin=config.margin,
                 direction=self.objectives[0].direction,

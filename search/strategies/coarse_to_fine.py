@@ -1,28 +1,44 @@
-"""Coarse-to-fine search: set a rough range, sample at random, evaluate, narrow the range, repeat.
+"""Coarse-to-fine search: set a rough range, sample, evaluate, narrow the range, repeat.
 
-Round r samples `samples_per_round` configurations at random inside box r. When every trial of
-round r has finished, box r+1 is the range the best `keep` fraction of its trials span (in log
-space for log parameters), widened by `margin` of that range on each side and never leaving
-box r; categorical choices narrow to those the kept trials used. Trials past the last round
-keep sampling the last box.
+Round 0 is a Latin hypercube over the whole space: each numeric parameter's range (in log space
+for log parameters) is cut into `samples_per_round` equal strata with one sample in each, and a
+categorical's choices come up equally often, so that a small first round still covers every
+part of the space. When every trial of round r has finished, box r+1 is the range the best
+`keep` fraction of its trials span, together with the best trial so far (so that the box never
+narrows away from it), widened by `margin` of that range on each side and never leaving box r;
+categorical choices narrow to those the kept trials used. Later rounds exploit: each sample is
+drawn around the best trial so far, within the box, with a spread that shrinks with the box.
+Trials past the last round keep sampling the last box.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from search.space import CategoricalParam, IntParam, ParamSpec, Space
 from search.strategies.base import Proposal, Strategy, TrialRecord
-from search.strategies.random import sample_config
+from search.strategies.random import fraction_of, value_at
 
 Box = dict[str, ParamSpec]
 FINISHED = ("complete", "pruned", "failed")
+# A later round's numeric draws around the best trial: a normal with this standard deviation,
+# as a fraction of the box's width. A quarter keeps most draws near the best point while the
+# box's edges stay within two deviations, so the whole box is still explored.
+SPREAD = 0.25
+# How often a later round's draw keeps the best trial's categorical choice rather than drawing
+# one of the box's choices at random.
+KEEP_CHOICE = 0.5
+# Keeps the Latin hypercube's seeds apart from the per-trial ones: no trial number is this big.
+LATIN_HYPERCUBE = 2**32
 
 
 class CoarseToFineStrategy(Strategy):
-    """Rounds of random samples in a box that shrinks around the best trials of each round."""
+    """A space-filling first round, then rounds around the best trial in a shrinking box."""
 
     def __init__(
         self,
@@ -47,17 +63,29 @@ class CoarseToFineStrategy(Strategy):
 
     def ask(self, space: Space, history: Sequence[TrialRecord], n: int) -> list[Proposal]:
         boxes = self.boxes(space, history)
+        best = self.best(history)
         proposals = []
         for number in range(len(history), len(history) + n):
             box_index = self.round_of(number)
             if box_index >= len(boxes):
                 break  # the round before is still running: its results decide the next box
-            proposals.append(Proposal(sample_config(space, boxes[box_index], self.seed, number)))
+            # Later rounds alternate exploiting the best trial with covering the box, whose
+            # next narrowing then still reflects the whole box and not only the best's corner.
+            if box_index == 0 or best is None or number % 2:
+                config = self._stratified(space, boxes[box_index], number)
+            else:
+                config = self._around(space, boxes[box_index], best, number)
+            proposals.append(Proposal(config))
         return proposals
 
     def describe(self, space: Space, history: Sequence[TrialRecord]) -> dict[str, Any]:
         """Every round's box so far, as plain data."""
         return {"boxes": [box_as_data(box) for box in self.boxes(space, history)]}
+
+    def best(self, history: Sequence[TrialRecord]) -> TrialRecord | None:
+        """The completed trial with the best value, or None before any has completed."""
+        scored = self._ranked(history)
+        return scored[0] if scored else None
 
     def boxes(self, space: Space, history: Sequence[TrialRecord]) -> list[Box]:
         """Box of every round whose box is known: round 0's, and one per finished round."""
@@ -68,15 +96,57 @@ class CoarseToFineStrategy(Strategy):
                 t.state not in FINISHED for t in members
             ):
                 break
-            boxes.append(self._narrow(boxes[-1], members))
+            so_far = self.best([t for t in history if self.round_of(t.number) <= r])
+            boxes.append(self._narrow(boxes[-1], members, so_far))
         return boxes
 
-    def _narrow(self, box: Box, members: Sequence[TrialRecord]) -> Box:
-        scored = [t for t in members if t.state == "complete" and t.value is not None]
+    def _ranked(self, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+        scored = [t for t in trials if t.state == "complete" and t.value is not None]
+        return sorted(scored, key=lambda t: t.value if self.minimize else -t.value)  # type: ignore[operator]
+
+    def _rng(self, name: str, *keys: int) -> np.random.Generator:
+        # Seeded by trial number or round and parameter name, as random search is: trial k's
+        # draw depends neither on the batching nor on the order the parameters are listed in.
+        return np.random.default_rng([self.seed, *keys, zlib.crc32(name.encode())])
+
+    def _stratified(self, space: Space, box: Box, number: int) -> dict[str, Any]:
+        """Trial `number`'s row of its round's Latin hypercube over `box`."""
+        block, row = divmod(number, self.samples_per_round)
+        config: dict[str, Any] = {}
+        for name in space.params:
+            if space.is_active(name, config):
+                # One permutation of the strata per round and parameter, shared by its rows.
+                rng = self._rng(name, LATIN_HYPERCUBE, block)
+                stratum = rng.permutation(self.samples_per_round)[row]
+                jitter = rng.uniform(size=self.samples_per_round)[row]
+                config[name] = value_at(box[name], (stratum + jitter) / self.samples_per_round)
+        return config
+
+    def _around(self, space: Space, box: Box, best: TrialRecord, number: int) -> dict[str, Any]:
+        """Trial `number`'s draw inside `box`, centred on the `best` trial's values."""
+        config: dict[str, Any] = {}
+        for name in space.params:
+            if not space.is_active(name, config):
+                continue
+            param, rng = box[name], self._rng(name, number)
+            centre = best.params.get(name)
+            if isinstance(param, CategoricalParam):
+                keep = centre in param.choices and rng.uniform() < KEEP_CHOICE
+                config[name] = centre if keep else value_at(param, rng.uniform())
+            elif centre is None:  # inactive in the best trial: nothing to centre on
+                config[name] = value_at(param, rng.uniform())
+            else:
+                at = rng.normal(fraction_of(param, centre), SPREAD)
+                config[name] = value_at(param, min(max(at, 0.0), math.nextafter(1.0, 0.0)))
+        return config
+
+    def _narrow(self, box: Box, members: Sequence[TrialRecord], so_far: TrialRecord | None) -> Box:
+        scored = self._ranked(members)
         if not scored:
             return box  # nothing learned this round: search the same box again
-        scored.sort(key=lambda t: t.value if self.minimize else -t.value)  # type: ignore[operator]
         kept = scored[: max(1, math.ceil(self.keep * len(scored)))]
+        if so_far is not None and so_far not in kept:
+            kept.append(so_far)
         narrowed: Box = {}
         for name, param in box.items():
             values = [t.params[name] for t in kept if name in t.params]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from search.space import CategoricalParam, IntParam, ParamSpec, Space
+from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec, Space
 from search.strategies.base import Proposal, Strategy, TrialRecord
 
 
@@ -50,17 +50,44 @@ def sample_param(param: ParamSpec, rng: np.random.Generator) -> Any:
     """One value of `param`, as a plain JSON-ready Python value."""
     if isinstance(param, CategoricalParam):
         return param.choices[int(rng.integers(len(param.choices)))]
+    if isinstance(param, IntParam) and not param.log:
+        steps = (param.high - param.low) // param.step
+        return param.low + param.step * int(rng.integers(steps + 1))
+    return value_at(param, float(rng.random()))
+
+
+def value_at(param: ParamSpec, u: float) -> Any:
+    """The value at fraction `u` in [0, 1) of `param`'s range, log-scaled where `log`, so that a
+    uniform `u` gives a (log-)uniform draw; categoricals share [0, 1) evenly among their choices."""
+    if isinstance(param, CategoricalParam):
+        return param.choices[min(int(u * len(param.choices)), len(param.choices) - 1)]
     if isinstance(param, IntParam):
         if param.log:
             # Log-uniform over [low, high + 1) then floored gives each integer its log-width share.
-            drawn = math.exp(rng.uniform(math.log(param.low), math.log(param.high + 1)))
-            return min(int(drawn), param.high)
+            low, high = math.log(param.low), math.log(param.high + 1)
+            # Clamped: exp(log(low)) may round to just below low.
+            return min(max(int(math.exp(low + (high - low) * u)), param.low), param.high)
         steps = (param.high - param.low) // param.step
-        return param.low + param.step * int(rng.integers(steps + 1))
+        return param.low + param.step * min(int(u * (steps + 1)), steps)
     if param.log:
-        value = math.exp(rng.uniform(math.log(param.low), math.log(param.high)))
+        low, high = math.log(param.low), math.log(param.high)
+        value = math.exp(low + (high - low) * u)
     else:
-        value = float(rng.uniform(param.low, param.high))
+        value = param.low + (param.high - param.low) * u
     if param.step is not None:
         value = param.low + param.step * round((value - param.low) / param.step)
     return min(max(value, param.low), param.high)
+
+
+def fraction_of(param: IntParam | FloatParam, value: float) -> float:
+    """Where `value` lies in `param`'s range, as `value_at` measures it (0 at low, 1 at high)."""
+    if param.low == param.high and not isinstance(param, IntParam):
+        return 0.0  # a range narrowed to one point (a zero margin) has no inside to measure
+    if param.log:
+        high = param.high + 1 if isinstance(param, IntParam) else param.high
+        return math.log(value / param.low) / math.log(high / param.low)
+    if isinstance(param, IntParam):
+        # The middle of the share of [0, 1) that value_at maps to this integer.
+        steps = (param.high - param.low) // param.step
+        return ((value - param.low) / param.step + 0.5) / (steps + 1)
+    return (value - param.low) / (param.high - param.low)

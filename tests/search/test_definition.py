@@ -7,6 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from search.definition import StudyDefinition
+from search.strategies.coarse_to_fine import CoarseToFineStrategy
 from tests.conftest import ROOT, tiny_study
 from worker.engine.config import ConfigError
 
@@ -49,3 +50,20 @@ def test_trial_config_writes_params_over_dotted_paths() -> None:
     assert config.training.epochs == 5  # the base stays where not overridden
     with pytest.raises(ConfigError, match="training.learning_rate"):
         definition.trial_config({"training.learning_rate": -0.3})
+
+
+def test_coarse_to_fine_rounds_share_the_budget_unless_given() -> None:
+    def built(strategy: dict, trials: int) -> CoarseToFineStrategy:
+        study = tiny_study(
+            strategy={"type": "coarse_to_fine", **strategy}, budget={"trials": trials}
+        )
+        made = StudyDefinition.model_validate(study).make_strategy()
+        assert isinstance(made, CoarseToFineStrategy)
+        return made
+
+    assert built({"rounds": 4}, 60).samples_per_round == 15
+    assert built({"rounds": 4}, 61).samples_per_round == 16  # the last round ends with the budget
+    assert built({"rounds": 4}, 3).samples_per_round == 2  # a round needs two trials to rank
+    assert built({"rounds": 4, "samples_per_round": 7}, 60).samples_per_round == 7
+    errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", "samples_per_round": 1}))
+    assert ("strategy", "coarse_to_fine", "samples_per_round") in errors

@@ -160,6 +160,40 @@ def test_coarse_to_fine_closes_in_on_the_bottom_of_a_bowl() -> None:
         assert outer["x"].low <= inner["x"].low <= inner["x"].high <= outer["x"].high
 
 
+def test_coarse_to_fine_first_round_puts_one_sample_in_each_stratum() -> None:
+    strategy = CoarseToFineStrategy(
+        seed=5, rounds=2, samples_per_round=8, keep=0.25, margin=0.1, direction="minimize"
+    )
+    first = [p.params for p in strategy.ask(SPACE, [], 8)]
+    # lr spans 4 decades in 8 strata of half a decade; random draws would often share one.
+    strata = sorted(int((math.log10(c["lr"]) + 4) * 2) for c in first)
+    assert strata == list(range(8))
+    hidden = [str(c["hidden"]) for c in first]
+    assert hidden.count("[32]") == hidden.count("[64, 64]") == 4
+    # the same rows whatever the batching
+    assert [p.params for p in strategy.ask(SPACE, [], 3)] == first[:3]
+
+
+def test_coarse_to_fine_keeps_the_best_trial_so_far_in_every_box() -> None:
+    strategy = CoarseToFineStrategy(
+        seed=1, rounds=3, samples_per_round=10, keep=0.2, margin=0.0, direction="minimize"
+    )
+    values = {"lr": 0.05, "decay": 0.0, "batch": 32, "hidden": [32], "optimizer": "sgd"}
+
+    def trial(number: int, lr: float, value: float) -> TrialRecord:
+        return TrialRecord(number, {**values, "lr": lr}, "complete", (value,))
+
+    # Round 0: the best trial at lr 0.5, the second best at 1e-3; box 1 spans both.
+    history = [trial(0, 0.5, 1.0), trial(1, 1e-3, 2.0)]
+    history += [trial(i, 0.05, 10.0 + i) for i in range(2, 10)]
+    # Round 1: every trial worse than 0.5's, the best of them near 1e-3.
+    history += [trial(10 + i, 1e-3 * (1 + i / 10), 50.0 + i) for i in range(10)]
+    first, second, third = strategy.boxes(SPACE, history)
+    assert (second["lr"].low, second["lr"].high) == pytest.approx((1e-3, 0.5))
+    # Round 1's own best two span [1e-3, 1.1e-3]; the best trial so far keeps 0.5 inside.
+    assert (third["lr"].low, third["lr"].high) == pytest.approx((1e-3, 0.5))
+
+
 def test_coarse_to_fine_waits_for_a_round_to_finish_before_narrowing() -> None:
     strategy = CoarseToFineStrategy(
         seed=0, rounds=2, samples_per_round=4, keep=0.5, margin=0.1, direction="minimize"
