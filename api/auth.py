@@ -72,13 +72,12 @@ def authenticate(request: Request, session: Session) -> Caller:
     if identity is None:
         raise Unauthorized("invalid, expired or revoked token")
     _LIMITER.take(accounts.hash_token(secret.strip()))
-    teams = accounts.teams_of(session, identity.user_id)
     return Caller(
         user_id=identity.user_id,
         user=identity.user,
         token_id=identity.token_id,
-        roles={t.team_id: t.role for t in teams},
-        team_names={t.team_id: t.team for t in teams},
+        roles={t.team_id: t.role for t in identity.teams},
+        team_names={t.team_id: t.team for t in identity.teams},
     )
 
 

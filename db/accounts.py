@@ -113,17 +113,6 @@ class TeamRole:
     role: Role
 
 
-def teams_of(session: Session, user_id: int) -> list[TeamRole]:
-    """The teams a user belongs to, with their role, by name."""
-    rows = session.execute(
-        select(Team.id, Team.name, Membership.role)
-        .join(Membership, Membership.team_id == Team.id)
-        .where(Membership.user_id == user_id)
-        .order_by(Team.name)
-    ).all()
-    return [TeamRole(*row) for row in rows]
-
-
 def issue_token(
     session: Session, user_id: int, name: str, expires_at: datetime | None
 ) -> tuple[ApiToken, str]:
@@ -143,31 +132,47 @@ def issue_token(
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a valid token acts for."""
+    """Who a valid token acts for, and their teams (by name)."""
 
     token_id: int
     user_id: int
     user: str
+    teams: tuple[TeamRole, ...] = ()
 
 
 def authenticate(session: Session, secret: str) -> Identity | None:
     """The identity behind a token; None when it is unknown, revoked or expired."""
     now = utcnow()
-    row = session.execute(
-        select(ApiToken.id, ApiToken.user_id, User.name, ApiToken.last_used_at)
+    # The user's teams come in the same statement (a row per membership, or one with no team):
+    # every API request authenticates, and the second round trip was a tenth of a poll's CPU
+    # time in the API server (bench/api.py).
+    rows = session.execute(
+        select(
+            ApiToken.id,
+            ApiToken.user_id,
+            User.name,
+            ApiToken.last_used_at,
+            Team.id,
+            Team.name,
+            Membership.role,
+        )
         .join(User, User.id == ApiToken.user_id)
+        .outerjoin(Membership, Membership.user_id == User.id)
+        .outerjoin(Team, Team.id == Membership.team_id)
         .where(ApiToken.token_hash == hash_token(secret), ApiToken.revoked_at.is_(None))
         .where((ApiToken.expires_at.is_(None)) | (ApiToken.expires_at > now))
-    ).one_or_none()
-    if row is None:
+        .order_by(Team.name)
+    ).all()
+    if not rows:
         return None
-    token_id, user_id, user, last_used = row
+    token_id, user_id, user, last_used = rows[0][:4]
     if last_used is None or now - last_used >= LAST_USED_EVERY:
         session.execute(
             update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now),
             execution_options={"synchronize_session": False},
         )
-    return Identity(token_id, user_id, user)
+    teams = tuple(TeamRole(*row[4:]) for row in rows if row[4] is not None)
+    return Identity(token_id, user_id, user, teams)
 
 
 def tokens_of(session: Session, user_id: int) -> Sequence[ApiToken]:
