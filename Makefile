@@ -36,7 +36,7 @@ test: install-dev system-deps lint
 	@echo "==> pytest: unit, integration (real Redis, PostgreSQL, Celery, uvicorn) and the rest"
 	$(BIN)/pytest
 
-bench: install
+bench: install-dev system-deps
 	@for script in bench/*.py; do echo "==> $$script"; $(BIN)/python "$$script"; done
 
 constraints: install-dev
