@@ -54,9 +54,10 @@ export function esc(value) {
   return String(value ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** A metric value with 4 significant digits, or a dash. */
+/** A whole number as it is, any other with 4 significant digits; a dash for none. */
 export function num(value) {
-  return value === null || value === undefined ? "—" : Number(value).toPrecision(4);
+  if (value === null || value === undefined) return "—";
+  return Number.isInteger(value) ? String(value) : Number(value).toPrecision(4);
 }
 
 /** Seconds as e.g. "1h 02m", "3m 05s", "12s". */
