@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.dashboard import mount_dashboard
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.routes import account, datasets, presets, studies, teams, trials
@@ -64,4 +65,5 @@ def create_app() -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount_dashboard(app)
     return app

@@ -70,7 +70,11 @@ class StudySummary(BaseModel):
     team: str
     tags: list[str]
     status: str
+    strategy: str
+    trials_finished: int
     budget_trials: int
+    best_value: float | None
+    """The best complete trial's value of the first objective."""
     created_at: datetime
     finished_at: datetime | None
 

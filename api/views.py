@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
-from api.schemas import StudyPublic, TrialPublic
+from api.schemas import StudyPublic, StudySummary, TrialPublic
 from db import queries
 from db.models import Study, StudyStatus, TrialState
 from search.pareto import pareto_front
@@ -16,25 +18,42 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
     objectives = study.definition["objective"]
     best = queries.best_trial(session, study.id, objectives[0]["direction"])
     return StudyPublic(
-        id=study.id,
-        name=study.name,
-        team=team,
-        tags=study.tags,
-        status=study.status.value,
-        strategy=study.definition["strategy"]["type"],
+        **_header(study, team),
         objectives=objectives,
         trials_finished=progress.finished,
         trials_in_flight=progress.in_flight,
-        budget_trials=study.budget_trials,
         parallelism=study.parallelism,
         trials_by_state=progress.by_state,
         best_trial=TrialPublic.model_validate(best, from_attributes=True) if best else None,
         pareto_front=_front(session, study, objectives) if len(objectives) > 1 else None,
         strategy_state=study.strategy_state,
         eta_seconds=_eta(study, progress),
-        created_at=study.created_at,
-        finished_at=study.finished_at,
     )
+
+
+def study_summary(session: Session, study: Study, team: str) -> StudySummary:
+    """A study as the studies list shows it: enough for a progress bar and the best value."""
+    best = queries.best_trial(session, study.id, study.definition["objective"][0]["direction"])
+    return StudySummary(
+        **_header(study, team),
+        trials_finished=queries.study_progress(session, study.id).finished,
+        best_value=best.value if best else None,
+    )
+
+
+def _header(study: Study, team: str) -> dict[str, Any]:
+    """The fields the study page and the studies list both show."""
+    return {
+        "id": study.id,
+        "name": study.name,
+        "team": team,
+        "tags": study.tags,
+        "status": study.status.value,
+        "strategy": study.definition["strategy"]["type"],
+        "budget_trials": study.budget_trials,
+        "created_at": study.created_at,
+        "finished_at": study.finished_at,
+    }
 
 
 def _eta(study: Study, progress: queries.Progress) -> float | None:

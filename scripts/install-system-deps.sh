@@ -3,6 +3,8 @@
 #   redis-server     (Debian package redis-server)  integration tests' broker
 #   docker-compose   (Debian package docker-compose) tests/test_compose.py validates the stack
 #   initdb/postgres  (Debian package postgresql)     integration tests' database
+#   /usr/bin/chromium (Debian package chromium)      browser tests drive it with Playwright,
+#                                                    which must never download a browser of its own
 # Idempotent: when everything is present it changes nothing and runs no apt-get at all.
 set -euo pipefail
 
@@ -23,9 +25,10 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 have_initdb || missing+=(postgresql)
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
 
 if ((${#missing[@]} == 0)); then
-    log "redis-server, docker-compose and PostgreSQL (initdb) are present; nothing to do"
+    log "redis-server, docker-compose, PostgreSQL (initdb) and chromium are present; nothing to do"
     exit 0
 fi
 log "missing: ${missing[*]}"
@@ -51,4 +54,5 @@ log "+ apt-get install -y --no-install-recommends ${missing[*]}"
 command -v redis-server >/dev/null 2>&1 || die "redis-server still missing after install"
 command -v docker-compose >/dev/null 2>&1 || die "docker-compose still missing after install"
 have_initdb || die "initdb still missing after installing postgresql"
+[[ -x /usr/bin/chromium ]] || die "/usr/bin/chromium still missing after installing chromium"
 log "done: ${missing[*]} installed"

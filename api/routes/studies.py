@@ -11,9 +11,9 @@ from api.deps import CallerDep, DispatcherDep, SessionDep
 from api.errors import Conflict
 from api.etag import NOT_MODIFIED, etagged
 from api.params import Offset, StudyId
-from api.schemas import StudiesPublic, StudyPublic, StudySummary
+from api.schemas import StudiesPublic, StudyPublic
 from api.submission import submit
-from api.views import study_public
+from api.views import study_public, study_summary
 from db import queries
 from db.models import Role, StudyStatus
 from search import coordinator
@@ -68,19 +68,7 @@ def list_studies(
     selected = queries.StudyFilter(team_ids, status, name, tag)
     studies = queries.list_studies(session, selected, limit, offset)
     return StudiesPublic(
-        data=[
-            StudySummary(
-                id=s.id,
-                name=s.name,
-                team=caller.team_names[s.team_id],
-                tags=s.tags,
-                status=s.status.value,
-                budget_trials=s.budget_trials,
-                created_at=s.created_at,
-                finished_at=s.finished_at,
-            )
-            for s in studies
-        ],
+        data=[study_summary(session, s, caller.team_names[s.team_id]) for s in studies],
         count=queries.count_studies(session, selected),
     )
 

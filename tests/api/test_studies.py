@@ -16,6 +16,9 @@ def test_a_study_runs_to_its_budget_on_the_local_pool(client: TestClient) -> Non
     assert study["best_trial"]["values"]["val_accuracy"] == study["best_trial"]["value"]
     listed = client.get("/api/v1/studies").json()
     assert listed["count"] == 1 and listed["data"][0]["id"] == study["id"]
+    summary = listed["data"][0]
+    assert summary["strategy"] == "random" and summary["trials_finished"] == 4
+    assert summary["best_value"] == study["best_trial"]["value"]
 
 
 def test_trials_page_by_cursor(client: TestClient) -> None:

@@ -1,0 +1,115 @@
+"""A real `hpsearch serve` on a temporary SQLite database, and Debian's chromium driven by
+Playwright (never a browser Playwright downloads)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api.conftest import MakeToken, bearer, token_maker
+from tests.servers import ManagedProcess, free_port
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking flags chromium's own connections are refused in the
+# sandboxed test machines, and it may stall on them.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Server:
+    """A live API: its base URL, the first-start admin's token, and a way to add accounts."""
+
+    base: str
+    token: str
+    make_token: MakeToken
+
+    def post(
+        self, path: str, body: dict | None = None, token: str | None = None, **params: str
+    ) -> dict:
+        """POST to an /api/v1 path as `token`'s user (default: the admin)."""
+        response = httpx.post(
+            f"{self.base}/api/v1{path}",
+            json=body,
+            params=params,
+            headers=bearer(token or self.token),
+        )
+        assert response.is_success, response.text
+        return response.json()
+
+    def get(self, path: str) -> dict:
+        """GET an /api/v1 path as the admin."""
+        response = httpx.get(f"{self.base}/api/v1{path}", headers=bearer(self.token))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`hpsearch serve` of this checkout on a free port, with its own SQLite database."""
+    folder = tmp_path_factory.mktemp("dashboard")
+    url = f"sqlite:///{folder / 'hpsearch.db'}"
+    port = free_port()
+    process = ManagedProcess(
+        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        log_dir=folder,
+        name="api",
+        env={
+            "HPSEARCH_DATABASE_URL": url,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        },
+    )
+    try:
+        process.wait_for_http(f"http://127.0.0.1:{port}/health")
+        token = re.search(r"hps_[\w-]+", process.log_path.read_text())
+        assert token is not None, process.describe()
+        yield Server(f"http://127.0.0.1:{port}", token.group(0), token_maker(url))
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[playwright_api.Browser]:
+    """Headless Debian chromium (scripts/install-system-deps.sh installs it)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: run scripts/install-system-deps.sh")
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: playwright_api.Browser) -> Iterator[playwright_api.Page]:
+    """A fresh tab (its own sessionStorage) with generous waits: the machine is shared."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(30_000)
+    yield tab
+    context.close()
+
+
+def sign_in(page: playwright_api.Page, server: Server, token: str | None = None) -> None:
+    """Open the dashboard and sign in with `token` (default: the admin's)."""
+    page.goto(server.base)
+    page.fill("input[name=token]", token or server.token)
+    page.click("button[type=submit]")
+    playwright_api.expect(page.locator("#nav")).to_be_visible()
