@@ -309,5 +309,5 @@ class StudyDefinition(_Section):
                 population_size=config.population_size,
                 conditional=any(p.when for p in self.space.values()),
             )
-            return OptunaStrategy(sampler, [o.direction for o in self.objectives])
+            return OptunaStrategy(sampler, [o.direction for o in self.objectives], seed=config.seed)
         return RandomStrategy(seed=config.seed)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import TrialState
 
 from search.space import CategoricalParam, FloatParam, ParamSpec, Space
@@ -87,10 +89,22 @@ def distribution(param: ParamSpec) -> BaseDistribution:
 
 
 class OptunaStrategy(Strategy):
-    """One of Optuna's samplers on a warm in-memory study of this study's trials."""
+    """One of Optuna's samplers on a warm in-memory study of this study's trials.
 
-    def __init__(self, sampler: optuna.samplers.BaseSampler, directions: Sequence[str]) -> None:
+    With a seed, the sampler's random states are seeded afresh for each trial number from
+    (seed, number). A study's trials are asked for by several processes (the API, then every
+    worker that ends a trial), each with a sampler of its own: seeded once, each would replay
+    the same random draws and propose the configs already proposed elsewhere.
+    """
+
+    def __init__(
+        self,
+        sampler: optuna.samplers.BaseSampler,
+        directions: Sequence[str],
+        seed: int | None = None,
+    ) -> None:
         self.study = optuna.create_study(directions=list(directions), sampler=sampler)
+        self.seed = seed
         self.pending: dict[int, optuna.trial.Trial] = {}
         self.told: set[int] = set()
 
@@ -102,6 +116,8 @@ class OptunaStrategy(Strategy):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             for number in range(len(history), len(history) + n):
+                if self.seed is not None:
+                    _reseed(self.study.sampler, f"{self.seed}:{number}")
                 asked = self.study.ask()
                 self.pending[number] = asked
                 proposals.append(Proposal(_suggest(asked, space)))
@@ -132,6 +148,15 @@ class OptunaStrategy(Strategy):
                 else None,
             )
         )
+
+
+def _reseed(sampler: optuna.samplers.BaseSampler, key: str) -> None:
+    """Seed every random state of `sampler`, and of the samplers it holds, from `key`."""
+    for name, value in vars(sampler).items():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(zlib.crc32(f"{key}:{name}".encode()))
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            _reseed(value, f"{key}:{name}")
 
 
 def _suggest(trial: optuna.trial.Trial, space: Space) -> dict[str, Any]:

@@ -39,7 +39,7 @@ SPACE = Space(
 
 def optuna_strategy(kind: str, seed: int = 3) -> OptunaStrategy:
     sampler = make_sampler(kind, seed=seed, n_startup_trials=5, population_size=8)
-    return OptunaStrategy(sampler, ["minimize"])
+    return OptunaStrategy(sampler, ["minimize"], seed=seed)
 
 
 STRATEGIES = [
@@ -210,6 +210,23 @@ def test_tpe_with_a_fixed_seed_proposes_the_same_first_20_configs_twice() -> Non
     other = run(optuna_strategy("tpe", seed=12), 20, per_ask=1)
     assert [t.params for t in first] == [t.params for t in second]
     assert [t.params for t in first] != [t.params for t in other]
+
+
+@pytest.mark.parametrize("kind", ["tpe", "cmaes", "nsga2"])
+def test_samplers_in_different_processes_do_not_repeat_each_others_configs(kind: str) -> None:
+    """The API asks for trial 0 and 1; a worker process, with a fresh sampler of the same seed,
+    asks for trial 2 once trial 0 has ended: it must not replay trial 0's draw."""
+    api = optuna_strategy(kind, seed=5)
+    started = api.ask(SPACE, [], 2)
+    history = [
+        TrialRecord(number=0, params=started[0].params, state="complete", values=(0.3,)),
+        TrialRecord(number=1, params=started[1].params, state="running"),
+    ]
+    worker = optuna_strategy(kind, seed=5)
+    (next_config,) = worker.ask(SPACE, history, 1)
+    assert next_config.params not in [p.params for p in started]
+    # ... and still deterministic: another fresh worker proposes the same.
+    assert optuna_strategy(kind, seed=5).ask(SPACE, history, 1)[0].params == next_config.params
 
 
 def test_a_failed_trial_is_told_as_failed_and_trials_from_elsewhere_are_added() -> None:
