@@ -17,7 +17,10 @@ def optimizer_study(name: str, trials: int = 12) -> dict:
     """A study that runs for some seconds and tries several optimizers."""
     return tiny_study(
         name=name,
-        training={"optimizer": "adam", "learning_rate": 0.05, "epochs": 40, "batch_size": 8},
+        # Trials of about half a second each: the study cannot end between two requests.
+        dataset={"name": "digits"},
+        model={"type": "mlp", "hidden": [32]},
+        training={"optimizer": "adam", "learning_rate": 0.05, "epochs": 60, "batch_size": 16},
         space={
             "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
             "training.optimizer": {"type": "categorical", "choices": OPTIMIZERS},
