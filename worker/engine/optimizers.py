@@ -71,7 +71,7 @@ class Optimizer(ABC):
     def __init__(self, learning_rate: float = 0.01, weight_decay: float = 0.0) -> None:
         self.learning_rate = _positive("learning_rate", learning_rate)
         self.weight_decay = _non_negative("weight_decay", weight_decay)
-        self._scratch: dict[tuple[int, str, int], Array] = {}
+        self._scratch: dict[tuple[int, np.dtype, int], Array] = {}
 
     @classmethod
     def from_config(cls, training: TrainingConfig) -> Self:
@@ -105,10 +105,11 @@ class Optimizer(ABC):
 
     def scratch(self, like: Array, which: int = 0) -> Array:
         """A work vector shaped like ``like``, made once."""
-        key = (like.size, like.dtype.str, which)
-        if key not in self._scratch:
-            self._scratch[key] = np.empty_like(like)
-        return self._scratch[key]
+        key = (like.size, like.dtype, which)  # a dtype hashes faster than its .str is built
+        work = self._scratch.get(key)
+        if work is None:
+            work = self._scratch[key] = np.empty_like(like)
+        return work
 
     def _with_l2(self, params: Array, grads: Array, at: Array | None = None) -> Array:
         """g + λ w (λ w at ``at`` when the gradient was taken elsewhere), in place on g."""
