@@ -187,7 +187,7 @@ def test_adam_bias_correction_makes_the_first_step_eta_times_sign() -> None:
 
 @pytest.mark.parametrize("beta1", [0.0, 0.5])
 def test_adam_rescaling_its_sums_changes_nothing(beta1: float) -> None:
-    # β1 = 0.5 takes m_sum below RESCALE_BELOW every 20 steps; β1 = 0 at every step.
+    # β = 0.5 takes the scales below RESCALE_BELOW every 20 steps; β1 = 0 at every step.
     optimizer = Adam(learning_rate=0.01, beta1=beta1, beta2=0.5, epsilon=1e-3)
     update, memory = adam_update(0.01, beta1, 0.5, 1e-3), [{} for _ in W0]
     params, want = np.array(W0), list(W0)

@@ -7,7 +7,7 @@ returns ``(w, state)`` — the *same* objects, changed in place: over tens of th
 parameters a step is a handful of whole-vector operations with ``out=`` (or BLAS axpy), and
 nothing is allocated (squares go through ``np.square``, measured twice as fast as
 ``np.multiply(g, g)`` on vectors this long). ``g`` may be overwritten too (weight decay is
-added to it in place). Every update rule is the one in
+added to it in place, and Adam uses it as its work vector). Every update rule is the one in
 DESIGN.md, written out in its class's docstring; tests check the first steps by hand.
 
 Weight decay is L2: ``g ← g + λ w`` before the rule, for every optimizer but AdamW, which
@@ -348,11 +348,10 @@ class Adam(Optimizer):
         return {"m_sum": 1.0, "v_sum": 1.0}
 
     def init_state(self, params: Array) -> State:
-        zeros = np.zeros_like
         return {
             "t": 0,
-            "m_sum": zeros(params),
-            "v_sum": zeros(params),
+            "m_sum": np.zeros_like(params),
+            "v_sum": np.zeros_like(params),
             "m_scale": 1.0,
             "v_scale": 1.0,
         }
