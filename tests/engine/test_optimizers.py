@@ -185,6 +185,28 @@ def test_adam_bias_correction_makes_the_first_step_eta_times_sign() -> None:
     assert np.allclose(np.array(W0) - w1, [0.01, -0.01, 0.01], rtol=1e-6)
 
 
+@pytest.mark.parametrize("beta1", [0.0, 0.5])
+def test_adam_rescaling_its_sums_changes_nothing(beta1: float) -> None:
+    # β = 0.5 takes the scales below RESCALE_BELOW every 20 steps; β1 = 0 at every step.
+    optimizer = Adam(learning_rate=0.01, beta1=beta1, beta2=0.5, epsilon=1e-3)
+    update, memory = adam_update(0.01, beta1, 0.5, 1e-3), [{} for _ in W0]
+    params, want = np.array(W0), list(W0)
+    state = optimizer.init_state(params)
+    for t in range(1, 61):
+        g = [math.sin(t + i) for i in range(3)]
+        optimizer.step(params, np.array(g), state)
+        want = [update(i, want[i], g[i], t, memory[i]) for i in range(3)]
+        assert np.allclose(params, want, rtol=0, atol=1e-12), f"step {t}"
+    assert np.allclose(optimizer.moments(state)[0], [m["m"] for m in memory], rtol=1e-12)
+
+
+def test_adam_refuses_parameters_it_cannot_update_in_place() -> None:
+    params = np.zeros(6)[::2]
+    optimizer = Adam()
+    with pytest.raises(ValueError, match="in place"):
+        optimizer.step(params, np.ones(3), optimizer.init_state(params))
+
+
 def test_adam_weight_decay_is_l2_in_the_gradient() -> None:
     optimizer = Adam(learning_rate=0.01, weight_decay=0.1)
     assert_steps(optimizer, by_hand(adam_update(0.01, 0.9, 0.999, 1e-8, l2=0.1)))
