@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from db.models import Dataset
 
@@ -56,19 +56,14 @@ def store(
 
 def _by_hash(session: Session, team_id: int, digest: str) -> Dataset | None:
     return session.scalars(
-        select(Dataset)
-        .options(defer(Dataset.content))
-        .where(Dataset.team_id == team_id, Dataset.content_hash == digest)
+        select(Dataset).where(Dataset.team_id == team_id, Dataset.content_hash == digest)
     ).one_or_none()
 
 
 def list_datasets(session: Session, team_ids: Sequence[int]) -> Sequence[Dataset]:
     """The datasets of these teams, newest first, without their content."""
     return session.scalars(
-        select(Dataset)
-        .options(defer(Dataset.content))
-        .where(Dataset.team_id.in_(team_ids))
-        .order_by(Dataset.id.desc())
+        select(Dataset).where(Dataset.team_id.in_(team_ids)).order_by(Dataset.id.desc())
     ).all()
 
 

@@ -138,7 +138,8 @@ class Dataset(Base):
     size_bytes: Mapped[int]
     # What validation found: rows, and each column's kind; shown without reading the content.
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    # Up to the upload limit: loaded only where a worker trains on it, never with the row.
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
