@@ -31,13 +31,13 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
     )
 
 
-def study_summary(session: Session, study: Study, team: str) -> StudySummary:
+def study_summary(study: Study, team: str, tally: queries.Tally) -> StudySummary:
     """A study as the studies list shows it: enough for a progress bar and the best value."""
-    best = queries.best_trial(session, study.id, study.definition["objective"][0]["direction"])
+    direction = study.definition["objective"][0]["direction"]
     return StudySummary(
         **_header(study, team),
-        trials_finished=queries.study_progress(session, study.id).finished,
-        best_value=best.value if best else None,
+        trials_finished=tally.finished,
+        best_value=tally.lowest if direction == "minimize" else tally.highest,
     )
 
 

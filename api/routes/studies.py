@@ -67,8 +67,12 @@ def list_studies(
     team_ids = [i for i, n in caller.team_names.items() if team is None or n == team]
     selected = queries.StudyFilter(team_ids, status, name, tag)
     studies = queries.list_studies(session, selected, limit, offset)
+    tallies = queries.tallies(session, [s.id for s in studies])
     return StudiesPublic(
-        data=[study_summary(session, s, caller.team_names[s.team_id]) for s in studies],
+        data=[
+            study_summary(s, caller.team_names[s.team_id], tallies.get(s.id, queries.Tally()))
+            for s in studies
+        ],
         count=queries.count_studies(session, selected),
     )
 

@@ -21,6 +21,15 @@ def test_a_study_runs_to_its_budget_on_the_local_pool(client: TestClient) -> Non
     assert summary["best_value"] == study["best_trial"]["value"]
 
 
+def test_the_list_shows_the_best_value_in_the_objectives_direction(client: TestClient) -> None:
+    minimize = tiny_study(objective={"metric": "val_loss", "direction": "minimize"})
+    study = wait_done(client, client.post("/api/v1/studies", json=minimize).json()["id"])
+    trials = client.get(f"/api/v1/studies/{study['id']}/trials").json()["data"]
+    (summary,) = client.get("/api/v1/studies").json()["data"]
+    assert summary["best_value"] == min(t["value"] for t in trials) == study["best_trial"]["value"]
+    assert summary["trials_finished"] == 4
+
+
 def test_trials_page_by_cursor(client: TestClient) -> None:
     study_id = client.post("/api/v1/studies", json=tiny_study()).json()["id"]
     wait_done(client, study_id)
