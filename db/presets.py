@@ -37,14 +37,20 @@ def visible(team_ids: Sequence[int]) -> Any:
     return or_(Preset.team_id.in_(team_ids), Preset.visibility == PUBLIC)
 
 
-def list_visible(session: Session, team_ids: Sequence[int]) -> Sequence[tuple[Preset, str]]:
-    """Every version of every preset the caller may see, with its team's name."""
-    return session.execute(
+def list_visible(
+    session: Session, team_ids: Sequence[int], team: str | None = None, name: str | None = None
+) -> Sequence[tuple[Preset, str]]:
+    """Every version of every preset the caller may see (or only of `team/name`), with its
+    team's name."""
+    statement = (
         select(Preset, Team.name)
         .join(Team, Team.id == Preset.team_id)
         .where(visible(team_ids))
         .order_by(Team.name, Preset.name, Preset.version)
-    ).all()  # type: ignore[return-value]
+    )
+    if team is not None and name is not None:
+        statement = statement.where(Team.name == team, Preset.name == name)
+    return session.execute(statement).all()  # type: ignore[return-value]
 
 
 def find(

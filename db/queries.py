@@ -23,6 +23,8 @@ from db.models import (
 )
 
 LOCAL_TEAM = "local"
+# The reason a trial whose worker stopped heartbeating ends with.
+LOST_REASON = "lost"
 
 
 def ensure_team(session: Session, name: str = LOCAL_TEAM) -> int:
@@ -281,7 +283,7 @@ def mark_lost(session: Session, silent_since: datetime) -> list[int]:
     rows = session.execute(
         update(Trial)
         .where(Trial.state == TrialState.RUNNING, Trial.heartbeat_at < silent_since)
-        .values(state=TrialState.FAILED, reason="lost", finished_at=utcnow())
+        .values(state=TrialState.FAILED, reason=LOST_REASON, finished_at=utcnow())
         .returning(Trial.study_id),
         execution_options=_UNSYNCED,
     ).all()

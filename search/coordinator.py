@@ -62,7 +62,6 @@ def create_study(
 
 
 CANCELLED_REASON = "cancelled"
-LOST_REASON = "lost"
 RESUMABLE = (StudyStatus.CANCELLED, StudyStatus.TIMED_OUT)
 
 
@@ -196,7 +195,7 @@ class _WarmStudy:
                 self.open[trial.id] = trial.number
             if trial.retry_of is not None:
                 self.retried.add(trial.retry_of)
-            if trial.reason == LOST_REASON and trial.attempt <= self.max_retries:
+            if trial.reason == queries.LOST_REASON and trial.attempt <= self.max_retries:
                 self.lost[trial.id] = trial
         return self.history
 

@@ -66,11 +66,7 @@ def preset_versions(
     team: TeamName, name: PresetName, session: SessionDep, caller: CallerDep
 ) -> PresetsPublic:
     """Every version of one preset, oldest first."""
-    rows = [
-        (p, t)
-        for p, t in presets.list_visible(session, caller.team_ids)
-        if t == team and p.name == name
-    ]
+    rows = presets.list_visible(session, caller.team_ids, team, name)
     if not rows:
         raise NotFound("preset")
     return PresetsPublic(data=[preset_public(session, p, t) for p, t in rows])
