@@ -107,7 +107,7 @@ class MemberUpdate(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field("", max_length=100)
+    name: str = Field("", max_length=100, pattern=r"^[^\x00]*$")
     expires_in_days: int | None = Field(90, ge=1, le=3650, description="null: never expires.")
 
 

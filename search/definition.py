@@ -154,7 +154,8 @@ class WarmStart(_Section):
 class StudyDefinition(_Section):
     """A whole study file."""
 
-    name: str = Field(min_length=1, max_length=200)
+    # No NUL: PostgreSQL refuses it in text columns.
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
     dataset: DatasetConfig
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()

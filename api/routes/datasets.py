@@ -25,9 +25,10 @@ def upload_dataset(
     session: SessionDep,
     caller: CallerDep,
     target: Annotated[
-        str | None, Form(max_length=200, description="CSV: the column to predict.")
+        str | None,
+        Form(max_length=200, pattern=r"^[^\x00]*$", description="CSV: the column to predict."),
     ] = None,
-    name: Annotated[str | None, Form(max_length=200)] = None,
+    name: Annotated[str | None, Form(max_length=200, pattern=r"^[^\x00]*$")] = None,
     format: Annotated[
         Literal["csv", "npz"] | None, Form(description="Default: from the file name.")
     ] = None,

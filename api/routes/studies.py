@@ -57,8 +57,10 @@ def list_studies(
     session: SessionDep,
     caller: CallerDep,
     status: StudyStatus | None = None,
-    name: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
-    tag: Annotated[str | None, Query(max_length=40)] = None,
+    name: Annotated[
+        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Part of the name.")
+    ] = None,
+    tag: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][\w.-]{0,39}$")] = None,
     team: Annotated[str | None, Query(description="Only this team's studies.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,

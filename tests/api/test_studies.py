@@ -49,6 +49,7 @@ def test_trials_page_by_cursor(client: TestClient) -> None:
     ("change", "field"),
     [
         ({"budget": {"trials": 0}}, "budget.trials"),
+        ({"name": "nul\x00byte"}, "name"),  # PostgreSQL refuses NUL in text: a 422, not a 500
         ({"training": {"learning_rate": -1}}, "training.learning_rate"),
         ({"strategy": {"type": "annealing"}}, "strategy"),
         ({"space": {"training.lr": {"type": "float", "low": 0, "high": 1}}}, "space"),

@@ -202,6 +202,7 @@ def test_studies_list_filters_by_status_name_and_tag_and_pages(client: TestClien
     assert names(status="running") == ["slow"]
     assert names(status="complete", limit=2, offset=1) == ["mlp-b", "mlp-a"]
     assert client.get("/api/v1/studies", params={"status": "done"}).status_code == 422
+    assert client.get("/api/v1/studies", params={"name": "\x00"}).status_code == 422
     client.post(f"/api/v1/studies/{client.get('/api/v1/studies').json()['data'][0]['id']}/cancel")
 
 
