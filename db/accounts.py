@@ -80,6 +80,15 @@ def set_role(session: Session, user_id: int, team_id: int, role: Role) -> None:
     session.flush()
 
 
+def member_named(session: Session, team_id: int, name: str) -> User | None:
+    """The user called `name`, if they are a member of the team."""
+    return session.scalars(
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.name == name, Membership.team_id == team_id)
+    ).one_or_none()
+
+
 def remove_member(session: Session, user_id: int, team_id: int) -> bool:
     """Take the user out of the team; False when they were not in it."""
     result = session.execute(

@@ -1,4 +1,4 @@
-"""Teams and their members; team admins manage membership."""
+"""Teams and their members; team admins manage membership and members' tokens."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from fastapi import APIRouter, status
 
 from api.deps import CallerDep, SessionDep
 from api.errors import Conflict, NotFound
-from api.params import TeamName, UserName
-from api.schemas import MemberPublic, MemberUpdate, TeamPublic
+from api.params import TeamName, TokenId, UserName
+from api.schemas import MemberPublic, MemberUpdate, TeamPublic, TokenPublic
 from db import accounts
-from db.models import Role
+from db.models import Role, User
 
 router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 
@@ -59,6 +59,38 @@ def remove_member(team: TeamName, user: UserName, session: SessionDep, caller: C
         raise Conflict("user: a team keeps at least one admin", "user")
     if not accounts.remove_member(session, member.id, team_id):
         raise NotFound("member")
+
+
+# Team admins may see and revoke a member's tokens but not issue them: a token acts for its user
+# in all their teams, so issuing one would reach into teams this admin does not manage. New
+# tokens come from the user themselves or from the server's operator (`hpsearch admin`).
+@router.get("/{team}/members/{user}/tokens")
+def list_member_tokens(
+    team: TeamName, user: UserName, session: SessionDep, caller: CallerDep
+) -> list[TokenPublic]:
+    """A member's tokens, newest first, by prefix (team admins only)."""
+    member = _member(session, caller.team_named(team, Role.ADMIN), user)
+    return [
+        TokenPublic.model_validate(t, from_attributes=True)
+        for t in accounts.tokens_of(session, member.id)
+    ]
+
+
+@router.delete("/{team}/members/{user}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
+def revoke_member_token(
+    team: TeamName, user: UserName, token_id: TokenId, session: SessionDep, caller: CallerDep
+) -> None:
+    """Revoke a member's token at once, e.g. a lost laptop's (team admins only)."""
+    member = _member(session, caller.team_named(team, Role.ADMIN), user)
+    if not accounts.revoke_token(session, member.id, token_id):
+        raise NotFound("token")
+
+
+def _member(session: SessionDep, team_id: int, name: str) -> User:
+    member = accounts.member_named(session, team_id, name)
+    if member is None:
+        raise NotFound("user")
+    return member
 
 
 def _last_admin(session: SessionDep, team_id: int, user_id: int) -> bool:

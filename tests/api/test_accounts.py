@@ -70,6 +70,35 @@ def test_revocation_takes_effect_at_once(client: TestClient) -> None:
     assert revoked["revoked_at"] is not None
 
 
+def test_a_team_admin_sees_and_revokes_a_members_tokens_and_nobody_elses(
+    app_client: TestClient, make_token: MakeToken
+) -> None:
+    ana_secret = make_token("ana", "alpha")
+    adam = bearer(make_token("adam", "alpha", "admin"))
+    bob = bearer(make_token("bob", "beta", "admin"))
+    path = "/api/v1/teams/alpha/members/ana/tokens"
+    listed = app_client.get(path, headers=adam)
+    assert listed.status_code == 200
+    assert [t["prefix"] for t in listed.json()] == [ana_secret[: len(listed.json()[0]["prefix"])]]
+    assert all("token" not in t for t in listed.json())
+    token_id = listed.json()[0]["id"]
+    # A member may not manage another member's tokens; another team's admin finds nothing.
+    assert app_client.get(path, headers=bearer(ana_secret)).status_code == 403
+    assert app_client.get(path, headers=bob).status_code == 404
+    assert app_client.get("/api/v1/teams/beta/members/ana/tokens", headers=bob).status_code == 404
+    assert app_client.delete(f"{path}/{token_id}", headers=bob).status_code == 404
+    assert app_client.get("/api/v1/me", headers=bearer(ana_secret)).status_code == 200
+    # bob's token id, asked for as ana's, is not ana's: nothing is revoked.
+    bob_token = app_client.get("/api/v1/tokens", headers=bob).json()[0]["id"]
+    assert app_client.delete(f"{path}/{bob_token}", headers=adam).status_code == 404
+    assert app_client.get("/api/v1/me", headers=bob).status_code == 200
+
+    assert app_client.delete(f"{path}/{token_id}", headers=adam).status_code == 204
+    refused = app_client.get("/api/v1/me", headers=bearer(ana_secret))
+    assert refused.status_code == 401
+    assert app_client.get(path, headers=adam).json()[0]["revoked_at"] is not None
+
+
 def test_an_expired_token_is_refused(client: TestClient, sqlite_url: str) -> None:
     secret = client.post("/api/v1/tokens", json={"name": "old"}).json()["token"]
     with session_scope(sqlite_url) as session:

@@ -123,6 +123,12 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("delete", "/api/v1/teams/{team}/members/{user}"): Case(
         lambda a: "/api/v1/teams/alpha/members/ana", "write"
     ),
+    ("get", "/api/v1/teams/{team}/members/{user}/tokens"): Case(
+        lambda a: "/api/v1/teams/alpha/members/ana/tokens", "read"
+    ),
+    ("delete", "/api/v1/teams/{team}/members/{user}/tokens/{token_id}"): Case(
+        lambda a: f"/api/v1/teams/alpha/members/ana/tokens/{a.token_id}", "write"
+    ),
     ("get", "/api/v1/me"): Case(
         lambda a: "/api/v1/me",
         "list",
