@@ -47,7 +47,7 @@ export function studyPage(root, studyId, onUnauthorized) {
       <h2>Trials <span class="muted">(click a row for its curves, its number to open it)</span></h2>
       <div class="trials-table"></div>
     </div>
-    <div class="card failed" style="margin-top:1rem" hidden><h2>Failed trials</h2><ul class="failures"></ul></div>`;
+    <div class="card failures-card" style="margin-top:1rem" hidden><h2>Failed trials</h2><ul class="failures"></ul></div>`;
   const $ = (selector) => root.querySelector(selector);
 
   const renderTable = trialsTable($(".trials-table"), { onSelect: select, link: trialLink });
@@ -241,7 +241,7 @@ export function studyPage(root, studyId, onUnauthorized) {
 
   function renderFailures() {
     const failed = trials().filter((t) => t.state === "failed");
-    $(".failed").hidden = failed.length === 0;
+    $(".failures-card").hidden = failed.length === 0;
     $(".failures").innerHTML = failed.map((t) => `<li><a href="${trialLink(t.number)}">trial ${t.number}</a>: ${esc(t.reason ?? "no reason given")}</li>`).join("");
   }
 

@@ -31,7 +31,7 @@ export function trialsTable(root, { onSelect, link }) {
     $("thead").innerHTML = `<tr>${cols.map((c) => `<th data-key="${esc(c.key)}">${esc(c.label)}${c.key === key ? arrow : ""}</th>`).join("")}</tr>`;
     const rows = filtered(trials);
     const sortBy = cols.find((c) => c.key === key) ?? cols[0];
-    rows.sort((a, b) => compare(sortBy.get(a), sortBy.get(b)) * (descending ? -1 : 1));
+    rows.sort((a, b) => compare(sortBy.get(a), sortBy.get(b), descending));
     const pages = Math.max(1, Math.ceil(rows.length / ROWS));
     view.page = Math.min(view.page, pages - 1);
     const shown = rows.slice(view.page * ROWS, (view.page + 1) * ROWS);
@@ -101,11 +101,11 @@ function cell(value) {
   return esc(typeof value === "string" ? value : JSON.stringify(value));
 }
 
-/** Order for the table: missing values last, numbers as numbers, the rest as text. */
-function compare(a, b) {
+/** Order for the table: missing values last either way, numbers as numbers, the rest as text. */
+function compare(a, b, descending) {
   if (a === b) return 0;
   if (a === null || a === undefined) return 1;
   if (b === null || b === undefined) return -1;
-  if (typeof a === "number" && typeof b === "number") return a - b;
-  return String(a).localeCompare(String(b));
+  const order = typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b));
+  return descending ? -order : order;
 }
