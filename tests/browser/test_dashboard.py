@@ -55,7 +55,6 @@ def test_the_studies_list_shows_only_your_teams_studies(server: Server, page: Pa
         "All teams",
         "local (admin)",
     ]
-    screenshot(page, "dashboard-studies")
 
 
 def test_the_study_page_follows_a_running_study(server: Server, page: Page) -> None:
@@ -96,3 +95,6 @@ def test_the_study_page_follows_a_running_study(server: Server, page: Page) -> N
     names = page.evaluate("document.querySelector('#optimizers-chart').data.map(t => t.name)")
     assert sorted(name.split(" ")[0] for name in names) == tried
     screenshot(page, "dashboard-study")
+    page.click("a.brand")
+    expect(page.locator(f"tr[data-study='{study['id']}'] .badge")).to_have_text("complete")
+    screenshot(page, "dashboard-studies")

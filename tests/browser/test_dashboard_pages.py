@@ -4,6 +4,7 @@ filter, in a real browser. The studies are made once, finished, and shared by ev
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 
@@ -252,6 +253,18 @@ def test_a_multi_objective_study_draws_its_pareto_front(
     assert chart(page, "#pareto-chart", "data[1].mode") == "lines+markers"
     total = chart(page, "#pareto-chart", "data[0].x.length + data[1].x.length")
     assert total == len(complete)
+    # A point opens its trial.
+    # Plotly takes clicks on the layer above its points: click where the point is drawn.
+    point = page.locator("#pareto-chart .scatterlayer .trace").nth(1).locator(".point").first
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page).to_have_url(re.compile(rf"#/studies/{study['id']}/trials/\d+$"))
+    # (a dominated point may lie under the front's, and Plotly picks the nearest)
+    assert int(page.url.rsplit("/", 1)[1]) in {t["number"] for t in complete}
+
     # A single-objective study has no such card.
     page.goto(f"{server.base}/#/studies/{studies.sgd['id']}")
     expect(page.locator("h1 .badge")).to_have_text("complete")
