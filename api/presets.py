@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from api.schemas import PresetPublic
-from db.models import Preset, Team, User
+from db.models import Preset, Team, Trial, User
 
 
 def parse_ref(ref: str) -> tuple[str, str, int | None]:
@@ -19,6 +19,7 @@ def preset_public(session: Session, preset: Preset, team: str | None = None) -> 
     """A preset with its provenance, names resolved."""
     team = team or session.get_one(Team, preset.team_id).name
     creator = session.get(User, preset.created_by) if preset.created_by else None
+    trial = session.get(Trial, preset.trial_id) if preset.trial_id else None
     return PresetPublic(
         ref=f"{team}/{preset.name}@{preset.version}",
         team=team,
@@ -28,6 +29,7 @@ def preset_public(session: Session, preset: Preset, team: str | None = None) -> 
         config=preset.config,
         study_id=preset.study_id,
         trial_id=preset.trial_id,
+        trial_number=trial.number if trial else None,
         dataset_hash=preset.dataset_hash,
         values=preset.values,
         engine_version=preset.engine_version,

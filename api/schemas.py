@@ -157,6 +157,8 @@ class PresetPublic(BaseModel):
     """The full training config: dataset, model and training."""
     study_id: int | None
     trial_id: int | None
+    trial_number: int | None = None
+    """The trial's number in its study (what the dashboard's trial page is addressed by)."""
     dataset_hash: str | None
     values: dict[str, Any] | None
     engine_version: str

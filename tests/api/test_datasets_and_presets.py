@@ -126,6 +126,7 @@ def test_publishing_twice_makes_versions_1_and_2_with_provenance(client: TestCli
     first = client.get("/api/v1/presets/alpha/iris-soft/1").json()
     assert first["ref"] == "alpha/iris-soft@1"
     assert first["values"] == best["values"] and first["trial_id"] == best["id"]
+    assert first["trial_number"] == best["number"]
     assert first["study_id"] == study["id"] and first["created_by"] == "ana"
     assert len(first["dataset_hash"]) == 64 and first["engine_version"]
     assert first["config"]["training"]["learning_rate"] == best["params"]["training.learning_rate"]

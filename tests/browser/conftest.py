@@ -36,11 +36,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass
 class Server:
-    """A live API: its base URL, the first-start admin's token, and a way to add accounts."""
+    """A live API: its base URL, the first-start admin's token, a way to add accounts, and its
+    database (for seeding what the API cannot make quickly, e.g. 10,000 trials)."""
 
     base: str
     token: str
     make_token: MakeToken
+    database_url: str
 
     def post(
         self, path: str, body: dict | None = None, token: str | None = None, **params: str
@@ -81,7 +83,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.wait_for_http(f"http://127.0.0.1:{port}/health")
         token = re.search(r"hps_[\w-]+", process.log_path.read_text())
         assert token is not None, process.describe()
-        yield Server(f"http://127.0.0.1:{port}", token.group(0), token_maker(url))
+        yield Server(f"http://127.0.0.1:{port}", token.group(0), token_maker(url), url)
     finally:
         process.stop()
 
@@ -99,12 +101,23 @@ def browser() -> Iterator[playwright_api.Browser]:
 
 @pytest.fixture
 def page(browser: playwright_api.Browser) -> Iterator[playwright_api.Page]:
-    """A fresh tab (its own sessionStorage) with generous waits: the machine is shared."""
+    """A fresh tab (its own sessionStorage) with generous waits: the machine is shared. A
+    script error on the page fails the test that caused it."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     tab = context.new_page()
     tab.set_default_timeout(30_000)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
     yield tab
     context.close()
+    assert not errors, errors
+
+
+def screenshot(page: playwright_api.Page, name: str) -> None:
+    """Save the page as docs/<name>.png when HPSEARCH_SCREENSHOTS is set (to refresh the
+    README's pictures: `HPSEARCH_SCREENSHOTS=1 pytest tests/browser`); otherwise nothing."""
+    if os.environ.get("HPSEARCH_SCREENSHOTS"):
+        page.screenshot(path=REPO / "docs" / f"{name}.png", full_page=True)
 
 
 def sign_in(page: playwright_api.Page, server: Server, token: str | None = None) -> None:

@@ -1,6 +1,8 @@
 // The dashboard's shell: sign-in, the team switcher, routing, and the studies list.
 
+import { presetsPage } from "./presets.js";
 import { studyPage } from "./study.js";
+import { trialPage } from "./trial.js";
 import {
   TEAM_KEY, TOKEN_KEY, Unauthorized, api, badge, bar, duration, elapsed, esc, num, poll, when,
 } from "./util.js";
@@ -62,8 +64,17 @@ function route() {
   stopPage();
   const root = document.createElement("section");
   main.replaceChildren(root);
-  const study = location.hash.match(/^#\/studies\/(\d+)/);
-  stopPage = study ? studyPage(root, Number(study[1]), expired) : studiesPage(root);
+  stopPage = page(root, location.hash);
+}
+
+/** The page a location hash names: #/studies/ID/trials/N, #/studies/ID, #/presets or #/. */
+function page(root, hash) {
+  const trial = hash.match(/^#\/studies\/(\d+)\/trials\/(\d+)$/);
+  if (trial) return trialPage(root, Number(trial[1]), Number(trial[2]), expired);
+  const study = hash.match(/^#\/studies\/(\d+)/);
+  if (study) return studyPage(root, Number(study[1]), expired);
+  if (hash === "#/presets") return presetsPage(root, expired);
+  return studiesPage(root);
 }
 
 function studyRow(s) {

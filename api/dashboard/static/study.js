@@ -1,17 +1,15 @@
-// One study, live: progress, best-so-far, the trials table, learning curves, optimizers.
+// One study, live: progress, best-so-far, the trials table, learning curves, optimizers, and
+// the Pareto front of a multi-objective study. Polls incrementally (ETags, a trials cursor) and
+// redraws charts in place with Plotly.react.
 
+import { axes, curveTrace, note, onTrialClick, PLOT_CONFIG } from "./charts.js";
+import { renderPareto } from "./pareto.js";
+import { trialsTable } from "./table.js";
 import { api, badge, bar, duration, elapsed, esc, num, poll } from "./util.js";
 
 const FINISHED = new Set(["complete", "pruned", "failed"]);
-const PAGE = 500;
+const PAGE = 1000; // the API's largest: a 10,000-trial study loads in 10 requests
 const OPTIMIZER = "training.optimizer";
-const PLOT_CONFIG = { displaylogo: false, responsive: true };
-const LAYOUT = {
-  margin: { l: 55, r: 15, t: 10, b: 40 },
-  legend: { orientation: "h", y: -0.2 },
-  paper_bgcolor: "rgba(0,0,0,0)",
-  plot_bgcolor: "rgba(0,0,0,0)",
-};
 
 /** Render the study page into `root` and keep it live; returns the function that stops it. */
 export function studyPage(root, studyId, onUnauthorized) {
@@ -23,8 +21,12 @@ export function studyPage(root, studyId, onUnauthorized) {
     cursor: 0,
     lastPage: { after: null, etag: null },
     details: new Map(), // by trial number: {data, etag} from GET trials/{number}
+    sorted: null, // the trials by number, rebuilt only when a page brought some
     selected: new Set(),
-    sort: { key: "number", descending: false },
+  };
+  const trialLink = (number) => `#/studies/${studyId}/trials/${number}`;
+  const open = (number) => {
+    location.hash = trialLink(number);
   };
   root.innerHTML = `
     <h1><span class="name"></span> <span class="status"></span></h1>
@@ -37,22 +39,20 @@ export function studyPage(root, studyId, onUnauthorized) {
         <div id="optimizers-chart" class="chart"></div></div>
       <div class="card"><h2>Parameters against the objective</h2>
         <div id="parcoords-chart" class="chart"></div></div>
+      <div class="card pareto" hidden><h2>Pareto front <span class="muted">(click a point to open its trial)</span></h2>
+        <div id="pareto-chart" class="chart"></div></div>
     </div>
     <div class="card boxes" hidden><h2>Coarse-to-fine boxes per round</h2><div></div></div>
     <div class="card" style="margin-top:1rem">
-      <h2>Trials</h2>
-      <div class="filters">
-        <select name="state"><option value="">every state</option>
-          ${["queued", "running", "complete", "pruned", "failed"].map((s) => `<option>${s}</option>`).join("")}
-        </select>
-        <input name="filter" type="search" placeholder="filter params or reason">
-      </div>
-      <div class="table-wrap"><table class="trials"><thead></thead><tbody></tbody></table></div>
+      <h2>Trials <span class="muted">(click a row for its curves, its number to open it)</span></h2>
+      <div class="trials-table"></div>
     </div>
-    <div class="card failed" style="margin-top:1rem" hidden><h2>Failed trials</h2><ul class="failures"></ul></div>`;
+    <div class="card failures-card" style="margin-top:1rem" hidden><h2>Failed trials</h2><ul class="failures"></ul></div>`;
   const $ = (selector) => root.querySelector(selector);
 
-  const trials = () => [...state.trials.values()].sort((a, b) => a.number - b.number);
+  const renderTable = trialsTable($(".trials-table"), { onSelect: select, link: trialLink });
+
+  const trials = () => (state.sorted ??= [...state.trials.values()].sort((a, b) => a.number - b.number));
   const direction = () => state.study.objectives[0].direction;
   const better = (a, b) => (direction() === "minimize" ? a < b : a > b);
 
@@ -71,7 +71,7 @@ export function studyPage(root, studyId, onUnauthorized) {
       const page = await api(`${base}/trials?after=${after}&limit=${PAGE}`, etag);
       if (page.data === null) break;
       for (const trial of page.data.data) state.trials.set(trial.id, trial);
-      changed ||= page.data.data.length > 0;
+      if (page.data.data.length) [changed, state.sorted] = [true, null];
       state.cursor = Math.max(state.cursor, page.data.next_cursor);
       if (page.data.data.length < PAGE) {
         // Only a last (short) page's ETag says "nothing new": a full one has more after it.
@@ -115,9 +115,10 @@ export function studyPage(root, studyId, onUnauthorized) {
     if (study.data !== null) renderSummary();
     if (study.data !== null || trialsChanged) {
       renderBest();
-      renderTable();
+      renderTable(trials(), state.selected);
       renderFailures();
       renderParcoords();
+      renderPareto$();
       renderBoxes();
     }
     if (trialsChanged || curvesChanged) {
@@ -156,6 +157,7 @@ export function studyPage(root, studyId, onUnauthorized) {
         type: "scatter", mode: "markers", name, marker,
         x: chosen.map((t) => t.number),
         y: chosen.map((t) => t.value ?? worst),
+        customdata: chosen.map((t) => t.number),
         text: chosen.map((t) => `trial ${t.number}: ${t.state}${t.reason ? ` (${t.reason})` : ""}`),
         hoverinfo: "text+y",
       };
@@ -173,28 +175,25 @@ export function studyPage(root, studyId, onUnauthorized) {
       points(["failed"], { color: "#cf3b3b", symbol: "x", size: 9 }, "failed"),
       { ...line, type: "scatter", mode: "lines", line: { shape: "hv", color: "#1d2330" }, name: "best so far" },
     ];
-    const layout = { ...LAYOUT, xaxis: { title: { text: "trial" } }, yaxis: { title: { text: state.study.objectives[0].metric } } };
-    Plotly.react($("#best-chart"), data, layout, PLOT_CONFIG);
+    Plotly.react($("#best-chart"), data, axes("trial", state.study.objectives[0].metric), PLOT_CONFIG);
+    onTrialClick($("#best-chart"), open);
   }
 
-  function curveTrace(number, metric, extra) {
-    const curve = state.details.get(number)?.data.curve ?? [];
-    const kept = curve.filter((point) => point[metric] !== undefined);
-    return { type: "scatter", mode: "lines+markers", x: kept.map((p) => p.step), y: kept.map((p) => p[metric]), ...extra };
+  const curveOf = (number) => state.details.get(number)?.data.curve;
+
+  function renderPareto$() {
+    const multi = state.study.objectives.length > 1;
+    $(".pareto").hidden = !multi;
+    if (multi) renderPareto($("#pareto-chart"), state.study, trials(), open);
   }
 
   function renderCurves() {
     const data = [];
     for (const number of [...state.selected].sort((a, b) => a - b)) {
-      data.push(curveTrace(number, "val_loss", { name: `#${number} val_loss`, legendgroup: number }));
-      data.push(curveTrace(number, "train_loss", { name: `#${number} train_loss`, legendgroup: number, line: { dash: "dot" } }));
+      data.push(curveTrace(curveOf(number), "val_loss", { name: `#${number} val_loss`, legendgroup: number }));
+      data.push(curveTrace(curveOf(number), "train_loss", { name: `#${number} train_loss`, legendgroup: number, line: { dash: "dot" } }));
     }
-    const layout = {
-      ...LAYOUT,
-      xaxis: { title: { text: "epoch" } },
-      yaxis: { title: { text: "loss" } },
-      annotations: data.length ? [] : [{ text: "Click a trial in the table to see its curves", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }],
-    };
+    const layout = axes("epoch", "loss", { annotations: data.length ? [] : note("Click a trial in the table to see its curves") });
     Plotly.react($("#curves-chart"), data, layout, PLOT_CONFIG);
   }
 
@@ -203,11 +202,10 @@ export function studyPage(root, studyId, onUnauthorized) {
     for (const [optimizer, trial] of bestByOptimizer()) {
       const detail = state.details.get(trial.number)?.data;
       const name = optimizer ?? detail?.config?.training?.optimizer ?? "base optimizer";
-      data.push(curveTrace(trial.number, "val_loss", { name: `${name} (#${trial.number})` }));
+      data.push(curveTrace(curveOf(trial.number), "val_loss", { name: `${name} (#${trial.number})` }));
     }
     data.sort((a, b) => a.name.localeCompare(b.name));
-    const layout = { ...LAYOUT, xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "val_loss" } } };
-    Plotly.react($("#optimizers-chart"), data, layout, PLOT_CONFIG);
+    Plotly.react($("#optimizers-chart"), data, axes("epoch", "val_loss"), PLOT_CONFIG);
   }
 
   function renderParcoords() {
@@ -228,7 +226,7 @@ export function studyPage(root, studyId, onUnauthorized) {
       type: "parcoords", dimensions,
       line: { color: values, colorscale: "Viridis", reversescale: direction() === "minimize", showscale: true },
     }];
-    Plotly.react($("#parcoords-chart"), data, { ...LAYOUT, margin: { l: 60, r: 60, t: 40, b: 20 } }, PLOT_CONFIG);
+    Plotly.react($("#parcoords-chart"), data, axes("", "", { margin: { l: 60, r: 60, t: 40, b: 20 } }), PLOT_CONFIG);
   }
 
   function renderBoxes() {
@@ -241,76 +239,19 @@ export function studyPage(root, studyId, onUnauthorized) {
       <tbody>${boxes.map((box, i) => `<tr><td>${i + 1}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
   }
 
-  function columns() {
-    const params = [...new Set(trials().flatMap((t) => Object.keys(t.params)))].sort();
-    return [
-      { key: "number", label: "#", get: (t) => t.number },
-      { key: "state", label: "state", get: (t) => t.state, html: (t) => badge(t.state) },
-      { key: "value", label: "value", get: (t) => t.value, html: (t) => num(t.value), numeric: true },
-      ...params.map((p) => ({
-        key: `param:${p}`, label: p, get: (t) => t.params[p],
-        html: (t) => (typeof t.params[p] === "number" ? num(t.params[p]) : esc(t.params[p] ?? "—")),
-        numeric: true,
-      })),
-      {
-        key: "time", label: "time", numeric: true,
-        get: (t) => (t.started_at ? elapsed(t.started_at, t.finished_at) : null),
-        html: (t) => (t.started_at ? duration(elapsed(t.started_at, t.finished_at)) : "—"),
-      },
-      { key: "reason", label: "reason", get: (t) => t.reason ?? "" },
-    ];
-  }
-
-  function renderTable() {
-    const cols = columns();
-    const { key, descending } = state.sort;
-    const arrow = descending ? " ▼" : " ▲";
-    $("thead").innerHTML = `<tr>${cols.map((c) => `<th data-key="${esc(c.key)}">${esc(c.label)}${c.key === key ? arrow : ""}</th>`).join("")}</tr>`;
-    const stateFilter = $("select[name=state]").value;
-    const text = $("input[name=filter]").value.toLowerCase();
-    const sortBy = cols.find((c) => c.key === key) ?? cols[0];
-    const rows = trials()
-      .filter((t) => !stateFilter || t.state === stateFilter)
-      .filter((t) => !text || `${JSON.stringify(t.params)} ${t.reason ?? ""}`.toLowerCase().includes(text))
-      .sort((a, b) => compare(sortBy.get(a), sortBy.get(b)) * (descending ? -1 : 1));
-    $("tbody").innerHTML = rows.map((t) => `
-      <tr class="trial${state.selected.has(t.number) ? " selected" : ""}" data-number="${t.number}">
-        ${cols.map((c) => `<td${c.numeric ? ' class="num"' : ""}>${c.html ? c.html(t) : esc(c.get(t))}</td>`).join("")}
-      </tr>`).join("");
-  }
-
   function renderFailures() {
     const failed = trials().filter((t) => t.state === "failed");
-    $(".failed").hidden = failed.length === 0;
-    $(".failures").innerHTML = failed.map((t) => `<li>trial ${t.number}: ${esc(t.reason ?? "no reason given")}</li>`).join("");
+    $(".failures-card").hidden = failed.length === 0;
+    $(".failures").innerHTML = failed.map((t) => `<li><a href="${trialLink(t.number)}">trial ${t.number}</a>: ${esc(t.reason ?? "no reason given")}</li>`).join("");
   }
 
-  $("thead").addEventListener("click", (event) => {
-    const key = event.target.closest("th")?.dataset.key;
-    if (!key) return;
-    state.sort = { key, descending: state.sort.key === key && !state.sort.descending };
-    renderTable();
-  });
-  $("select[name=state]").addEventListener("change", renderTable);
-  $("input[name=filter]").addEventListener("input", renderTable);
-  $("tbody").addEventListener("click", async (event) => {
-    const number = Number(event.target.closest("tr")?.dataset.number);
-    if (Number.isNaN(number)) return;
+  async function select(number) {
     if (state.selected.has(number)) state.selected.delete(number);
     else state.selected.add(number);
-    renderTable();
+    renderTable(trials(), state.selected);
     await refreshDetail(number);
     renderCurves();
-  });
+  }
 
   return poll(refresh, onUnauthorized);
-}
-
-/** Order for the table: missing values last, numbers as numbers, the rest as text. */
-function compare(a, b) {
-  if (a === b) return 0;
-  if (a === null || a === undefined) return 1;
-  if (b === null || b === undefined) return -1;
-  if (typeof a === "number" && typeof b === "number") return a - b;
-  return String(a).localeCompare(String(b));
 }

@@ -7,21 +7,52 @@ const POLL_MS = 2000;
 /** The token was refused: the user must sign in again. */
 export class Unauthorized extends Error {}
 
+/** An error answer of the API: its message, and the field it is about (or null). */
+export class ApiError extends Error {
+  constructor(message, field = null) {
+    super(message);
+    this.field = field;
+  }
+}
+
+const authorization = () => ({ Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` });
+
+async function failure(path, response) {
+  if (response.status === 401) return new Unauthorized();
+  const body = await response.json().catch(() => null);
+  return new ApiError(body?.error?.message ?? `${path}: HTTP ${response.status}`, body?.error?.field ?? null);
+}
+
 /**
  * GET an /api/v1 path with the signed-in token. With `etag`, sends If-None-Match and answers
  * `{data: null}` on 304 so callers keep what they have.
  */
 export async function api(path, etag = null) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
+  const headers = authorization();
   if (etag) headers["If-None-Match"] = etag;
   const response = await fetch(path, { headers });
-  if (response.status === 401) throw new Unauthorized();
   if (response.status === 304) return { data: null, etag };
-  if (!response.ok) {
-    const body = await response.json().catch(() => null);
-    throw new Error(body?.error?.message ?? `${path}: HTTP ${response.status}`);
-  }
+  if (!response.ok) throw await failure(path, response);
   return { data: await response.json(), etag: response.headers.get("ETag") };
+}
+
+/** POST `body` as JSON to an /api/v1 path; answers the JSON the API sent back. */
+export async function post(path, body) {
+  const headers = { ...authorization(), "Content-Type": "application/json" };
+  const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body) });
+  if (!response.ok) throw await failure(path, response);
+  return response.json();
+}
+
+/** Fetch a file the API serves only with the token, and hand it to the browser as a download. */
+export async function download(path, filename) {
+  const response = await fetch(path, { headers: authorization() });
+  if (!response.ok) throw await failure(path, response);
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(await response.blob());
+  link.download = filename;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
 /**
@@ -89,4 +120,11 @@ export function bar(done, total, big = false) {
 /** A state or status as a coloured badge. */
 export function badge(state) {
   return `<span class="badge ${esc(state)}">${esc(state)}</span>`;
+}
+
+/** An error as the user reads it: the API's message, naming the field it is about. */
+export function describe(error) {
+  if (error instanceof Unauthorized) return "The token was refused: sign in again.";
+  const { field, message } = error;
+  return field && !message.startsWith(`${field}:`) ? `${field}: ${message}` : message;
 }

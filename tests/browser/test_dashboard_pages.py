@@ -1,0 +1,271 @@
+"""The trial page, the presets page, the Pareto chart, failed trials and the table's sort and
+filter, in a real browser. The studies are made once, finished, and shared by every test."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import yaml
+from playwright.sync_api import Page, expect
+
+from search.definition import StudyDefinition
+from tests.api.conftest import bearer
+from tests.browser.conftest import Server, screenshot, sign_in
+from tests.conftest import tiny_study
+
+WAIT_S = 120
+
+
+@dataclass
+class Studies:
+    """Finished studies: `sgd`'s trial 0 completes and its trial 1 diverges; `pareto` has two
+    objectives."""
+
+    sgd: dict
+    pareto: dict
+
+
+def finished(server: Server, study_id: int) -> dict:
+    """The study once it has ended."""
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        study = server.get(f"/studies/{study_id}")
+        if study["finished_at"] is not None:
+            return study
+        time.sleep(0.3)
+    raise AssertionError(f"study {study_id} did not end: {study}")
+
+
+@pytest.fixture(scope="module")
+def studies(server: Server) -> Studies:
+    # sgd at a learning rate float32 cannot hold diverges at once: a failed trial with a reason.
+    sgd = tiny_study(
+        name="sgd-with-a-failure",
+        training={"optimizer": "sgd", "learning_rate": 0.1, "epochs": 5, "batch_size": 32},
+        space={
+            "training.learning_rate": {"type": "float", "low": 0.01, "high": 1e300, "log": True}
+        },
+        enqueue=[{"training.learning_rate": 0.1}, {"training.learning_rate": 1e300}],
+    )
+    pareto = tiny_study(
+        name="accuracy-against-time",
+        space={
+            "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
+            "training.epochs": {"type": "int", "low": 1, "high": 8},
+        },
+        strategy={"type": "nsga2", "seed": 3},
+        objective=[
+            {"metric": "val_accuracy", "direction": "maximize"},
+            {"metric": "train_seconds", "direction": "minimize"},
+        ],
+        budget={"trials": 8, "parallelism": 2},
+    )
+    ids = [server.post("/studies", s)["id"] for s in (sgd, pareto)]
+    return Studies(*(finished(server, i) for i in ids))
+
+
+def shown(value: float) -> str:
+    """A value as the dashboard writes it (JavaScript's toPrecision(4), whole numbers as is)."""
+    return str(int(value)) if value.is_integer() else f"{value:#.4g}"
+
+
+def chart(page: Page, selector: str, expression: str) -> object:
+    """Wait until the Plotly chart at `selector` has data, then evaluate `expression` on it
+    (`data` is its traces)."""
+    page.wait_for_function(f"document.querySelector('{selector}').data?.length > 0")
+    return page.locator(selector).evaluate(
+        f"chart => {{ const data = chart.data; return {expression}; }}"
+    )
+
+
+def test_the_trial_page_shows_params_config_curves_and_timings(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study_id = studies.sgd["id"]
+    trial = server.get(f"/studies/{study_id}/trials/0")
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study_id}/trials/0")
+    expect(page.locator("h1 .badge")).to_have_text("complete")
+    expect(page.locator(".study-link")).to_have_text("sgd-with-a-failure")
+    expect(page.locator("table.params")).to_contain_text("training.learning_rate")
+    expect(page.locator("table.params")).to_contain_text("0.1000")
+    assert json.loads(page.locator("pre.config").inner_text()) == trial["config"]
+    steps = [p["step"] for p in trial["curve"]]
+    assert chart(page, "#loss-chart", "data.map(t => t.name)") == ["val_loss", "train_loss"]
+    assert chart(page, "#loss-chart", "data[0].x") == steps
+    assert chart(page, "#metric-chart", "data[0].name") == "val_accuracy"
+    assert chart(page, "#metric-chart", "data[0].x") == steps
+    for label in ("Queued", "Started", "Finished", "Ran for", "Worker"):
+        expect(page.locator(".summary")).to_contain_text(label)
+    expect(page.locator(".summary .value")).to_have_text(shown(trial["value"]))
+
+
+def test_a_failed_trial_page_and_the_failed_list_give_the_reason(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study_id = studies.sgd["id"]
+    reason = server.get(f"/studies/{study_id}/trials/1")["reason"]
+    assert reason and "diverged" in reason
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study_id}")
+    failures = page.locator("ul.failures")
+    expect(failures).to_contain_text(f"trial 1: {reason}")
+    failures.locator("a", has_text="trial 1").click()
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    expect(page.locator(".summary .reason")).to_have_text(reason)
+
+
+def test_the_table_sorts_filters_and_opens_a_trial(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study_id = studies.sgd["id"]
+    trials = server.get(f"/studies/{study_id}/trials")["data"]
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study_id}")
+    rows = page.locator("tr.trial")
+    expect(rows).to_have_count(len(trials))
+    numbers = lambda: [int(n) for n in rows.evaluate_all("rs => rs.map(r => r.dataset.number)")]  # noqa: E731
+    assert numbers() == sorted(t["number"] for t in trials)
+
+    page.click("th[data-key=value]")  # ascending, no value (the failed) last
+    expect(page.locator("th[data-key=value]")).to_contain_text("▲")
+    valued = sorted((t for t in trials if t["value"] is not None), key=lambda t: t["value"])
+    assert numbers()[: len(valued)] == [t["number"] for t in valued]
+    page.click("th[data-key=value]")  # descending, still last
+    expect(page.locator("th[data-key=value]")).to_contain_text("▼")
+    assert numbers()[: len(valued)] == [t["number"] for t in reversed(valued)]
+
+    page.select_option("select[name=state]", "failed")
+    failed = sorted(t["number"] for t in trials if t["state"] == "failed")
+    expect(rows).to_have_count(len(failed))
+    page.select_option("select[name=state]", "")
+    page.fill("input[name=filter]", "diverged")
+    expect(rows).to_have_count(len(failed))
+    page.fill("input[name=filter]", "")
+
+    page.locator("tr.trial[data-number='0'] a").click()
+    expect(page).to_have_url(f"{server.base}/#/studies/{study_id}/trials/0")
+    expect(page.locator("h1")).to_contain_text("Trial 0")
+
+
+def test_publishing_from_the_trial_page_makes_version_1_then_2(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study_id = studies.sgd["id"]
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study_id}/trials/0")
+    expect(page.locator("h1 .badge")).to_have_text("complete")
+    page.fill("form.publish input[name=name]", "iris-sgd")
+    page.select_option("form.publish select[name=visibility]", "public")
+    for version in (1, 2):
+        page.click("form.publish button[type=submit]")
+        expect(page.locator(".published .ref")).to_have_text(f"local/iris-sgd@{version}")
+    expect(page.locator(".publish-error")).to_have_text("")
+    screenshot(page, "dashboard-trial")
+
+    # The API's refusals are shown with the field they are about.
+    page.fill("form.publish input[name=name]", "no spaces allowed")
+    page.click("form.publish button[type=submit]")
+    expect(page.locator(".publish-error")).to_contain_text("name")
+    expect(page.locator(".published")).to_have_text("")
+    page.goto(f"{server.base}/#/studies/{study_id}/trials/1")
+    expect(page.locator("h1 .badge")).to_have_text("failed")
+    page.fill("form.publish input[name=name]", "iris-sgd")
+    page.click("form.publish button[type=submit]")
+    expect(page.locator(".publish-error")).to_contain_text("trial_number: trial 1 is failed")
+
+
+def test_copy_as_study_file_gives_a_valid_study_of_exactly_this_config(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study_id = studies.sgd["id"]
+    trial = server.get(f"/studies/{study_id}/trials/0")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study_id}/trials/0")
+    expect(page.locator("h1 .badge")).to_have_text("complete")
+    page.click("button[name=copy]")
+    text = page.locator("pre.study-file").inner_text()
+    expect(page.locator(".copied")).not_to_have_text("")
+    definition = StudyDefinition.model_validate(yaml.safe_load(text))
+    assert definition.budget.trials == 1 and definition.space == {}
+    assert definition.trial_config({}).model_dump(mode="json") == trial["config"]
+    # And the API takes it as it is (JSON, which the page offers as YAML too).
+    answer = httpx.post(
+        f"{server.base}/api/v1/studies",
+        content=text,
+        headers={**bearer(server.token), "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_the_presets_page_lists_versions_with_provenance_and_exports(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study = studies.sgd
+    best = study["best_trial"]
+    published = server.post(
+        "/presets", {"study_id": study["id"], "trial_number": best["number"], "name": "listed"}
+    )
+    sign_in(page, server)
+    page.click("#nav a[href='#/presets']")
+    card = page.locator(".preset[data-preset='local/listed']")
+    row = card.locator(f"tr[data-ref='{published['ref']}']")
+    expect(row.locator(".from")).to_contain_text(f"study {study['id']}, trial {best['number']}")
+    expect(row).to_contain_text(published["dataset_hash"][:12])
+    expect(row).to_contain_text(published["engine_version"])
+    expect(row).to_contain_text("admin")
+    expect(row.locator(".values")).to_contain_text(
+        f"val_accuracy {shown(best['values']['val_accuracy'])}"
+    )
+    screenshot(page, "dashboard-presets")
+
+    with page.expect_download() as download:
+        row.locator("button[data-format=yaml]").click()
+    exported = yaml.safe_load(download.value.path().read_text())
+    assert exported["ref"] == published["ref"] and exported["config"] == published["config"]
+
+    row.locator(".from a", has_text="trial").click()
+    expect(page).to_have_url(f"{server.base}/#/studies/{study['id']}/trials/{best['number']}")
+
+
+def test_a_multi_objective_study_draws_its_pareto_front(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study = studies.pareto
+    trials = server.get(f"/studies/{study['id']}/trials")["data"]
+    complete = [t for t in trials if t["state"] == "complete"]
+    front = sorted(
+        (t["values"]["val_accuracy"], t["values"]["train_seconds"]) for t in study["pareto_front"]
+    )
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study['id']}")
+    expect(page.locator(".card.pareto")).to_be_visible()
+    names = chart(page, "#pareto-chart", "data.map(t => t.name)")
+    assert names == ["dominated", "Pareto front"]
+    drawn = chart(page, "#pareto-chart", "data[1].x.map((x, i) => [x, data[1].y[i]])")
+    assert sorted(map(tuple, drawn)) == front
+    assert chart(page, "#pareto-chart", "data[1].mode") == "lines+markers"
+    total = chart(page, "#pareto-chart", "data[0].x.length + data[1].x.length")
+    assert total == len(complete)
+    # A point opens its trial.
+    # Plotly takes clicks on the layer above its points: click where the point is drawn.
+    point = page.locator("#pareto-chart .scatterlayer .trace").nth(1).locator(".point").first
+    point.scroll_into_view_if_needed()
+    box = point.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page).to_have_url(re.compile(rf"#/studies/{study['id']}/trials/\d+$"))
+    # (a dominated point may lie under the front's, and Plotly picks the nearest)
+    assert int(page.url.rsplit("/", 1)[1]) in {t["number"] for t in complete}
+
+    # A single-objective study has no such card.
+    page.goto(f"{server.base}/#/studies/{studies.sgd['id']}")
+    expect(page.locator("h1 .badge")).to_have_text("complete")
+    expect(page.locator(".card.pareto")).to_be_hidden()
