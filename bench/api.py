@@ -265,8 +265,10 @@ def fill(url: str, trials: int, pollers: int) -> tuple[int, list[str]]:
         session.execute(insert(TrialMetric), curve)
     # Statistics and the visibility map as autovacuum would have them on a live server by now;
     # right after a bulk insert the planner knows nothing of these tables.
-    with get_engine(url).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE"))
+    engine = get_engine(url)
+    refresh = "VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE"
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(refresh))
     return study_id, tokens
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import event
 
 from bench.api import fill
-from db.session import get_engine
 from tests.api.conftest import bearer
 from tests.browser.conftest import Server, sign_in
 
@@ -21,20 +18,10 @@ LOAD_MS = 120_000  # a loaded machine; no timing is asserted
 
 
 @pytest.fixture(scope="module")
-def big_study(server: Server) -> Iterator[tuple[int, str]]:
+def big_study(server: Server) -> tuple[int, str]:
     """bench/api.py's study of 10,000 finished trials, left running; and a viewer's token."""
-    engine = get_engine(server.database_url)  # the one fill uses: one engine per URL
-
-    # fill ends with PostgreSQL's VACUUM ANALYZE; SQLite spells it ANALYZE.
-    def sqlite_spelling(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202
-        return ("ANALYZE" if statement == "VACUUM ANALYZE" else statement), parameters
-
-    event.listen(engine, "before_cursor_execute", sqlite_spelling, retval=True)
-    try:
-        study_id, tokens = fill(server.database_url, TRIALS, 1)
-    finally:
-        event.remove(engine, "before_cursor_execute", sqlite_spelling)
-    yield study_id, tokens[0]
+    study_id, tokens = fill(server.database_url, TRIALS, 1)
+    return study_id, tokens[0]
 
 
 def test_a_study_of_10000_trials_loads_once_then_polls_after_its_cursor(
