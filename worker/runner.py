@@ -58,7 +58,9 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     if recorder.study_ended:
         timed_out = recorder.study_status == StudyStatus.TIMED_OUT
         state, reason = TrialState.FAILED, "timeout" if timed_out else coordinator.CANCELLED_REASON
-    value = values.get(definition.objectives[0].metric) if values else None
+    # A failed trial keeps the metrics it reached, but no objective value: nothing ranks it.
+    failed = state == TrialState.FAILED
+    value = values.get(definition.objectives[0].metric) if values and not failed else None
 
     def write_end(session: Session) -> None:
         queries.add_metrics(session, trial_id, recorder.pending)

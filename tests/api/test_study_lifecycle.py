@@ -162,7 +162,9 @@ def test_cancel_stops_running_trials_and_resume_runs_on_to_the_budget(
         assert time.monotonic() < deadline, "running trials did not stop"
         time.sleep(0.1)
     trials = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
-    assert [(t["state"], t["reason"]) for t in trials] == [("failed", "cancelled")] * 2
+    assert [(t["state"], t["reason"], t["value"]) for t in trials] == [
+        ("failed", "cancelled", None)
+    ] * 2
     with session_scope(sqlite_url) as session:  # the stopped trials keep the epochs they ran
         assert session.scalar(select(func.count(TrialMetric.id))) > 0
 
