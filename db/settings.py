@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     local_workers: int = Field(
         0, ge=0, description="Local pool size; 0 means the study's parallelism."
     )
+    blas_threads: int = Field(
+        1,
+        ge=0,
+        description="BLAS threads per trial process (OMP/OPENBLAS/MKL_NUM_THREADS); 0 leaves"
+        " those variables as the environment sets them.",
+    )
     heartbeat_s: float = Field(5.0, gt=0, description="How often a running trial heartbeats.")
     lost_after_s: float = Field(
         30.0, gt=0, description="A running trial silent this long is `failed: lost`."
