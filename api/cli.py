@@ -119,6 +119,7 @@ def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
             if study.status == StudyStatus.RUNNING:
                 # Its runner died without Ctrl-C (killed, power cut): run its queued trials;
                 # the pool's sweeper ends its running ones as lost and retries them.
+                coordinator.queue_next(session, study_id)
                 trial_ids = queries.queued_trials(session, study_id)
             else:
                 trial_ids = coordinator.resume_study(session, study_id)

@@ -122,6 +122,7 @@ def test_ctrl_c_stops_the_run_and_resume_ends_it_with_each_grid_point_once(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # mid-study: some trials finished, some running
@@ -130,7 +131,7 @@ def test_ctrl_c_stops_the_run_and_resume_ends_it_with_each_grid_point_once(
             break
         assert run.poll() is None, run.communicate()
         time.sleep(0.1)
-    run.send_signal(signal.SIGINT)
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the runner and its trial processes get it
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, out + err
     assert "Traceback" not in out + err
