@@ -165,3 +165,54 @@ def test_resume_refuses_a_finished_study_and_needs_one_of_file_or_id(tmp_path: P
     assert finished.returncode == 2 and "complete" in finished.stdout
     assert hpsearch("run", "--resume", "9", cwd=tmp_path).returncode == 2
     assert hpsearch("run", cwd=tmp_path).returncode == 2
+
+
+def test_resume_after_the_runner_was_killed_retries_its_lost_trials(tmp_path: Path) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(GRID_STUDY))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
+    run = subprocess.Popen(
+        [HPSEARCH, "run", str(study)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = _states(tmp_path / "hpsearch.db")
+        if states.count("complete") >= 2 and "running" in states:
+            break
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGKILL)  # a power cut: nothing is cleaned up
+    run.wait(timeout=30)
+    killed = _states(tmp_path / "hpsearch.db").count("running")
+    assert killed >= 1
+
+    # Lost soon after the resume; beating faster than that, so a live trial is never lost.
+    quick = {
+        "HPSEARCH_LOST_AFTER_S": "1.5",
+        "HPSEARCH_HEARTBEAT_S": "0.2",
+        "HPSEARCH_SWEEP_EVERY_S": "0.2",
+    }
+    resumed = subprocess.run(
+        [HPSEARCH, "run", "--resume", "1"],
+        cwd=tmp_path,
+        env=env | quick,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    engine = create_engine(f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    with engine.connect() as db:
+        trials = db.execute(text("SELECT id, state, reason, retry_of, params FROM trials")).all()
+    engine.dispose()
+    lost = {t.id for t in trials if t.reason == "lost"}
+    assert len(lost) == killed
+    assert {t.retry_of for t in trials if t.retry_of is not None} == lost  # each ran again
+    assert {t.state for t in trials if t.id not in lost} == {"complete"}  # none left queued
+    assert len(trials) == 8  # the budget of finished trials, the lost ones included
+    complete = [t.params for t in trials if t.state == "complete"]
+    assert len(set(complete)) == len(complete)
