@@ -41,6 +41,8 @@ app.add_typer(admin_app, name="admin")
 console = Console()
 
 POLL_S = 0.25
+# What sends a study's first trials once the pool exists: a refill, or a resume's dispatch.
+Start = Callable[[coordinator.Dispatch], object]
 
 
 @app.command()
@@ -83,9 +85,6 @@ def run(
     finally:
         pool.shutdown()
     _print_best(study_id, definition, url)
-
-
-Start = Callable[[coordinator.Dispatch], object]
 
 
 def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:

@@ -25,7 +25,7 @@ class Settings(BaseSettings):
         None, description="Celery broker (redis://...). Unset: trials run in a local process pool."
     )
     local_workers: int = Field(
-        0, ge=0, description="Local pool size; 0 means the study's parallelism."
+        0, ge=0, description="`hpsearch serve`'s local pool size (no broker); 0 means 2."
     )
     blas_threads: int = Field(
         1,

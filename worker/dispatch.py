@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -60,7 +61,9 @@ class LocalPool:
             future.add_done_callback(self._when_done)
 
     def _when_done(self, future: Future[list[int]]) -> None:
-        if not self.interrupted:
+        # A trial that ends once the pool is stopping has nobody to dispatch its successors:
+        # they stay queued in the database, for a resume or a sweep.
+        with contextlib.suppress(RuntimeError):  # the refiller is shut down
             self.refiller.submit(self._after_trial, future)
 
     def _after_trial(self, future: Future[list[int]]) -> None:
