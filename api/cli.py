@@ -143,6 +143,10 @@ def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None
     with session_scope(url) as session:
         requeued = coordinator.interrupt_study(session, study_id)
         finished = queries.study_progress(session, study_id).finished
+        status = queries.study_status(session, study_id)
+    if status != StudyStatus.CANCELLED:  # it ended on its own just before
+        console.print(f"\nInterrupted; study {study_id} had already ended ({status}).")
+        return
     again = f" --db {shlex.quote(db)}" if db else ""
     console.print(
         f"\n[yellow]Interrupted.[/yellow] Study {study_id} stopped with {finished} finished"
