@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import json
+from worker.blas import pin_blas_threads
+
+# BLAS reads its thread count once, when NumPy loads, and the imports below load it: pinned
+# first, it holds in this process and in every process it forks (Celery's pool) or spawns.
+pin_blas_threads()
+
+import json  # noqa: E402 (every import from here on)
 import logging
+import shlex
+import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +32,7 @@ from db.session import session_scope
 from db.settings import get_settings
 from search import coordinator
 from search.definition import StudyDefinition
-from worker.dispatch import LocalPool, pin_blas_threads
+from worker.dispatch import LocalPool
 
 app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -32,17 +41,54 @@ app.add_typer(admin_app, name="admin")
 console = Console()
 
 POLL_S = 0.25
+# What sends a study's first trials once the pool exists: a refill, or a resume's dispatch.
+Start = Callable[[coordinator.Dispatch], object]
 
 
 @app.command()
 def run(
-    study_file: Annotated[Path, typer.Argument(help="The study, as YAML or JSON.")],
+    study_file: Annotated[
+        Path | None, typer.Argument(help="The study, as YAML or JSON (not with --resume).")
+    ] = None,
     db: DbOption = None,
     workers: Annotated[int, typer.Option(help="Local processes; 0: the study's parallelism.")] = 0,
+    resume: Annotated[
+        int | None,
+        typer.Option(
+            metavar="ID",
+            help="Continue study ID of the database where it stopped (Ctrl-C, cancel, timeout)"
+            " instead of starting a new one: its finished trials are kept, the trials that were"
+            " running run again.",
+        ),
+    ] = None,
 ) -> None:
-    """Run a study to its end on this machine (SQLite + local process pool), showing progress."""
-    _, definition = read_study_file(study_file)
+    """Run a study to its end on this machine (SQLite + local process pool), showing progress.
+
+    Ctrl-C stops it at once and prints the command that continues it: hpsearch run --resume ID.
+    """
     url = db or get_settings().database_url
+    if (study_file is None) == (resume is None):
+        console.print("[red]Give a study file, or --resume ID of a stopped study.[/red]")
+        raise typer.Exit(2)
+    if study_file is not None:
+        study_id, definition, first = _start(study_file, url)
+    else:
+        assert resume is not None
+        study_id, definition, first = _resume(resume, url)
+    pool = LocalPool(workers or definition.budget.parallelism, url=url, ignore_interrupts=True)
+    try:
+        first(pool.dispatch)
+        _watch(study_id, definition, url)
+    except KeyboardInterrupt:
+        _interrupt(pool, study_id, url, db)
+        raise typer.Exit(130) from None
+    finally:
+        pool.shutdown()
+    _print_best(study_id, definition, url)
+
+
+def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
+    _, definition = read_study_file(study_file)
     console.print(
         f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
         f"{definition.strategy.type} search, database {url}"
@@ -52,13 +98,61 @@ def run(
         study = coordinator.create_study(
             session, team_id=queries.ensure_team(session), definition=definition
         )
-    pool = LocalPool(workers or definition.budget.parallelism, url=url)
-    try:
-        coordinator.refill(study.id, dispatch=pool.dispatch, url=url)
-        _watch(study.id, definition, url)
-    finally:
-        pool.shutdown()
-    _print_best(study.id, definition, url)
+    console.print(f"study {study.id}")
+    return (
+        study.id,
+        definition,
+        lambda dispatch: coordinator.refill(study.id, dispatch=dispatch, url=url),
+    )
+
+
+def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
+    upgrade(url)
+    with session_scope(url) as session:
+        study = session.get(Study, study_id)
+        if study is None:
+            console.print(f"[red]No study {study_id} in {url}.[/red]")
+            raise typer.Exit(2)
+        definition = StudyDefinition.model_validate(study.definition)
+        try:
+            if study.status == StudyStatus.RUNNING:
+                # Its runner died without Ctrl-C (killed, power cut): run its queued trials;
+                # the pool's sweeper ends its running ones as lost and retries them.
+                coordinator.queue_next(session, study_id)
+                trial_ids = queries.queued_trials(session, study_id)
+            else:
+                trial_ids = coordinator.resume_study(session, study_id)
+        except ValueError:
+            console.print(
+                f"[red]Study {study_id} is {study.status.value}: only a stopped (interrupted,"
+                " killed, cancelled or timed-out) study resumes.[/red]"
+            )
+            raise typer.Exit(2) from None
+        finished = queries.study_progress(session, study_id).finished
+    console.print(
+        f"[bold]{definition.name}[/bold]: resuming study {study_id} at {finished} of"
+        f" {definition.budget.trials} finished trials, database {url}"
+    )
+    return study_id, definition, lambda dispatch: dispatch(trial_ids)
+
+
+def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None:
+    """Ctrl-C: end the trial processes, queue their trials again, say how to continue."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    pool.interrupt()
+    with session_scope(url) as session:
+        requeued = coordinator.interrupt_study(session, study_id)
+        finished = queries.study_progress(session, study_id).finished
+        status = queries.study_status(session, study_id)
+    if status != StudyStatus.CANCELLED:  # it ended on its own just before
+        console.print(f"\nInterrupted; study {study_id} had already ended ({status}).")
+        return
+    again = f" --db {shlex.quote(db)}" if db else ""
+    console.print(
+        f"\n[yellow]Interrupted.[/yellow] Study {study_id} stopped with {finished} finished"
+        f" trials kept; {requeued} interrupted trials will run again.\n"
+        f"Continue it with:  hpsearch run --resume {study_id}{again}"
+    )
 
 
 def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
@@ -142,7 +236,6 @@ def worker(
             " Without one, `hpsearch run` and `hpsearch serve` train locally.[/red]"
         )
         raise typer.Exit(2)
-    pin_blas_threads()  # before the prefork pool's children load NumPy
     upgrade()
     from worker.tasks import app as celery_app
 

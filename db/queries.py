@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, func, select, update
+from sqlalchemy import Select, String, case, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -288,6 +288,38 @@ def mark_lost(session: Session, silent_since: datetime) -> list[int]:
         execution_options=_UNSYNCED,
     ).all()
     return sorted({study_id for (study_id,) in rows})
+
+
+def requeue_running(session: Session, study_id: int) -> list[int]:
+    """Put a study's running trials back in the queue with their partial learning curves
+    dropped, for a study whose workers were all stopped on purpose (Ctrl-C in `hpsearch run`):
+    on resume they run again as the same trials, costing no retry and no budget."""
+    ids = list(
+        session.scalars(
+            update(Trial)
+            .where(Trial.study_id == study_id, Trial.state == TrialState.RUNNING)
+            .values(
+                state=TrialState.QUEUED,
+                worker=None,
+                started_at=None,
+                heartbeat_at=None,
+                queued_at=utcnow(),
+            )
+            .returning(Trial.id),
+            execution_options=_UNSYNCED,
+        )
+    )
+    if ids:
+        session.execute(
+            delete(TrialMetric).where(TrialMetric.trial_id.in_(ids)), execution_options=_UNSYNCED
+        )
+    return sorted(ids)
+
+
+def queued_trials(session: Session, study_id: int) -> list[int]:
+    """A study's queued trials."""
+    statement = select(Trial.id).where(Trial.study_id == study_id, Trial.state == TrialState.QUEUED)
+    return sorted(session.scalars(statement))
 
 
 def requeue_stale(session: Session, queued_before: datetime) -> list[int]:

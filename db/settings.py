@@ -25,7 +25,13 @@ class Settings(BaseSettings):
         None, description="Celery broker (redis://...). Unset: trials run in a local process pool."
     )
     local_workers: int = Field(
-        0, ge=0, description="Local pool size; 0 means the study's parallelism."
+        0, ge=0, description="`hpsearch serve`'s local pool size (no broker); 0 means 2."
+    )
+    blas_threads: int = Field(
+        1,
+        ge=0,
+        description="BLAS threads per trial process (OMP/OPENBLAS/MKL_NUM_THREADS); 0 leaves"
+        " those variables as the environment sets them.",
     )
     heartbeat_s: float = Field(5.0, gt=0, description="How often a running trial heartbeats.")
     lost_after_s: float = Field(

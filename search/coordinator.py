@@ -76,9 +76,21 @@ def cancel_study(session: Session, study_id: int) -> bool:
     return True
 
 
+def interrupt_study(session: Session, study_id: int) -> int:
+    """After the embedded runner stopped every process of a running study (Ctrl-C): end it as
+    cancelled with its running trials queued again, so that `resume_study` runs them as they
+    were. The number of trials queued again."""
+    study = lock_study(session, study_id)
+    if study is None or study.status != StudyStatus.RUNNING:
+        return 0
+    queries.end_study(session, study, StudyStatus.CANCELLED)
+    return len(queries.requeue_running(session, study_id))
+
+
 def resume_study(session: Session, study_id: int) -> list[int]:
     """Run a cancelled or timed-out study again up to its budget; the trials to dispatch once
-    the caller commits. Raises ValueError when the study is in another state."""
+    the caller commits (those it queues, and those an interruption left queued). Raises
+    ValueError when the study is in another state."""
     study = lock_study(session, study_id)
     if study is None or study.status not in RESUMABLE:
         status = study.status.value if study else "gone"
@@ -87,7 +99,8 @@ def resume_study(session: Session, study_id: int) -> list[int]:
     study.finished_at = None
     timeout_s = _warm(session, study).definition.budget.timeout_s
     study.deadline_at = utcnow() + timedelta(seconds=timeout_s) if timeout_s else None
-    return _queue_next(session, study)
+    _queue_next(session, study)
+    return queries.queued_trials(session, study_id)
 
 
 def refill(study_id: int, *, dispatch: Dispatch, url: str | None = None) -> list[int]:

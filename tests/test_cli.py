@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from tests.conftest import tiny_study
 
@@ -70,3 +73,146 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
     with engine.connect() as db:
         assert db.execute(text("SELECT count(*) FROM studies")).scalar() == 0
     engine.dispose()
+
+
+GRID_STUDY = {
+    "name": "interrupted-grid",
+    "dataset": {"name": "digits"},
+    "model": {"type": "mlp", "hidden": [32]},
+    # Long enough (about a second a trial) for Ctrl-C to find trials running.
+    "training": {"optimizer": "adam", "learning_rate": 0.01, "epochs": 400, "batch_size": 32},
+    "space": {
+        "training.learning_rate": {
+            "type": "float",
+            "low": 1e-3,
+            "high": 0.1,
+            "values": [1e-3, 0.01],
+        },
+        "training.batch_size": {"type": "categorical", "choices": [16, 32, 64, 128]},
+    },
+    "strategy": {"type": "grid"},
+    "objective": {"metric": "val_accuracy", "direction": "maximize"},
+    "budget": {"trials": 8, "parallelism": 2},
+}
+
+
+def _states(db_path: Path) -> list[str]:
+    if not db_path.exists():
+        return []
+    engine = create_engine(f"sqlite:///{db_path}")
+    try:
+        with engine.connect() as db:
+            return list(db.execute(text("SELECT state FROM trials")).scalars())
+    except OperationalError:  # the schema is not there yet
+        return []
+    finally:
+        engine.dispose()
+
+
+def test_ctrl_c_stops_the_run_and_resume_ends_it_with_each_grid_point_once(
+    tmp_path: Path,
+) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(GRID_STUDY))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
+    run = subprocess.Popen(
+        [HPSEARCH, "run", str(study)],
+        cwd=tmp_path,
+        env=env | {"COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # mid-study: some trials finished, some running
+        states = _states(tmp_path / "hpsearch.db")
+        if states.count("complete") >= 2 and "running" in states:
+            break
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the runner and its trial processes get it
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert "hpsearch run --resume 1" in out
+    stopped = _states(tmp_path / "hpsearch.db")
+    assert "running" not in stopped and 2 <= stopped.count("complete") < 8
+
+    resumed = hpsearch("run", "--resume", "1", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "best trial" in resumed.stdout
+    engine = create_engine(f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    with engine.connect() as db:
+        trials = db.execute(text("SELECT state, grid_index, params FROM trials")).all()
+        status = db.execute(text("SELECT status FROM studies")).scalar_one()
+        steps = db.execute(
+            text("SELECT count(*), count(DISTINCT trial_id) FROM trial_metrics")
+        ).one()
+    engine.dispose()
+    assert status == "complete"
+    assert sorted(state for state, _, _ in trials) == ["complete"] * 8
+    assert sorted(index for _, index, _ in trials) == list(range(8))
+    assert len({params for _, _, params in trials}) == 8
+    assert steps[1] == 8  # every trial's curve, none written twice (step is unique per trial)
+
+
+def test_resume_refuses_a_finished_study_and_needs_one_of_file_or_id(tmp_path: Path) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(tiny_study(budget={"trials": 2, "parallelism": 1})))
+    assert hpsearch("run", str(study), cwd=tmp_path).returncode == 0
+    finished = hpsearch("run", "--resume", "1", cwd=tmp_path)
+    assert finished.returncode == 2 and "complete" in finished.stdout
+    assert hpsearch("run", "--resume", "9", cwd=tmp_path).returncode == 2
+    assert hpsearch("run", cwd=tmp_path).returncode == 2
+
+
+def test_resume_after_the_runner_was_killed_retries_its_lost_trials(tmp_path: Path) -> None:
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(GRID_STUDY))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
+    run = subprocess.Popen(
+        [HPSEARCH, "run", str(study)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = _states(tmp_path / "hpsearch.db")
+        if states.count("complete") >= 2 and "running" in states:
+            break
+        time.sleep(0.1)
+    os.killpg(run.pid, signal.SIGKILL)  # a power cut: nothing is cleaned up
+    run.wait(timeout=30)
+    killed = _states(tmp_path / "hpsearch.db").count("running")
+    assert killed >= 1
+
+    # Lost soon after the resume; beating faster than that, so a live trial is never lost.
+    quick = {
+        "HPSEARCH_LOST_AFTER_S": "1.5",
+        "HPSEARCH_HEARTBEAT_S": "0.2",
+        "HPSEARCH_SWEEP_EVERY_S": "0.2",
+    }
+    resumed = subprocess.run(
+        [HPSEARCH, "run", "--resume", "1"],
+        cwd=tmp_path,
+        env=env | quick,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    engine = create_engine(f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    with engine.connect() as db:
+        trials = db.execute(text("SELECT id, state, reason, retry_of, params FROM trials")).all()
+    engine.dispose()
+    lost = {t.id for t in trials if t.reason == "lost"}
+    assert len(lost) == killed
+    assert {t.retry_of for t in trials if t.retry_of is not None} == lost  # each ran again
+    assert {t.state for t in trials if t.id not in lost} == {"complete"}  # none left queued
+    assert len(trials) == 8  # the budget of finished trials, the lost ones included
+    complete = [t.params for t in trials if t.state == "complete"]
+    assert len(set(complete)) == len(complete)

@@ -150,3 +150,23 @@ def test_tpe_study_survives_failed_trials_and_proposes_in_the_space(sqlite_url: 
     assert len(trials) == 12
     assert all(0.001 <= t.params[LR] <= 0.5 for t in trials)
     assert {t.state for t in trials} <= {"complete", "failed"}
+
+
+def test_an_interrupted_study_resumes_its_running_trials_as_they_were(sqlite_url: str) -> None:
+    study_id = new_study(sqlite_url, budget={"trials": 4, "parallelism": 2})
+    first, second = coordinator.refill(study_id, dispatch=Recorder(), url=sqlite_url)
+    finish(sqlite_url, [first])
+    with session_scope(sqlite_url) as session:  # the second is mid-training when Ctrl-C comes
+        assert queries.claim_trial(session, second, "w") is not None
+        queries.add_metrics(session, second, [(0, {"val_accuracy": 0.1})])
+    with session_scope(sqlite_url) as session:
+        assert coordinator.interrupt_study(session, study_id) == 1
+    assert status(sqlite_url, study_id) == StudyStatus.CANCELLED
+    with session_scope(sqlite_url) as session:
+        interrupted = session.get_one(Trial, second)
+        assert (interrupted.state, interrupted.worker, interrupted.reason) == ("queued", None, None)
+        assert queries.metrics_of(session, second) == []  # its run starts over
+        again = coordinator.resume_study(session, study_id)
+    # The interrupted trial is sent again, beside one new trial: parallelism 2, nothing lost.
+    assert second in again and len(again) == 2 and first not in again
+    assert status(sqlite_url, study_id) == StudyStatus.RUNNING
