@@ -3,35 +3,17 @@ Playwright (never a browser Playwright downloads)."""
 
 from __future__ import annotations
 
-import os
-import re
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.api.conftest import MakeToken, bearer, token_maker
-from tests.servers import ManagedProcess, free_port
+from tests.browser import support
+from tests.browser.support import CHROMIUM, CHROMIUM_ARGS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = Path("/usr/bin/chromium")
-# Without the background-networking flags chromium's own connections are refused in the
-# sandboxed test machines, and it may stall on them.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -69,21 +51,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`hpsearch serve` of this checkout on a free port, with its own SQLite database."""
     folder = tmp_path_factory.mktemp("dashboard")
     url = f"sqlite:///{folder / 'hpsearch.db'}"
-    port = free_port()
-    process = ManagedProcess(
-        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        log_dir=folder,
-        name="api",
-        env={
-            "HPSEARCH_DATABASE_URL": url,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        },
-    )
+    process, base, token = support.serve(folder, url)
     try:
-        process.wait_for_http(f"http://127.0.0.1:{port}/health")
-        token = re.search(r"hps_[\w-]+", process.log_path.read_text())
-        assert token is not None, process.describe()
-        yield Server(f"http://127.0.0.1:{port}", token.group(0), token_maker(url), url)
+        yield Server(base, token, token_maker(url), url)
     finally:
         process.stop()
 
@@ -113,16 +83,6 @@ def page(browser: playwright_api.Browser) -> Iterator[playwright_api.Page]:
     assert not errors, errors
 
 
-def screenshot(page: playwright_api.Page, name: str) -> None:
-    """Save the page as docs/<name>.png when HPSEARCH_SCREENSHOTS is set (to refresh the
-    README's pictures: `HPSEARCH_SCREENSHOTS=1 pytest tests/browser`); otherwise nothing."""
-    if os.environ.get("HPSEARCH_SCREENSHOTS"):
-        page.screenshot(path=REPO / "docs" / f"{name}.png", full_page=True)
-
-
 def sign_in(page: playwright_api.Page, server: Server, token: str | None = None) -> None:
     """Open the dashboard and sign in with `token` (default: the admin's)."""
-    page.goto(server.base)
-    page.fill("input[name=token]", token or server.token)
-    page.click("button[type=submit]")
-    playwright_api.expect(page.locator("#nav")).to_be_visible()
+    support.sign_in(page, server.base, token or server.token)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Server, screenshot, sign_in
+from tests.browser.conftest import Server, sign_in
 from tests.conftest import tiny_study
 
 OPTIMIZERS = ["sgd", "momentum", "adam"]
@@ -57,7 +59,7 @@ def test_the_studies_list_shows_only_your_teams_studies(server: Server, page: Pa
     ]
 
 
-def test_the_study_page_follows_a_running_study(server: Server, page: Page) -> None:
+def test_the_study_page_follows_a_running_study(server: Server, page: Page, tmp_path: Path) -> None:
     study = server.post("/studies", optimizer_study("live-optimizers"))
     # Held part-way (cancelled at once), so that the page surely sees it before its end.
     server.post(f"/studies/{study['id']}/cancel")
@@ -94,7 +96,10 @@ def test_the_study_page_follows_a_running_study(server: Server, page: Page) -> N
     )
     names = page.evaluate("document.querySelector('#optimizers-chart').data.map(t => t.name)")
     assert sorted(name.split(" ")[0] for name in names) == tried
-    screenshot(page, "dashboard-study")
+    # A picture of the page, drawn, in the test's own folder (the README's are made by
+    # scripts/screenshots.py).
+    picture = tmp_path / "study.png"
+    page.screenshot(path=picture, full_page=True)
+    assert picture.read_bytes().startswith(b"\x89PNG")
     page.click("a.brand")
     expect(page.locator(f"tr[data-study='{study['id']}'] .badge")).to_have_text("complete")
-    screenshot(page, "dashboard-studies")

@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from search.definition import StudyDefinition
 from tests.api.conftest import bearer
-from tests.browser.conftest import Server, screenshot, sign_in
+from tests.browser.conftest import Server, sign_in
 from tests.conftest import tiny_study
 
 WAIT_S = 120
@@ -166,7 +166,6 @@ def test_publishing_from_the_trial_page_makes_version_1_then_2(
         page.click("form.publish button[type=submit]")
         expect(page.locator(".published .ref")).to_have_text(f"local/iris-sgd@{version}")
     expect(page.locator(".publish-error")).to_have_text("")
-    screenshot(page, "dashboard-trial")
 
     # The API's refusals are shown with the field they are about.
     page.fill("form.publish input[name=name]", "no spaces allowed")
@@ -223,7 +222,6 @@ def test_the_presets_page_lists_versions_with_provenance_and_exports(
     expect(row.locator(".values")).to_contain_text(
         f"val_accuracy {shown(best['values']['val_accuracy'])}"
     )
-    screenshot(page, "dashboard-presets")
 
     with page.expect_download() as download:
         row.locator("button[data-format=yaml]").click()
