@@ -39,6 +39,18 @@ class TrialDetail(TrialPublic):
     """Per-epoch metrics, each with its `step`."""
 
 
+class ImportancesPublic(BaseModel):
+    metric: str
+    """The objective the importances are of: the study's first."""
+    importances: dict[str, float]
+    """Each parameter's share of the objective's variation, largest first, summing to 1;
+    empty when `reason` says why there are none."""
+    trials_used: int
+    """The complete trials it was computed on: the latest ones, at most 1000."""
+    evaluator: str
+    reason: str | None
+
+
 class StudyPublic(BaseModel):
     id: int
     name: str

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.schemas import StudyPublic, StudySummary, TrialPublic
+from api.schemas import ImportancesPublic, StudyPublic, StudySummary, TrialPublic
 from db import queries
 from db.models import Study, StudyStatus, TrialState
+from search.definition import StudyDefinition
+from search.importance import MAX_TRIALS, param_importances
 from search.pareto import pareto_front
+from search.strategies.base import TrialRecord
+
+# Importances computed in this process, by (database, study, creation time, complete trials):
+# the dashboard asks at every poll, and the answer changes only when a trial completes.
+_IMPORTANCES: OrderedDict[tuple[str, int, str, int], ImportancesPublic] = OrderedDict()
+MAX_CACHED_IMPORTANCES = 32
 
 
 def study_public(session: Session, study: Study, team: str) -> StudyPublic:
@@ -29,6 +38,29 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
         strategy_state=study.strategy_state,
         eta_seconds=_eta(study, progress),
     )
+
+
+def importances_public(session: Session, study: Study) -> ImportancesPublic:
+    """The parameters' importances in the first objective, from cache while no trial completed."""
+    complete = queries.study_progress(session, study.id).by_state.get(TrialState.COMPLETE.value, 0)
+    key = (str(session.get_bind().url), study.id, str(study.created_at), complete)
+    cached = _IMPORTANCES.pop(key, None) or _importances(session, study)
+    _IMPORTANCES[key] = cached  # most recently used last
+    while len(_IMPORTANCES) > MAX_CACHED_IMPORTANCES:
+        _IMPORTANCES.popitem(last=False)
+    return cached
+
+
+def _importances(session: Session, study: Study) -> ImportancesPublic:
+    definition = StudyDefinition.model_validate(study.definition)
+    objective = definition.objectives[0]
+    records = [
+        TrialRecord(t.number, t.params, t.state.value, (float(t.values[objective.metric]),))
+        for t in queries.latest_complete_trials(session, study.id, MAX_TRIALS)
+        if t.values is not None and t.values.get(objective.metric) is not None
+    ]
+    answer = param_importances(definition.search_space(), records, objective.direction)
+    return ImportancesPublic(metric=objective.metric, **answer)
 
 
 def study_summary(study: Study, team: str, tally: queries.Tally) -> StudySummary:

@@ -82,6 +82,17 @@ def trials_of(session: Session, study_id: int) -> Sequence[Trial]:
     ).all()
 
 
+def latest_complete_trials(session: Session, study_id: int, limit: int) -> list[Trial]:
+    """A study's `limit` complete trials of the highest numbers, in number order."""
+    rows = session.scalars(
+        select(Trial)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.COMPLETE)
+        .order_by(Trial.number.desc())
+        .limit(limit)
+    ).all()
+    return sorted(rows, key=lambda t: t.number)
+
+
 def trials_since(
     session: Session, study_id: int, after: int, open_ids: Sequence[int]
 ) -> Sequence[Trial]:

@@ -1,4 +1,4 @@
-"""Studies: create, list, get, cancel, resume, delete."""
+"""Studies: create, list, get, importances, cancel, resume, delete."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from api.deps import CallerDep, DispatcherDep, SessionDep
 from api.errors import Conflict
 from api.etag import NOT_MODIFIED, etagged
 from api.params import Offset, StudyId
-from api.schemas import StudiesPublic, StudyPublic
+from api.schemas import ImportancesPublic, StudiesPublic, StudyPublic
 from api.submission import submit
-from api.views import study_public, study_summary
+from api.views import importances_public, study_public, study_summary
 from db import queries
 from db.models import Role, StudyStatus
 from search import coordinator
@@ -86,6 +86,16 @@ def get_study(
     """A study's status, progress, best trial and ETA; 304 when the ETag still holds."""
     study = study_for(session, caller, study_id)
     return etagged(request, study_public(session, study, caller.team_names[study.team_id]))
+
+
+@router.get("/{study_id}/importances", response_model=ImportancesPublic, responses=NOT_MODIFIED)
+def get_importances(
+    study_id: StudyId, request: Request, session: SessionDep, caller: CallerDep
+) -> Response:
+    """How much each parameter mattered to the first objective (PED-ANOVA on the latest 1000
+    complete trials); cached until a trial completes, and 304 when the ETag still holds."""
+    study = study_for(session, caller, study_id)
+    return etagged(request, importances_public(session, study))
 
 
 @router.post("/{study_id}/cancel")

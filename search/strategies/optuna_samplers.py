@@ -139,7 +139,7 @@ class OptunaStrategy(Strategy):
         distributions = {name: distribution(space.params[name]) for name in trial.params}
         self.study.add_trial(
             optuna.trial.create_trial(
-                params=_encode(space, trial.params),
+                params=encode(space, trial.params),
                 distributions=distributions,
                 values=values,
                 state=state,
@@ -179,7 +179,8 @@ def _suggest(trial: optuna.trial.Trial, space: Space) -> dict[str, Any]:
     return config
 
 
-def _encode(space: Space, params: dict[str, Any]) -> dict[str, Any]:
+def encode(space: Space, params: dict[str, Any]) -> dict[str, Any]:
+    """Our values as Optuna holds them: categoricals as their JSON strings (see `distribution`)."""
     return {
         name: json.dumps(value) if isinstance(space.params[name], CategoricalParam) else value
         for name, value in params.items()

@@ -63,6 +63,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("post", "/api/v1/studies"): Case(lambda a: "/api/v1/studies?team=alpha", "create", study_body),
     ("get", "/api/v1/studies/{study_id}"): Case(lambda a: f"/api/v1/studies/{a.study_id}", "read"),
+    ("get", "/api/v1/studies/{study_id}/importances"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/importances", "read"
+    ),
     ("delete", "/api/v1/studies/{study_id}"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}", "write"
     ),

@@ -115,3 +115,31 @@ def test_a_coarse_to_fine_study_returns_each_rounds_box(client: TestClient) -> N
     first, second = (b["training.learning_rate"] for b in boxes)
     assert first == {"low": 0.001, "high": 0.5, "log": True}
     assert first["low"] <= second["low"] < second["high"] <= first["high"]
+
+
+def test_importances_of_a_finished_study_sum_to_one_and_answer_304_when_unchanged(
+    client: TestClient,
+) -> None:
+    space = {
+        "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
+        "training.batch_size": {"type": "int", "low": 8, "high": 64},
+    }
+    created = client.post("/api/v1/studies", json=tiny_study(space=space)).json()
+    wait_done(client, created["id"])
+    answer = client.get(f"/api/v1/studies/{created['id']}/importances")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["reason"] is None and body["metric"] == "val_accuracy"
+    assert body["trials_used"] == 4 and set(body["importances"]) == set(space)
+    assert sum(body["importances"].values()) == pytest.approx(1)
+    again = client.get(
+        f"/api/v1/studies/{created['id']}/importances",
+        headers={"If-None-Match": answer.headers["ETag"]},
+    )
+    assert again.status_code == 304
+
+
+def test_importances_of_a_one_parameter_study_say_why_there_are_none(client: TestClient) -> None:
+    created = client.post("/api/v1/studies", json=tiny_study(budget={"trials": 1})).json()
+    body = client.get(f"/api/v1/studies/{created['id']}/importances").json()
+    assert body["importances"] == {} and "one parameter" in body["reason"]
