@@ -24,10 +24,11 @@ WAIT_S = 120
 @dataclass
 class Studies:
     """Finished studies: `sgd`'s trial 0 completes and its trial 1 diverges; `pareto` has two
-    objectives."""
+    objectives; `c2f` is coarse_to_fine over a space with a conditional parameter."""
 
     sgd: dict
     pareto: dict
+    c2f: dict
 
 
 def finished(server: Server, study_id: int) -> dict:
@@ -65,7 +66,23 @@ def studies(server: Server) -> Studies:
         ],
         budget={"trials": 8, "parallelism": 2},
     )
-    ids = [server.post("/studies", s)["id"] for s in (sgd, pareto)]
+    c2f = tiny_study(
+        name="coarse-to-fine-conditional",
+        space={
+            "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
+            "training.batch_size": {"type": "int", "low": 8, "high": 64},
+            "training.optimizer": {"type": "categorical", "choices": ["sgd", "momentum"]},
+            "training.momentum": {
+                "type": "float",
+                "low": 0.5,
+                "high": 0.95,
+                "when": {"training.optimizer": ["momentum"]},
+            },
+        },
+        strategy={"type": "coarse_to_fine", "seed": 2, "rounds": 3, "samples_per_round": 4},
+        budget={"trials": 12, "parallelism": 2},
+    )
+    ids = [server.post("/studies", s)["id"] for s in (sgd, pareto, c2f)]
     return Studies(*(finished(server, i) for i in ids))
 
 
@@ -267,3 +284,60 @@ def test_a_multi_objective_study_draws_its_pareto_front(
     page.goto(f"{server.base}/#/studies/{studies.sgd['id']}")
     expect(page.locator("h1 .badge")).to_have_text("complete")
     expect(page.locator(".card.pareto")).to_be_hidden()
+
+
+def test_importances_draw_one_bar_per_searched_parameter(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study = studies.pareto
+    answer = server.get(f"/studies/{study['id']}/importances")
+    assert answer["reason"] is None, answer
+    searched = ["training.epochs", "training.learning_rate"]
+    assert sorted(answer["importances"]) == searched
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study['id']}")
+    # One bar per parameter, named short ("epochs"), the full name in its hover.
+    assert sorted(chart(page, "#importances-chart", "data[0].customdata")) == searched
+    assert sorted(chart(page, "#importances-chart", "data[0].y")) == ["epochs", "learning_rate"]
+    shares = chart(page, "#importances-chart", "data[0].x")
+    assert sum(shares) == pytest.approx(1)
+
+
+def test_coarse_to_fine_draws_each_rounds_box_over_the_trials(
+    server: Server, studies: Studies, page: Page
+) -> None:
+    study = studies.c2f
+    rounds = len(study["strategy_state"]["boxes"])
+    assert rounds == 3
+    trials = server.get(f"/studies/{study['id']}/trials")["data"]
+    sign_in(page, server)
+    page.goto(f"{server.base}/#/studies/{study['id']}")
+    expect(page.locator(".card.boxes")).to_be_visible()
+    expect(page.locator(".boxes tbody tr")).to_have_count(rounds)
+    chart(page, "#boxes-chart", "data")
+    # The first two numeric parameters: one rectangle per round, on a log axis where log.
+    shapes = page.locator("#boxes-chart").evaluate("c => c.layout.shapes")
+    assert [s["label"]["text"] for s in shapes] == [f"round {i + 1}" for i in range(rounds)]
+    assert all(s["type"] == "rect" for s in shapes)
+    expect(page.locator("#boxes-chart .shapelayer path")).to_have_count(rounds)
+    assert page.locator("#boxes-chart").evaluate("c => c.layout.xaxis.type") == "log"
+    first = study["strategy_state"]["boxes"][0]["training.learning_rate"]
+    assert (shapes[0]["x0"], shapes[0]["x1"]) == (first["low"], first["high"])
+    drawn = chart(page, "#boxes-chart", "data[0].x.length + data[1].x.length")
+    assert drawn == len(trials)
+
+    # Parallel coordinates keep the trials without the conditional momentum: at "—".
+    complete = [t for t in trials if t["state"] == "complete"]
+    lacking = [t for t in complete if "training.momentum" not in t["params"]]
+    assert lacking and len(lacking) < len(complete), trials
+    dimensions = chart(page, "#parcoords-chart", "data[0].dimensions")
+    by_label = {d["label"]: d for d in dimensions}
+    assert set(by_label) == {"batch_size", "learning_rate", "momentum", "optimizer", "val_accuracy"}
+    assert all(len(d["values"]) == len(complete) for d in dimensions)
+    momentum = by_label["momentum"]
+    assert momentum["ticktext"][0] == "—"
+    assert momentum["values"].count(momentum["tickvals"][0]) == len(lacking)
+    lines = page.locator("#parcoords-chart").evaluate(
+        "c => c._fullData[0].dimensions[0].values.length"
+    )
+    assert lines == len(complete)

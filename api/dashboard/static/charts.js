@@ -33,3 +33,19 @@ export function onTrialClick(element, open) {
     if (Number.isInteger(number)) open(number);
   });
 }
+
+/** Each dotted name's last segment, or as many last segments as keep it apart from the others
+ * ("training.learning_rate" → "learning_rate"): long names overlap on crowded axes. */
+export function shortNames(names) {
+  const tail = (name, n) => name.split(".").slice(-n).join(".");
+  return names.map((name) => {
+    let n = 1;
+    while (n < name.split(".").length && names.some((other) => other !== name && tail(other, n) === tail(name, n))) n += 1;
+    return tail(name, n);
+  });
+}
+
+/** A tick's text: two significant digits, without trailing zeros (0.001, 2.5e-7, 120). */
+export function tick(value) {
+  return String(Number(value.toPrecision(2)));
+}

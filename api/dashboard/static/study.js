@@ -1,15 +1,22 @@
-// One study, live: progress, best-so-far, the trials table, learning curves, optimizers, and
-// the Pareto front of a multi-objective study. Polls incrementally (ETags, a trials cursor) and
-// redraws charts in place with Plotly.react.
+// One study, live: progress, best-so-far, the trials table, learning curves, optimizers,
+// parameter importances, the Pareto front of a multi-objective study and coarse_to_fine's
+// boxes. Polls incrementally (ETags, a trials cursor) and redraws charts in place with
+// Plotly.react.
 
+import { renderBoxes as renderBoxes$ } from "./boxes.js";
 import { axes, curveTrace, note, onTrialClick, PLOT_CONFIG } from "./charts.js";
+import { renderImportances } from "./importances.js";
 import { renderPareto } from "./pareto.js";
+import { renderParcoords as renderParcoords$ } from "./parcoords.js";
 import { trialsTable } from "./table.js";
 import { api, badge, bar, duration, elapsed, esc, num, poll } from "./util.js";
 
 const FINISHED = new Set(["complete", "pruned", "failed"]);
 const PAGE = 1000; // the API's largest: a 10,000-trial study loads in 10 requests
 const OPTIMIZER = "training.optimizer";
+// Importances are asked for when the complete count changed, and no more often than this:
+// each new count costs the API a fresh PED-ANOVA.
+const IMPORTANCES_MS = 10_000;
 
 /** Render the study page into `root` and keep it live; returns the function that stops it. */
 export function studyPage(root, studyId, onUnauthorized) {
@@ -23,6 +30,7 @@ export function studyPage(root, studyId, onUnauthorized) {
     details: new Map(), // by trial number: {data, etag} from GET trials/{number}
     sorted: null, // the trials by number, rebuilt only when a page brought some
     selected: new Set(),
+    importances: { etag: null, complete: null, at: 0 }, // what the chart shows, and when asked
   };
   const trialLink = (number) => `#/studies/${studyId}/trials/${number}`;
   const open = (number) => {
@@ -39,10 +47,14 @@ export function studyPage(root, studyId, onUnauthorized) {
         <div id="optimizers-chart" class="chart"></div></div>
       <div class="card"><h2>Parameters against the objective</h2>
         <div id="parcoords-chart" class="chart"></div></div>
+      <div class="card"><h2>Parameter importances <span class="muted">(Optuna's PED-ANOVA)</span></h2>
+        <div id="importances-chart" class="chart"></div></div>
       <div class="card pareto" hidden><h2>Pareto front <span class="muted">(click a point to open its trial)</span></h2>
         <div id="pareto-chart" class="chart"></div></div>
     </div>
-    <div class="card boxes" hidden><h2>Coarse-to-fine boxes per round</h2><div></div></div>
+    <div class="card boxes" style="margin-top:1rem" hidden>
+      <h2>Coarse-to-fine boxes per round <span class="muted">(trials coloured by objective; click one to open it)</span></h2>
+      <div id="boxes-chart" class="chart"></div><div class="boxes-table"></div></div>
     <div class="card" style="margin-top:1rem">
       <h2>Trials <span class="muted">(click a row for its curves, its number to open it)</span></h2>
       <div class="trials-table"></div>
@@ -125,6 +137,17 @@ export function studyPage(root, studyId, onUnauthorized) {
       renderCurves();
       renderOptimizers();
     }
+    await refreshImportances();
+  }
+
+  /** Ask for the importances when the complete count moved and the last ask is old enough. */
+  async function refreshImportances() {
+    const held = state.importances;
+    const complete = state.study.trials_by_state.complete ?? 0;
+    if (complete === held.complete || Date.now() - held.at < IMPORTANCES_MS) return;
+    const answer = await api(`${base}/importances`, held.etag);
+    state.importances = { etag: answer.etag, complete, at: Date.now() };
+    if (answer.data !== null) renderImportances($("#importances-chart"), answer.data);
   }
 
   function renderSummary() {
@@ -209,24 +232,7 @@ export function studyPage(root, studyId, onUnauthorized) {
   }
 
   function renderParcoords() {
-    const complete = trials().filter((t) => t.state === "complete" && t.value !== null);
-    const names = [...new Set(complete.flatMap((t) => Object.keys(t.params)))].sort();
-    const dimensions = names.map((name) => {
-      const raw = complete.map((t) => t.params[name]);
-      if (raw.every((v) => typeof v === "number" || v === undefined)) {
-        return { label: name, values: raw.map((v) => v ?? NaN) };
-      }
-      // Categorical: plotted at their index, labelled with their value.
-      const labels = [...new Set(raw.map(String))].sort();
-      return { label: name, values: raw.map((v) => labels.indexOf(String(v))), tickvals: labels.map((_, i) => i), ticktext: labels };
-    });
-    const values = complete.map((t) => t.value);
-    dimensions.push({ label: state.study.objectives[0].metric, values });
-    const data = [{
-      type: "parcoords", dimensions,
-      line: { color: values, colorscale: "Viridis", reversescale: direction() === "minimize", showscale: true },
-    }];
-    Plotly.react($("#parcoords-chart"), data, axes("", "", { margin: { l: 60, r: 60, t: 40, b: 20 } }), PLOT_CONFIG);
+    renderParcoords$($("#parcoords-chart"), trials(), state.study.objectives[0].metric, direction() === "minimize");
   }
 
   function renderBoxes() {
@@ -235,7 +241,8 @@ export function studyPage(root, studyId, onUnauthorized) {
     if (!boxes) return;
     const names = Object.keys(boxes[0] ?? {});
     const range = (p) => (p.choices ? p.choices.map(esc).join(", ") : `${num(p.low)} … ${num(p.high)}${p.log ? " (log)" : ""}`);
-    $(".boxes div").innerHTML = `<table><thead><tr><th>round</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
+    renderBoxes$($("#boxes-chart"), boxes, trials(), state.study.objectives[0].metric, direction() === "minimize", open);
+    $(".boxes-table").innerHTML = `<table><thead><tr><th>round</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
       <tbody>${boxes.map((box, i) => `<tr><td>${i + 1}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
   }
 
