@@ -16,8 +16,8 @@ signs in with the admin token of the first start, and through the REST API runs
 
 Headless chromium (driven by Playwright, never a browser it downloads) then saves full-page
 pictures at 1400x1000: the studies list, the running tpe study, the finished coarse_to_fine
-study with its boxes per round, the best coarse_to_fine trial, and the presets page. The
-server is stopped by its pid at the end.
+study with its boxes per round (drawn over the trials and as a table), the best coarse_to_fine
+trial, and the presets page. The server is stopped by its pid at the end.
 """
 
 from __future__ import annotations
@@ -79,13 +79,19 @@ TPE_STUDY = {
         "seed": 0,
         "stopping": {"patience": 8},
     },
-    # No conditional parameter: a trial without one has no line in the parallel coordinates.
+    # momentum is conditional: the parallel coordinates show the trials without it at "—".
     "space": {
         "training.optimizer": {
             "type": "categorical",
             "choices": ["sgd", "momentum", "nag", "adagrad", "rmsprop", "adam"],
         },
         "training.learning_rate": {"type": "float", "low": 1e-4, "high": 0.5, "log": True},
+        "training.momentum": {
+            "type": "float",
+            "low": 0.5,
+            "high": 0.99,
+            "when": {"training.optimizer": ["momentum", "nag"]},
+        },
         "training.batch_size": {"type": "int", "low": 16, "high": 128, "log": True},
         "model.hidden": {"type": "categorical", "choices": [[128], [256], [512, 256]]},
     },
@@ -169,7 +175,7 @@ def pictures(page: Page, api: Api, base: str, c2f: dict, tpe: dict) -> None:
     page.goto(f"{base}/#/studies/{tpe['id']}")
     expect(page.locator("h1 .badge")).to_have_text("running")
     expect(page.locator(".eta")).not_to_have_text("—", timeout=WAIT_MS)
-    charts_drawn(page, "best-chart", "parcoords-chart")
+    charts_drawn(page, "best-chart", "parcoords-chart", "importances-chart")
     charts_drawn(page, "optimizers-chart", traces=3)
     overlay_curves(page, some_trials(api, tpe))
     shoot(page, "dashboard-study")
@@ -185,7 +191,7 @@ def pictures(page: Page, api: Api, base: str, c2f: dict, tpe: dict) -> None:
     expect(page.locator("h1 .badge")).to_have_text("complete")
     rounds = len(c2f["strategy_state"]["boxes"])
     expect(page.locator(".boxes tbody tr")).to_have_count(rounds)
-    charts_drawn(page, "best-chart", "parcoords-chart")
+    charts_drawn(page, "best-chart", "parcoords-chart", "importances-chart", "boxes-chart")
     charts_drawn(page, "optimizers-chart", traces=2)
     overlay_curves(page, some_trials(api, c2f))
     shoot(page, "dashboard-study-c2f")

@@ -326,7 +326,7 @@ def test_coarse_to_fine_draws_each_rounds_box_over_the_trials(
     drawn = chart(page, "#boxes-chart", "data[0].x.length + data[1].x.length")
     assert drawn == len(trials)
 
-    # Parallel coordinates keep the trials without the conditional momentum: at "—".
+    # Parallel coordinates keep the trials without the conditional momentum: at "not set".
     complete = [t for t in trials if t["state"] == "complete"]
     lacking = [t for t in complete if "training.momentum" not in t["params"]]
     assert lacking and len(lacking) < len(complete), trials
@@ -335,7 +335,7 @@ def test_coarse_to_fine_draws_each_rounds_box_over_the_trials(
     assert set(by_label) == {"batch_size", "learning_rate", "momentum", "optimizer", "val_accuracy"}
     assert all(len(d["values"]) == len(complete) for d in dimensions)
     momentum = by_label["momentum"]
-    assert momentum["ticktext"][0] == "—"
+    assert momentum["ticktext"][0] == "not set"
     assert momentum["values"].count(momentum["tickvals"][0]) == len(lacking)
     lines = page.locator("#parcoords-chart").evaluate(
         "c => c._fullData[0].dimensions[0].values.length"

@@ -1,10 +1,10 @@
 // Parallel coordinates of the complete trials: one axis per parameter, then the objective.
-// A trial without a conditional parameter still has its line: it crosses that axis at "—",
-// below the values (or after the choices). Log-ranged numbers get a log axis.
+// A trial without a conditional parameter still has its line: it crosses that axis at
+// "not set", below the values (or after the choices). Log-ranged numbers get a log axis.
 
 import { axes, PLOT_CONFIG, shortNames, tick } from "./charts.js";
 
-const MISSING = "—";
+const MISSING = "not set";
 const TICKS = 5;
 
 /** Draw (or update) the chart in `element`. */
@@ -25,7 +25,7 @@ export function renderParcoords(element, trials, metric, minimize) {
 function dimension(label, raw) {
   const present = raw.filter((v) => v !== undefined && v !== null);
   if (present.every((v) => typeof v === "number")) return numeric(label, raw, present);
-  // Categorical: plotted at their index, labelled with their value; "—" last.
+  // Categorical: plotted at their index, labelled with their value; "not set" last.
   const choices = [...new Set(present.map(String))].sort();
   if (present.length < raw.length) choices.push(MISSING);
   return {
