@@ -23,8 +23,7 @@ def hpsearch(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
         text=True,
         timeout=300,
         cwd=cwd,
-        env={k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
-        | {"COLUMNS": "120"},
+        env=_env_without_settings() | {"COLUMNS": "120"},
     )
 
 
@@ -109,28 +108,39 @@ def _states(db_path: Path) -> list[str]:
         engine.dispose()
 
 
-def test_ctrl_c_stops_the_run_and_resume_ends_it_with_each_grid_point_once(
-    tmp_path: Path,
-) -> None:
+def _env_without_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
+
+
+def _run_grid_study_until_mid_way(tmp_path: Path) -> subprocess.Popen[str]:
+    """`hpsearch run` of GRID_STUDY in `tmp_path`, returned once some trials finished and
+    some are running."""
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(GRID_STUDY))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
     run = subprocess.Popen(
         [HPSEARCH, "run", str(study)],
         cwd=tmp_path,
-        env=env | {"COLUMNS": "200"},
+        env=_env_without_settings() | {"COLUMNS": "200"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # mid-study: some trials finished, some running
+    while time.monotonic() < deadline:
         states = _states(tmp_path / "hpsearch.db")
         if states.count("complete") >= 2 and "running" in states:
-            break
+            return run
         assert run.poll() is None, run.communicate()
         time.sleep(0.1)
+    run.kill()
+    raise AssertionError(f"no trial was running mid-study: {_states(tmp_path / 'hpsearch.db')}")
+
+
+def test_ctrl_c_stops_the_run_and_resume_ends_it_with_each_grid_point_once(
+    tmp_path: Path,
+) -> None:
+    run = _run_grid_study_until_mid_way(tmp_path)
     os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the runner and its trial processes get it
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, out + err
@@ -168,23 +178,7 @@ def test_resume_refuses_a_finished_study_and_needs_one_of_file_or_id(tmp_path: P
 
 
 def test_resume_after_the_runner_was_killed_retries_its_lost_trials(tmp_path: Path) -> None:
-    study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump(GRID_STUDY))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
-    run = subprocess.Popen(
-        [HPSEARCH, "run", str(study)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        states = _states(tmp_path / "hpsearch.db")
-        if states.count("complete") >= 2 and "running" in states:
-            break
-        time.sleep(0.1)
+    run = _run_grid_study_until_mid_way(tmp_path)
     os.killpg(run.pid, signal.SIGKILL)  # a power cut: nothing is cleaned up
     run.wait(timeout=30)
     killed = _states(tmp_path / "hpsearch.db").count("running")
@@ -199,7 +193,7 @@ def test_resume_after_the_runner_was_killed_retries_its_lost_trials(tmp_path: Pa
     resumed = subprocess.run(
         [HPSEARCH, "run", "--resume", "1"],
         cwd=tmp_path,
-        env=env | quick,
+        env=_env_without_settings() | quick,
         capture_output=True,
         text=True,
         timeout=300,
