@@ -122,7 +122,9 @@ def test_a_study_survives_a_redis_restart(stack: Stack, redis_server: RedisServe
 def test_a_study_survives_a_postgres_restart(stack: Stack, postgres_server: PostgresServer) -> None:
     study_id = stack.submit(grid_study())
     wait_for_running(stack, study_id, count=2)
-    postgres_server.restart(down_s=DOWN_S)  # every connection of the API and the workers is cut
+    # Every connection of the API and the workers is cut, for longer than a trial may go
+    # without a heartbeat: the sweepers must not call the trials waiting it out lost.
+    postgres_server.restart(down_s=float(FAST_SWEEPS["HPSEARCH_LOST_AFTER_S"]) + 2)
 
     trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
     # No worker died: the trials that ran through the outage waited it out and kept their work.
