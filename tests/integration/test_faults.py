@@ -9,6 +9,7 @@ so a fault costs seconds, not the production half-minute.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tiny_study
 from tests.integration.stack import (
     HPSEARCH,
     STUDY_TIMEOUT_S,
@@ -51,7 +52,7 @@ def stack(fresh_database_url: str, redis_server: RedisServer, logs_dir: Path) ->
         running.stop()
 
 
-def grid_study(epochs: int = 400) -> dict:
+def grid_study(epochs: int = 300) -> dict:
     """Six grid points, two at a time; each trial trains for a few seconds."""
     return {
         "name": "faults-grid",
@@ -81,6 +82,17 @@ def wait_for_running(stack: Stack, study_id: int, count: int = 1, steps: int = 2
             return running
         time.sleep(0.1)
     pytest.fail(f"study {study_id}: not {count} trials running:\n{stack.describe()}")
+
+
+def wait_for_finished(stack: Stack, study_id: int, count: int) -> None:
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    query = (
+        "SELECT count(*) FROM trials WHERE study_id = :id"
+        " AND state IN ('complete', 'pruned', 'failed')"
+    )
+    while stack.sql(query, id=study_id)[0][0] < count:
+        assert time.monotonic() < deadline, f"not {count} trials finished:\n{stack.describe()}"
+        time.sleep(0.05)
 
 
 def no_errors(trials: list[TrialRow]) -> None:
@@ -172,3 +184,38 @@ def test_cancel_stops_running_trials_at_their_next_report(stack: Stack) -> None:
         assert (ended.state, ended.reason) == ("failed", "cancelled"), ended
         assert ended.steps < epochs, "the trial trained on after the cancel"
     assert len(trials) == 2, "a trial was queued after the cancel"
+
+
+SOAK_TRIALS = 400
+
+
+def test_soak_a_worker_killed_every_few_seconds_loses_and_repeats_nothing(stack: Stack) -> None:
+    definition = tiny_study(name="soak", budget={"trials": SOAK_TRIALS, "parallelism": 2})
+    # Tiny (iris, a few hundredths of a second each), yet long enough that a study of them
+    # outlasts a good number of kills.
+    definition["training"].update(epochs=30, batch_size=4)
+    study_id = stack.submit(definition)
+    rng = random.Random(7)
+    wait_for_finished(stack, study_id, SOAK_TRIALS // 10)  # the first kill lands mid-study
+    kills = 0
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if stack.sql("SELECT status FROM studies WHERE id = :id", id=study_id)[0][0] != "running":
+            break
+        # A machine dying: a worker that is up and its trial process at once, then a new one
+        # in its place (which takes a few seconds to start).
+        ready = [i for i, w in enumerate(stack.workers) if "ready." in w.log_tail(10_000)]
+        if ready:
+            victim = rng.choice(ready)
+            stack.workers[victim].kill()
+            stack.workers[victim] = stack.start_worker(wait=False)
+            kills += 1
+        time.sleep(rng.uniform(2.0, 5.0))
+
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=SOAK_TRIALS)
+    assert kills >= 1, "the study ended before the faults began"
+    no_errors(trials)
+    # No trial ran twice: a lost one's config ran again as a new trial, never the trial itself.
+    assert set(stack.trials_run_per_worker_log().values()) == {1}
+    lost = sum(t.reason == "lost" for t in trials)
+    print(f"\nsoak: {kills} workers killed, {lost} trials lost and run again")
