@@ -8,6 +8,7 @@ so a fault costs seconds, not the production half-minute.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -42,10 +43,17 @@ DOWN_S = 4.0
 
 
 @pytest.fixture
-def stack(fresh_database_url: str, redis_server: RedisServer, logs_dir: Path) -> Iterator[Stack]:
-    """An API and two workers that sweep fast, on a fresh database and an empty Redis."""
+def stack(
+    request: pytest.FixtureRequest,
+    fresh_database_url: str,
+    redis_server: RedisServer,
+    logs_dir: Path,
+) -> Iterator[Stack]:
+    """An API and two workers that sweep fast, on a fresh database and an empty Redis; other
+    settings with `@pytest.mark.parametrize("stack", [{...}], indirect=True)`."""
     redis_server.client().flushall()  # no message of an earlier test's database may linger
-    running = Stack(fresh_database_url, redis_server.url, logs_dir, env=FAST_SWEEPS)
+    env = FAST_SWEEPS | getattr(request, "param", {})
+    running = Stack(fresh_database_url, redis_server.url, logs_dir, env=env)
     try:
         yield running
     finally:
@@ -101,7 +109,11 @@ def no_errors(trials: list[TrialRow]) -> None:
 
 
 def test_a_trial_process_killed_mid_trial_is_lost_and_its_config_run_again(stack: Stack) -> None:
-    study_id = stack.submit(grid_study())
+    # The lost trial counts in the budget: one more than the grid lets every point complete,
+    # however late the loss is noticed.
+    definition = grid_study()
+    definition["budget"]["trials"] = GRID_POINTS + 1
+    study_id = stack.submit(definition)
     victim = wait_for_running(stack, study_id)[0]
     pid = int(victim.worker.rsplit(":", 1)[1])  # type: ignore[union-attr]
     # Only ever a process of ours: a Celery pool child of one of our workers.
@@ -109,17 +121,22 @@ def test_a_trial_process_killed_mid_trial_is_lost_and_its_config_run_again(stack
     assert parent in {w.pid for w in stack.workers}, f"pid {pid} is not our pool's"
     os.kill(pid, signal.SIGKILL)
 
-    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS + 1)
     by_id = {t.id: t for t in trials}
     assert (by_id[victim.id].state, by_id[victim.id].reason) == ("failed", "lost")
     retries = [t for t in trials if t.retry_of == victim.id]
     assert [t.state for t in retries] == ["complete"], trials
+    complete = [json.dumps(t.params, sort_keys=True) for t in trials if t.state == "complete"]
+    assert len(set(complete)) == len(complete) == GRID_POINTS, "each point complete once"
     no_errors(trials)
     # Celery redelivered the killed child's message; the runner refused to run it twice.
     assert set(stack.trials_run_per_worker_log().values()) == {1}
     assert all(w.is_running() for w in stack.workers), stack.describe()
 
 
+# Queued trials are not dispatched again for the study's whole remaining run: the workers
+# themselves must get the next trials onto the broker once it is back.
+@pytest.mark.parametrize("stack", [{"HPSEARCH_REQUEUE_AFTER_S": "3600"}], indirect=True)
 def test_a_study_survives_a_redis_restart(stack: Stack, redis_server: RedisServer) -> None:
     study_id = stack.submit(grid_study())
     wait_for_running(stack, study_id)
@@ -127,7 +144,7 @@ def test_a_study_survives_a_redis_restart(stack: Stack, redis_server: RedisServe
     redis_server.restart(down_s=DOWN_S)
 
     trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
-    no_errors(trials)
+    assert {(t.state, t.reason) for t in trials} == {("complete", None)}, trials
     assert all(w.is_running() for w in stack.workers), stack.describe()
 
 
