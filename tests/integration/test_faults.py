@@ -227,7 +227,7 @@ def test_soak_a_worker_killed_every_few_seconds_loses_and_repeats_nothing(stack:
             stack.workers[victim].kill()
             stack.workers[victim] = stack.start_worker(wait=False)
             kills += 1
-        time.sleep(rng.uniform(2.0, 5.0))
+        time.sleep(rng.uniform(1.5, 3.5))
 
     trials = assert_study_ended_whole(stack, study_id, status="complete", finished=SOAK_TRIALS)
     assert kills >= 1, "the study ended before the faults began"
