@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from api.client import (
     Client,
     ClientError,
     PresetRef,
+    Unreachable,
     new_idempotency_key,
     parse_ref,
     resolve,
@@ -34,6 +36,8 @@ console = Console()
 presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
 
 WATCH_POLL_S = 1.0
+# How long --watch waits between tries when the server stopped answering (a restart, a blip).
+WATCH_RETRY_S = 2.0
 
 UrlOption = Annotated[
     str | None,
@@ -144,7 +148,7 @@ def _watch(client: Client, study_id: int) -> dict[str, Any]:
         TimeElapsedColumn(),
         TextColumn("best {task.fields[best]}"),
     )
-    states = client.follow(study_id, WATCH_POLL_S)
+    states = _follow_through_outages(client, study_id)
     study = next(states)
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task(
@@ -156,6 +160,24 @@ def _watch(client: Client, study_id: int) -> dict[str, Any]:
         for study in states:
             progress.update(bar, completed=study["trials_finished"], best=_best_text(study))
     return study
+
+
+def _follow_through_outages(client: Client, study_id: int) -> Iterator[dict[str, Any]]:
+    """The study as `Client.follow` gives it, until it ends. Once the server has answered, it
+    going away (restarted, redeployed, a network blip) is waited out with a message, not an
+    error: the study runs on in the workers, and a watch that died with the API would lie."""
+    answered = False
+    while True:
+        try:
+            for study in client.follow(study_id, WATCH_POLL_S):
+                answered = True
+                yield study
+            return
+        except Unreachable as exc:
+            if not answered:
+                raise  # never reached it: a wrong URL or a server not started
+            console.print(f"[yellow]{escape(str(exc))}; retrying in {WATCH_RETRY_S:g} s[/yellow]")
+            time.sleep(WATCH_RETRY_S)
 
 
 def _best_text(study: dict[str, Any]) -> str:

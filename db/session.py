@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from db.models import Study
 from db.settings import get_settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# How long `retrying` waits out a database that went away (a restart, a failover).
+OUTAGE_S = 120.0
+RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 _engines: dict[tuple[str, int], Engine] = {}
 _sessionmakers: dict[Engine, sessionmaker[Session]] = {}
@@ -65,6 +75,32 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def retrying(
+    work: Callable[[Session], T], url: str | None = None, *, within_s: float = OUTAGE_S
+) -> T:
+    """`work(session)` in a transaction of its own, run again while the database cannot be
+    reached, for up to `within_s`; then its error is raised.
+
+    For the writes a running trial cannot do without: a database restart must cost the trial a
+    pause, not its result. `work` must be safe to run again after a failed attempt, which a
+    rolled-back transaction is.
+    """
+    deadline = time.monotonic() + within_s
+    attempt = 0
+    while True:
+        try:
+            with session_scope(url) as session:
+                return work(session)
+        except DBAPIError as exc:
+            transient = isinstance(exc, OperationalError) or exc.connection_invalidated
+            if not transient or time.monotonic() >= deadline:
+                raise
+            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+            log.warning("database unreachable (%s); trying again in %g s", exc.orig, delay)
+            time.sleep(delay)
+            attempt += 1
 
 
 def lock_study(session: Session, study_id: int) -> Study | None:

@@ -214,7 +214,8 @@ class ManagedProcess(_Stoppable):
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """The last lines of this process's output, for assertion messages."""
-        self._log.flush()
+        if not self._log.closed:  # still ours to write; a stopped one's log stays readable
+            self._log.flush()
         return log_tail(self.log_path, lines)
 
     def describe(self) -> str:
@@ -310,11 +311,12 @@ class _Server(_Stoppable):
     def _stop_process(self, timeout: float) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def restart(self, timeout: float = START_TIMEOUT_S) -> Self:
-        """Stop, then start again on the same port with a new pid (Redis loses its data,
-        PostgreSQL keeps it)."""
+    def restart(self, timeout: float = START_TIMEOUT_S, down_s: float = 0.0) -> Self:
+        """Stop, stay down `down_s` seconds, then start again on the same port with a new pid
+        (Redis loses its data, PostgreSQL keeps it)."""
         self._stop_process(STOP_TIMEOUT_S)
         self._process = None
+        time.sleep(down_s)
         return self.start(timeout)
 
     def __enter__(self) -> Self:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import httpx
 import pytest
 import yaml
 
+from api import cli_client
 from api.client import (
     Client,
     Target,
@@ -376,3 +378,35 @@ def test_login_checks_the_token_and_saves_a_private_config_later_commands_use(
     status = hpsearch("status", str(finished_study["id"]), connect=False)
     assert status.returncode == 0, _output(status)
     assert "4/4 finished" in status.stdout
+
+
+def _flaky_server(answers: list[dict[str, Any] | None]) -> Client:
+    """A client whose server gives these answers in turn; None: the connection is refused."""
+    pending = iter(answers)
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        answer = next(pending)
+        if answer is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return httpx.Response(200, json=answer)
+
+    return Client(Target("http://hpsearch.invalid", "hps_x"), httpx.MockTransport(serve))
+
+
+def test_watch_waits_out_a_server_that_went_away_after_answering(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    running, done = {"status": "running"}, {"status": "complete"}
+    # Once answered, more refusals than the client's own retries: a restart, not a blip.
+    with _flaky_server([running, *[None] * 8, done]) as client:
+        seen = [s["status"] for s in cli_client._follow_through_outages(client, 1)]
+    assert seen == ["running", "complete"]
+
+
+def test_watch_of_a_server_that_never_answered_fails_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    with _flaky_server([None] * 4) as client, pytest.raises(Unreachable):
+        next(cli_client._follow_through_outages(client, 1))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from db import datasets, queries
 from db.models import Study, StudyStatus, TrialState
-from db.session import session_scope
+from db.session import retrying, session_scope
 from db.settings import get_settings
 from search import coordinator
 from search.definition import StudyDefinition
@@ -44,14 +44,18 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     the trial is not queued any more (another worker claimed it, or a redelivered message
     found it finished): running it again would count it twice.
     """
-    with session_scope(url) as session:
+
+    def claim(session: Session) -> tuple[queries.Claimed, StudyDefinition] | None:
         claimed = queries.claim_trial(session, trial_id, worker_name())
-        if claimed is None:
-            log.info("trial %s is not queued any more; not running it", trial_id)
-            return []
-        log.info("trial %s: running", trial_id)
-        study_id, number, params = claimed.study_id, claimed.number, claimed.params
-        definition = _definition(session, study_id)
+        return None if claimed is None else (claimed, _definition(session, claimed.study_id))
+
+    started = retrying(claim, url)
+    if started is None:
+        log.info("trial %s is not queued any more; not running it", trial_id)
+        return []
+    log.info("trial %s: running", trial_id)
+    claimed, definition = started
+    study_id, number, params = claimed.study_id, claimed.number, claimed.params
     recorder = _Recorder(trial_id, study_id, url, _PruningCheck(study_id, number, definition, url))
     with _Heartbeat(trial_id, url):
         state, reason, values = _train(definition, params, recorder)
@@ -66,17 +70,18 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
         queries.add_metrics(session, trial_id, recorder.pending)
         queries.finish_trial(session, trial_id, state, reason=reason, values=values, value=value)
 
+    def end_and_queue_next(session: Session) -> list[int]:
+        write_end(session)
+        return coordinator.queue_next(session, study_id)
+
     try:
-        with session_scope(url) as session:
-            write_end(session)
-            successors = coordinator.queue_next(session, study_id)
+        successors = retrying(end_and_queue_next, url)
     except Exception:
         # The coordinator must not cost the trial its result: write the end alone.
         log.exception("study %s: queueing the trials after %s failed", study_id, trial_id)
         successors = []
         try:
-            with session_scope(url) as session:
-                write_end(session)
+            retrying(write_end, url)
         except Exception:  # e.g. the study was deleted while the trial ran: nothing to keep
             log.exception("trial %s: its end could not be written", trial_id)
     log.info("trial %s: %s%s", trial_id, state.value, f" ({reason})" if reason else "")
@@ -131,8 +136,7 @@ def _cached_splits(dataset_json: str, url: str | None) -> Splits:
     config = DatasetConfig.model_validate_json(dataset_json)
     upload = None
     if config.name.isdigit():
-        with session_scope(url) as session:
-            stored = datasets.content_of(session, int(config.name))
+        stored = retrying(lambda session: datasets.content_of(session, int(config.name)), url)
         if stored is None:
             raise ConfigError("dataset.name", f"dataset {config.name} was deleted")
         upload = Upload(stored[0], stored[1])  # type: ignore[arg-type]
@@ -162,10 +166,12 @@ class _PruningCheck:
         if isinstance(self.pruner, NoPruner) or self.metric not in metrics:
             return False
         if time.monotonic() - self.read_at >= FLUSH_EVERY_S:
-            with session_scope(self.url) as session:
-                self.curves = queries.objective_curves(
+            self.curves = retrying(
+                lambda session: queries.objective_curves(
                     session, self.study_id, self.metric, self.states
-                )
+                ),
+                self.url,
+            )
             self.read_at = time.monotonic()
         return self.pruner.should_prune(self.number, step, metrics[self.metric], self.curves)
 
@@ -186,10 +192,10 @@ class _Recorder:
     def report(self, step: int, metrics: dict[str, float]) -> bool:
         self.pending.append((step, dict(metrics)))
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
-            with session_scope(self.url) as session:
-                self.study_status = queries.study_status(session, self.study_id)
-                if not self.study_ended:
-                    self.flush(session)
+            self.study_status = retrying(self._flush_unless_ended, self.url)
+            if not self.study_ended:  # written: the end carries only what came after
+                self.pending = []
+            self.last_flush = time.monotonic()
         return self.study_ended or self.prune(step, metrics)
 
     @property
@@ -197,11 +203,12 @@ class _Recorder:
         """Whether the study was cancelled, timed out or deleted while the trial ran."""
         return self.study_status != StudyStatus.RUNNING
 
-    def flush(self, session: Session) -> None:
-        if self.pending:
+    def _flush_unless_ended(self, session: Session) -> StudyStatus | None:
+        """The study's status; while it runs, the pending metrics written too."""
+        status = queries.study_status(session, self.study_id)
+        if status == StudyStatus.RUNNING and self.pending:
             queries.add_metrics(session, self.trial_id, self.pending)
-            self.pending = []
-        self.last_flush = time.monotonic()
+        return status
 
 
 class _Heartbeat:

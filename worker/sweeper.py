@@ -11,7 +11,9 @@ is one conditional UPDATE and claiming a trial twice is refused.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from datetime import timedelta
 
 from db import queries
@@ -24,12 +26,16 @@ from search.coordinator import Dispatch
 log = logging.getLogger(__name__)
 
 
-def sweep(dispatch: Dispatch, url: str | None = None) -> list[int]:
-    """One sweep; the trials it dispatched (retries, and stale queued trials again)."""
+def sweep(dispatch: Dispatch, url: str | None = None, *, find_lost: bool = True) -> list[int]:
+    """One sweep; the trials it dispatched (retries, and stale queued trials again).
+
+    `find_lost=False` leaves silent trials alone this time (see `Sweeper`)."""
     settings = get_settings()
     now = utcnow()
     with session_scope(url) as session:
-        studies = queries.mark_lost(session, now - timedelta(seconds=settings.lost_after_s))
+        studies = []
+        if find_lost:
+            studies = queries.mark_lost(session, now - timedelta(seconds=settings.lost_after_s))
         studies = sorted(set(studies) | set(queries.expired_studies(session, now)))
     dispatched: list[int] = []
     for study_id in studies:
@@ -43,7 +49,12 @@ def sweep(dispatch: Dispatch, url: str | None = None) -> list[int]:
 
 
 class Sweeper:
-    """Sweeps every `sweep_every_s` from a daemon thread until stopped."""
+    """Sweeps every `sweep_every_s` from a daemon thread until stopped.
+
+    After a sweep failed (the database was away), it calls no trial lost until the database
+    has answered for `lost_after_s`: no heartbeat could be written during the outage either,
+    and the workers need that long to show they are alive before their trials count as lost.
+    """
 
     def __init__(self, dispatch: Dispatch, url: str | None = None) -> None:
         self.dispatch, self.url = dispatch, url
@@ -59,8 +70,14 @@ class Sweeper:
         self.thread.join()
 
     def _run(self) -> None:
+        reachable_since: float | None = -math.inf  # None: the last sweep failed
         while not self.stopped.wait(get_settings().sweep_every_s):
+            now, lost_after_s = time.monotonic(), get_settings().lost_after_s
+            trusted = reachable_since is not None and now - reachable_since >= lost_after_s
             try:
-                sweep(self.dispatch, self.url)
+                sweep(self.dispatch, self.url, find_lost=trusted)
             except Exception:  # a database that is away now may be back at the next sweep
                 log.warning("sweep failed", exc_info=True)
+                reachable_since = None
+            else:
+                reachable_since = now if reachable_since is None else reachable_since

@@ -23,6 +23,15 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
+    # A worker sends the trials queued after the one it ran. Celery's default gives up on an
+    # unreachable broker within a second, which left those trials queued, unsent, until the
+    # sweeper sent them again (HPSEARCH_REQUEUE_AFTER_S later): wait out a broker restart.
+    task_publish_retry_policy={
+        "max_retries": 40,
+        "interval_start": 0,
+        "interval_step": 0.5,
+        "interval_max": 2,
+    },
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
 )
 

@@ -3,83 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
-import sys
-import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT
-from tests.servers import ManagedProcess, RedisServer, free_port
-
-HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
-TERMINAL = {"complete", "pruned", "failed"}
-STUDY_TIMEOUT_S = 240
-
-
-class Stack:
-    """An API and two workers on one PostgreSQL database and one Redis."""
-
-    def __init__(self, database_url: str, broker_url: str, logs: Path, workers: int = 2) -> None:
-        env = {"HPSEARCH_DATABASE_URL": database_url, "HPSEARCH_BROKER_URL": broker_url}
-        self.database_url = database_url
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        self.api = ManagedProcess(
-            [HPSEARCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            log_dir=logs,
-            name="api",
-            env=env,
-        )
-        self.workers = [
-            ManagedProcess(
-                [HPSEARCH, "worker", "--concurrency", "1", "--name", f"w{i}@%h"],
-                log_dir=logs,
-                name=f"worker{i}",
-                env=env,
-            )
-            for i in range(1, workers + 1)
-        ]
-        self.api.wait_for_http(f"{self.base}/health")
-        # The server's first start printed the local admin's token.
-        self.token = re.search(r"hps_[\w-]+", self.api.log_path.read_text()).group(0)  # type: ignore[union-attr]
-        for worker in self.workers:
-            worker.wait_for_log("ready.")
-
-    def run_study(self, definition: dict) -> dict:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        with httpx.Client(base_url=self.base, timeout=10, headers=headers) as client:
-            created = client.post("/api/v1/studies", json=definition)
-            assert created.status_code == 201, created.text
-            study_id = created.json()["id"]
-            deadline = time.monotonic() + STUDY_TIMEOUT_S
-            while time.monotonic() < deadline:
-                study = client.get(f"/api/v1/studies/{study_id}").json()
-                if study["status"] != "running":
-                    return study
-                time.sleep(0.3)
-        pytest.fail(f"study {study_id} still running after {STUDY_TIMEOUT_S}s:\n{self.describe()}")
-
-    def trials_run_per_worker_log(self) -> Counter[int]:
-        started: Counter[int] = Counter()
-        for worker in self.workers:
-            for match in re.finditer(r"trial (\d+): running", worker.log_path.read_text()):
-                started[int(match.group(1))] += 1
-        return started
-
-    def describe(self) -> str:
-        return "\n\n".join(p.describe() for p in [self.api, *self.workers])
-
-    def stop(self) -> None:
-        for process in [*self.workers, self.api]:
-            process.stop()
+from tests.integration.stack import HPSEARCH, STUDY_TIMEOUT_S, TERMINAL, Stack
+from tests.servers import RedisServer
 
 
 @pytest.fixture
@@ -145,7 +79,7 @@ def test_embedded_and_distributed_agree_with_parallelism_one(stack: Stack, tmp_p
     study_file.write_text(yaml.safe_dump(definition, sort_keys=False))
     sqlite_url = f"sqlite:///{tmp_path / 'embedded.db'}"
     subprocess.run(
-        [HPSEARCH, "run", str(study_file), "--db", sqlite_url],
+        [*HPSEARCH, "run", str(study_file), "--db", sqlite_url],
         check=True,
         capture_output=True,
         timeout=STUDY_TIMEOUT_S,

@@ -3,10 +3,12 @@ studies past their deadline end, queued trials nobody took are dispatched again.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 
 from db import queries
 from db.models import Study, StudyStatus, Trial, TrialState, utcnow
@@ -14,6 +16,7 @@ from db.session import session_scope
 from db.settings import get_settings
 from search import coordinator
 from tests.search.test_coordinator import Recorder, finish, new_study
+from worker import sweeper
 from worker.sweeper import sweep
 
 
@@ -133,3 +136,32 @@ def test_queued_trials_nobody_took_are_dispatched_again_once_per_period(sqlite_u
     with session_scope(sqlite_url) as session:  # dispatching twice never runs it twice
         assert queries.claim_trial(session, first, "w1") is not None
         assert queries.claim_trial(session, first, "w2") is None
+
+
+def test_after_an_outage_no_trial_is_lost_until_workers_could_heartbeat_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HPSEARCH_SWEEP_EVERY_S", "0.01")
+    monkeypatch.setenv("HPSEARCH_LOST_AFTER_S", "0.3")
+    get_settings.cache_clear()
+    calls: list[tuple[float, bool]] = []
+
+    def sweep_with_an_outage(_dispatch: object, _url: object = None, *, find_lost: bool) -> list:
+        calls.append((time.monotonic(), find_lost))
+        if len(calls) in (2, 3):
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return []
+
+    monkeypatch.setattr(sweeper, "sweep", sweep_with_an_outage)
+    running = sweeper.Sweeper(Recorder()).start()
+    deadline = time.monotonic() + 30
+    while (not calls or calls[-1][0] - calls[0][0] < 1.0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    running.stop()
+
+    finds = [find_lost for _, find_lost in calls]
+    assert finds[:4] == [True, True, False, False], "before, during and just after the outage"
+    back_at = calls[3][0]
+    first_again = finds.index(True, 4)
+    assert calls[first_again][0] - back_at >= 0.25  # lost_after_s, give or take a tick
+    assert all(finds[first_again:]), finds

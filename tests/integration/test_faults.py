@@ -1,0 +1,238 @@
+"""Faults on real servers: a trial process SIGKILLed, Redis, PostgreSQL and the API restarted, a
+study cancelled mid-flight. After each, the database must tell a whole story: the study ended as
+expected with its budget of finished trials, every trial in one terminal state, nothing run twice.
+
+The workers sweep every second and call a trial lost after a few seconds without a heartbeat,
+so a fault costs seconds, not the production half-minute.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, tiny_study
+from tests.integration.stack import (
+    HPSEARCH,
+    STUDY_TIMEOUT_S,
+    Stack,
+    TrialRow,
+    assert_study_ended_whole,
+    trials_of,
+)
+from tests.servers import ManagedProcess, PostgresServer, RedisServer
+
+# Short enough that a lost trial is retried within seconds, long enough that a trial process
+# slowed down by a loaded machine still heartbeats in time.
+FAST_SWEEPS = {
+    "HPSEARCH_HEARTBEAT_S": "0.5",
+    "HPSEARCH_LOST_AFTER_S": "5",
+    "HPSEARCH_SWEEP_EVERY_S": "1",
+    "HPSEARCH_REQUEUE_AFTER_S": "6",
+}
+GRID_POINTS = 6
+# How long a restarted server stays away: longer than the clients' quick retries.
+DOWN_S = 4.0
+
+
+@pytest.fixture
+def stack(
+    request: pytest.FixtureRequest,
+    fresh_database_url: str,
+    redis_server: RedisServer,
+    logs_dir: Path,
+) -> Iterator[Stack]:
+    """An API and two workers that sweep fast, on a fresh database and an empty Redis; other
+    settings with `@pytest.mark.parametrize("stack", [{...}], indirect=True)`."""
+    redis_server.client().flushall()  # no message of an earlier test's database may linger
+    env = FAST_SWEEPS | getattr(request, "param", {})
+    running = Stack(fresh_database_url, redis_server.url, logs_dir, env=env)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def grid_study(epochs: int = 300) -> dict:
+    """Six grid points, two at a time; each trial trains for a few seconds."""
+    return {
+        "name": "faults-grid",
+        "dataset": {"name": "digits"},
+        "model": {"type": "mlp", "hidden": [32]},
+        "training": {"optimizer": "adam", "learning_rate": 0.01, "epochs": epochs, "batch_size": 8},
+        "space": {
+            "training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True},
+            "training.optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+        },
+        "strategy": {"type": "grid", "n": 3},
+        "objective": {"metric": "val_accuracy", "direction": "maximize"},
+        "budget": {"trials": GRID_POINTS, "parallelism": 2},
+    }
+
+
+def wait_for_running(stack: Stack, study_id: int, count: int = 1, steps: int = 2) -> list[TrialRow]:
+    """`count` trials of the study running, each with `steps` epochs written: mid-trial."""
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        status = stack.sql("SELECT status FROM studies WHERE id = :id", id=study_id)[0][0]
+        assert status == "running", f"study {study_id} ended before the fault: {status}"
+        running = [
+            t for t in trials_of(stack, study_id) if t.state == "running" and t.steps >= steps
+        ]
+        if len(running) >= count:
+            return running
+        time.sleep(0.1)
+    pytest.fail(f"study {study_id}: not {count} trials running:\n{stack.describe()}")
+
+
+def wait_for_finished(stack: Stack, study_id: int, count: int) -> None:
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    query = (
+        "SELECT count(*) FROM trials WHERE study_id = :id"
+        " AND state IN ('complete', 'pruned', 'failed')"
+    )
+    while stack.sql(query, id=study_id)[0][0] < count:
+        assert time.monotonic() < deadline, f"not {count} trials finished:\n{stack.describe()}"
+        time.sleep(0.05)
+
+
+def no_errors(trials: list[TrialRow]) -> None:
+    errors = [t for t in trials if t.reason and t.reason.startswith("error")]
+    assert not errors, f"trials failed with an error: {errors}"
+
+
+def test_a_trial_process_killed_mid_trial_is_lost_and_its_config_run_again(stack: Stack) -> None:
+    # The lost trial counts in the budget: one more than the grid lets every point complete,
+    # however late the loss is noticed.
+    definition = grid_study()
+    definition["budget"]["trials"] = GRID_POINTS + 1
+    study_id = stack.submit(definition)
+    victim = wait_for_running(stack, study_id)[0]
+    pid = int(victim.worker.rsplit(":", 1)[1])  # type: ignore[union-attr]
+    # Only ever a process of ours: a Celery pool child of one of our workers.
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert parent in {w.pid for w in stack.workers}, f"pid {pid} is not our pool's"
+    os.kill(pid, signal.SIGKILL)
+
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS + 1)
+    by_id = {t.id: t for t in trials}
+    assert (by_id[victim.id].state, by_id[victim.id].reason) == ("failed", "lost")
+    retries = [t for t in trials if t.retry_of == victim.id]
+    assert [t.state for t in retries] == ["complete"], trials
+    complete = [json.dumps(t.params, sort_keys=True) for t in trials if t.state == "complete"]
+    assert len(set(complete)) == len(complete) == GRID_POINTS, "each point complete once"
+    no_errors(trials)
+    # Celery redelivered the killed child's message; the runner refused to run it twice.
+    assert set(stack.trials_run_per_worker_log().values()) == {1}
+    assert all(w.is_running() for w in stack.workers), stack.describe()
+
+
+# Queued trials are not dispatched again for the study's whole remaining run: the workers
+# themselves must get the next trials onto the broker once it is back.
+@pytest.mark.parametrize("stack", [{"HPSEARCH_REQUEUE_AFTER_S": "3600"}], indirect=True)
+def test_a_study_survives_a_redis_restart(stack: Stack, redis_server: RedisServer) -> None:
+    study_id = stack.submit(grid_study())
+    wait_for_running(stack, study_id)
+    # In-memory: every queued and unacknowledged message is gone with it.
+    redis_server.restart(down_s=DOWN_S)
+
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
+    assert {(t.state, t.reason) for t in trials} == {("complete", None)}, trials
+    assert all(w.is_running() for w in stack.workers), stack.describe()
+
+
+def test_a_study_survives_a_postgres_restart(stack: Stack, postgres_server: PostgresServer) -> None:
+    study_id = stack.submit(grid_study())
+    wait_for_running(stack, study_id, count=2)
+    # Every connection of the API and the workers is cut, for longer than a trial may go
+    # without a heartbeat: the sweepers must not call the trials waiting it out lost.
+    postgres_server.restart(down_s=float(FAST_SWEEPS["HPSEARCH_LOST_AFTER_S"]) + 2)
+
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
+    # No worker died: the trials that ran through the outage waited it out and kept their work.
+    assert {(t.state, t.reason) for t in trials} == {("complete", None)}, trials
+    assert all(w.is_running() for w in stack.workers), stack.describe()
+    with stack.client() as client:  # the API's pool recovered too
+        assert client.get(f"/api/v1/studies/{study_id}").json()["status"] == "complete"
+
+
+def test_status_watch_outlives_an_api_restart(stack: Stack, logs_dir: Path) -> None:
+    study_id = stack.submit(grid_study())
+    watch = ManagedProcess(
+        [*HPSEARCH, "status", str(study_id), "--watch", "--url", stack.base],
+        log_dir=logs_dir,
+        name="watch",
+        env={"HPSEARCH_TOKEN": stack.token, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+    )
+    try:
+        stack.api.wait_for_log(f"GET /api/v1/studies/{study_id} HTTP")  # the watch is on
+        stack.stop_api()
+        # The command says it lost the server and keeps trying, rather than failing.
+        watch.wait_for_log("retrying", timeout=60)
+        assert watch.is_running(), watch.describe()
+        stack.start_api()
+        code = watch.wait(timeout=STUDY_TIMEOUT_S)
+    finally:
+        watch.stop()
+    assert code == 0, watch.describe()
+    assert f"study {study_id}" in watch.log_tail() and "complete" in watch.log_tail()
+    assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
+
+
+def test_cancel_stops_running_trials_at_their_next_report(stack: Stack) -> None:
+    epochs = 50_000  # far longer than the test: only the cancel can end these trials
+    study_id = stack.submit(grid_study(epochs=epochs))
+    running = wait_for_running(stack, study_id, count=2)
+    with stack.client() as client:
+        answer = client.post(f"/api/v1/studies/{study_id}/cancel")
+    assert answer.status_code == 200, answer.text
+
+    trials = assert_study_ended_whole(stack, study_id, status="cancelled")
+    by_id = {t.id: t for t in trials}
+    for trial in running:
+        ended = by_id[trial.id]
+        assert (ended.state, ended.reason) == ("failed", "cancelled"), ended
+        assert ended.steps < epochs, "the trial trained on after the cancel"
+    assert len(trials) == 2, "a trial was queued after the cancel"
+
+
+SOAK_TRIALS = 400
+
+
+def test_soak_a_worker_killed_every_few_seconds_loses_and_repeats_nothing(stack: Stack) -> None:
+    definition = tiny_study(name="soak", budget={"trials": SOAK_TRIALS, "parallelism": 2})
+    # Tiny (iris, a few hundredths of a second each), yet long enough that a study of them
+    # outlasts a good number of kills.
+    definition["training"].update(epochs=30, batch_size=4)
+    study_id = stack.submit(definition)
+    rng = random.Random(7)
+    wait_for_finished(stack, study_id, SOAK_TRIALS // 10)  # the first kill lands mid-study
+    kills = 0
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if stack.sql("SELECT status FROM studies WHERE id = :id", id=study_id)[0][0] != "running":
+            break
+        # A machine dying: a worker that is up and its trial process at once, then a new one
+        # in its place (which takes a few seconds to start).
+        ready = [i for i, w in enumerate(stack.workers) if "ready." in w.log_tail(10_000)]
+        if ready:
+            victim = rng.choice(ready)
+            stack.workers[victim].kill()
+            stack.workers[victim] = stack.start_worker(wait=False)
+            kills += 1
+        time.sleep(rng.uniform(1.5, 3.5))
+
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=SOAK_TRIALS)
+    assert kills >= 1, "the study ended before the faults began"
+    no_errors(trials)
+    # No trial ran twice: a lost one's config ran again as a new trial, never the trial itself.
+    assert set(stack.trials_run_per_worker_log().values()) == {1}
+    lost = sum(t.reason == "lost" for t in trials)
+    print(f"\nsoak: {kills} workers killed, {lost} trials lost and run again")
