@@ -41,6 +41,7 @@ def ensure_team(session: Session, name: str = LOCAL_TEAM) -> int:
 @dataclass(frozen=True)
 class Progress:
     finished: int
+    """Finished trials as the budget counts them: a lost trial that ran again is not one."""
     in_flight: int
     by_state: dict[str, int]
     last_finished_at: datetime | None
@@ -49,14 +50,15 @@ class Progress:
 def study_progress(session: Session, study_id: int) -> Progress:
     """How many of a study's trials are in each state, and when the last one ended."""
     rows = session.execute(
-        select(Trial.state, func.count(), func.max(Trial.finished_at))
+        select(Trial.state, func.count(), func.max(Trial.finished_at), func.count(Trial.retry_of))
         .where(Trial.study_id == study_id)
         .group_by(Trial.state)
     ).all()
-    by_state = {TrialState(state).value: count for state, count, _ in rows}
-    ends = [end for _, _, end in rows if end is not None]
+    by_state = {TrialState(state).value: count for state, count, _, _ in rows}
+    ends = [end for _, _, end, _ in rows if end is not None]
+    finished = sum(by_state.get(s.value, 0) for s in FINISHED_STATES)
     return Progress(
-        finished=sum(by_state.get(s.value, 0) for s in FINISHED_STATES),
+        finished=finished - sum(retries for *_, retries in rows),
         in_flight=sum(by_state.get(s.value, 0) for s in IN_FLIGHT_STATES),
         by_state=by_state,
         last_finished_at=max(ends, default=None),
@@ -156,7 +158,7 @@ def list_studies(
 class Tally:
     """A study's finished trials and the range of its complete trials' values."""
 
-    finished: int = 0
+    finished: int = 0  # as the budget counts them (see Progress)
     lowest: float | None = None
     highest: float | None = None
 
@@ -167,7 +169,8 @@ def tallies(session: Session, study_ids: Sequence[int]) -> dict[int, Tally]:
     rows = session.execute(
         select(
             Trial.study_id,
-            func.sum(case((Trial.state.in_(FINISHED_STATES), 1), else_=0)),
+            func.sum(case((Trial.state.in_(FINISHED_STATES), 1), else_=0))
+            - func.count(Trial.retry_of),
             func.min(complete_value),
             func.max(complete_value),
         )

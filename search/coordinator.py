@@ -138,6 +138,9 @@ def _queue_next(session: Session, study: Study) -> list[int]:
     history = warm.sync(session, study.id)
     finished = sum(t.state in FINISHED for t in history)
     in_flight = len(history) - finished
+    # A lost trial that runs again is replaced by its retry, which takes its place in the
+    # budget: a crash costs the study no configuration (a grid keeps every point).
+    finished -= len(warm.retried) + len(warm.retries_due())
     if finished >= study.budget_trials:
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
@@ -212,13 +215,16 @@ class _WarmStudy:
                 self.lost[trial.id] = trial
         return self.history
 
+    def retries_due(self) -> list[Trial]:
+        """Lost trials whose config is still to run again."""
+        return [t for t_id, t in self.lost.items() if t_id not in self.retried]
+
     def propose(self, history: list[TrialRecord], room: int) -> list[_Planned]:
         """Up to `room` configurations: lost trials' again first, then enqueued ones, then the
         strategy's."""
         again = [
             _Planned(t.params, None, retry_of=t.id, attempt=t.attempt + 1)
-            for t_id, t in self.lost.items()
-            if t_id not in self.retried
+            for t in self.retries_due()
         ][:room]
         enqueued = self.definition.enqueue[len(history) - len(self.retried) :]
         warm = again + [_Planned(c) for c in enqueued[: room - len(again)]]

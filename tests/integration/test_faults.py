@@ -109,10 +109,8 @@ def no_errors(trials: list[TrialRow]) -> None:
 
 
 def test_a_trial_process_killed_mid_trial_is_lost_and_its_config_run_again(stack: Stack) -> None:
-    # The lost trial counts in the budget: one more than the grid lets every point complete,
-    # however late the loss is noticed.
+    # The budget is the grid: the lost trial's retry takes its place, so every point completes.
     definition = grid_study()
-    definition["budget"]["trials"] = GRID_POINTS + 1
     study_id = stack.submit(definition)
     victim = wait_for_running(stack, study_id)[0]
     pid = int(victim.worker.rsplit(":", 1)[1])  # type: ignore[union-attr]
@@ -121,7 +119,7 @@ def test_a_trial_process_killed_mid_trial_is_lost_and_its_config_run_again(stack
     assert parent in {w.pid for w in stack.workers}, f"pid {pid} is not our pool's"
     os.kill(pid, signal.SIGKILL)
 
-    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS + 1)
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
     by_id = {t.id: t for t in trials}
     assert (by_id[victim.id].state, by_id[victim.id].reason) == ("failed", "lost")
     retries = [t for t in trials if t.retry_of == victim.id]

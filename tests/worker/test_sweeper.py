@@ -81,19 +81,40 @@ def test_a_config_runs_at_most_max_retries_more_times(sqlite_url: str) -> None:
     assert trial(sqlite_url, runs[3]).params != trial(sqlite_url, first).params
 
 
-def test_lost_trials_count_in_the_budget_and_the_study_ends_with_it(sqlite_url: str) -> None:
-    study_id, (first,) = start(sqlite_url, budget={"trials": 3, "parallelism": 1})
+def run_to_the_end(url: str, study_id: int, pending: list[int]) -> queries.Progress:
+    """Finish trials as they come until the study queues no more; its progress then."""
+    while pending:
+        finish(url, pending)
+        with session_scope(url) as session:
+            pending = coordinator.queue_next(session, study_id)
+    with session_scope(url) as session:
+        assert session.get_one(Study, study_id).status == StudyStatus.COMPLETE
+        return queries.study_progress(session, study_id)
+
+
+def test_a_lost_trial_run_again_takes_no_budget_so_every_config_still_runs(
+    sqlite_url: str,
+) -> None:
+    # The whole budget is queued when the first trial dies: its retry must still find room.
+    study_id, (first, second) = start(sqlite_url, budget={"trials": 2, "parallelism": 2})
     claim_and_go_silent(sqlite_url, first)
     (retry,) = sweep(Recorder(), sqlite_url)
-    pending = [retry]
-    while pending:
-        finish(sqlite_url, pending)
-        with session_scope(sqlite_url) as session:
-            pending = coordinator.queue_next(session, study_id)
-    with session_scope(sqlite_url) as session:
-        progress = queries.study_progress(session, study_id)
-        assert session.get_one(Study, study_id).status == StudyStatus.COMPLETE
+    assert trial(sqlite_url, retry).retry_of == first
+    progress = run_to_the_end(sqlite_url, study_id, [second, retry])
     assert progress.by_state == {"failed": 1, "complete": 2}
+    assert progress.finished == 2  # the budget: the lost trial's place went to its retry
+    with session_scope(sqlite_url) as session:  # and so says the studies list
+        assert queries.tallies(session, [study_id])[study_id].finished == 2
+
+
+def test_a_lost_trial_out_of_retries_counts_in_the_budget(sqlite_url: str) -> None:
+    study_id, (first,) = start(sqlite_url, budget={"trials": 3, "parallelism": 1, "max_retries": 0})
+    claim_and_go_silent(sqlite_url, first)
+    (following,) = sweep(Recorder(), sqlite_url)
+    assert trial(sqlite_url, following).retry_of is None  # the strategy's next config
+    progress = run_to_the_end(sqlite_url, study_id, [following])
+    assert progress.by_state == {"failed": 1, "complete": 2}
+    assert progress.finished == 3
 
 
 def test_a_study_past_its_deadline_times_out_and_resumes_with_a_new_one(
