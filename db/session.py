@@ -23,7 +23,7 @@ T = TypeVar("T")
 OUTAGE_S = 120.0
 RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
-_engines: dict[tuple[str, int], Engine] = {}
+_engines: dict[tuple[str, int, bool], Engine] = {}
 _sessionmakers: dict[Engine, sessionmaker[Session]] = {}
 
 
@@ -46,24 +46,31 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The engine for `url` (default: settings), one per process so forked workers never share."""
+def get_engine(url: str | None = None, *, pre_ping: bool = True) -> Engine:
+    """The engine for `url` (default: settings), one per process so forked workers never share.
+
+    `pre_ping`: a server's connections are tested before each use, so that a session never
+    starts on one a database restart closed. A round trip per session: callers that retry on
+    a lost connection anyway (`retrying`) go without. SQLite connections need no test.
+    """
     url = url or get_settings().database_url
-    key = (url, os.getpid())
+    sqlite = url.startswith("sqlite")
+    key = (url, os.getpid(), pre_ping or sqlite)
     if key not in _engines:
-        if url.startswith("sqlite"):
+        if sqlite:
             engine = create_engine(url, connect_args={"timeout": 30})
             _configure_sqlite(engine)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            engine = create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5)
         _engines[key] = engine
     return _engines[key]
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A session that commits on success, rolls back on error and always closes."""
-    engine = get_engine(url)
+def session_scope(url: str | None = None, *, pre_ping: bool = True) -> Iterator[Session]:
+    """A session that commits on success, rolls back on error and always closes; `pre_ping`
+    as in `get_engine`."""
+    engine = get_engine(url, pre_ping=pre_ping)
     if engine not in _sessionmakers:
         _sessionmakers[engine] = sessionmaker(engine, expire_on_commit=False)
     session = _sessionmakers[engine]()
@@ -86,12 +93,16 @@ def retrying(
     For the writes a running trial cannot do without: a database restart must cost the trial a
     pause, not its result. `work` must be safe to run again after a failed attempt, which a
     rolled-back transaction is.
+
+    Its sessions skip the connection test (`pre_ping`): a connection a restart closed fails
+    the first attempt, which invalidates the pool (SQLAlchemy does on a disconnect error),
+    and the next attempt connects afresh.
     """
     deadline = time.monotonic() + within_s
     attempt = 0
     while True:
         try:
-            with session_scope(url) as session:
+            with session_scope(url, pre_ping=False) as session:
                 return work(session)
         except DBAPIError as exc:
             transient = isinstance(exc, OperationalError) or exc.connection_invalidated
