@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, bindparam, create_engine, event, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -114,10 +114,14 @@ def retrying(
             attempt += 1
 
 
+# Built once (the defer option is costly to build per call); the row lock on PostgreSQL only.
+_LOCK = select(Study).options(defer(Study.definition)).where(Study.id == bindparam("study"))
+_LOCK_FOR_UPDATE = _LOCK.with_for_update()
+
+
 def lock_study(session: Session, study_id: int) -> Study | None:
     """The study, locked for the rest of the transaction (row lock; SQLite's is database-wide)."""
     # The definition is the bulk of the row and rarely needed: it loads on first access.
-    statement = select(Study).options(defer(Study.definition)).where(Study.id == study_id)
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    return session.scalars(statement).one_or_none()
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    statement = _LOCK_FOR_UPDATE if postgresql else _LOCK
+    return session.scalars(statement, {"study": study_id}).one_or_none()

@@ -137,8 +137,10 @@ def _queue_next(session: Session, study: Study) -> list[int]:
         return []
     warm = _warm(session, study)
     history = warm.sync(session, study.id)
-    finished = sum(t.state in FINISHED for t in history)
-    in_flight = len(history) - finished
+    # The open trials are exactly those not finished (see `sync`): no scan of the history,
+    # which would make each refill cost grow with the study.
+    in_flight = len(warm.open)
+    finished = len(history) - in_flight
     # A lost trial that runs again is replaced by its retry, which takes its place in the
     # budget: a crash costs the study no configuration (a grid keeps every point).
     finished -= len(warm.retried) + len(warm.retries_due())
