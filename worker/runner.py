@@ -53,6 +53,10 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     """
 
     def claim(session: Session) -> tuple[queries.Claimed, StudyDefinition] | None:
+        if session.get_bind().dialect.name == "postgresql":
+            # One UPDATE is atomic on its own: without BEGIN and COMMIT around it, the claim
+            # is one round trip to the server instead of three.
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         claimed = queries.claim_trial(session, trial_id, worker_name())
         return None if claimed is None else (claimed, _definition(session, claimed.study_id))
 
