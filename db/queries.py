@@ -7,7 +7,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, String, case, cast, delete, func, select, update
+from sqlalchemy import (
+    Row,
+    Select,
+    String,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -97,13 +109,11 @@ def latest_complete_trials(session: Session, study_id: int, limit: int) -> list[
 
 def trials_since(
     session: Session, study_id: int, after: int, open_ids: Sequence[int]
-) -> Sequence[Trial]:
-    """A study's trials inserted after id `after`, and those of `open_ids`, by number."""
-    changed = Trial.id > after
-    if open_ids:
-        changed = changed | Trial.id.in_(open_ids)
-    return session.scalars(
-        select(Trial).where(Trial.study_id == study_id, changed).order_by(Trial.number)
+) -> Sequence[Row[Any]]:
+    """A study's trials inserted after id `after`, and those of `open_ids`, by number: rows
+    of the columns the coordinator reads (`_SINCE`)."""
+    return session.execute(
+        _SINCE, {"study": study_id, "after": after, "open": list(open_ids)}
     ).all()
 
 
@@ -197,6 +207,58 @@ def study_by_key(session: Session, team_id: int, key: str) -> Study | None:
     ).one_or_none()
 
 
+# The statements every trial runs (claim, curve, end, the coordinator's reads and inserts)
+# are built once, on the tables rather than the mapped classes, with bound parameters: building
+# a statement and its cache key per call, and the ORM's unit of work and bulk-DML machinery,
+# cost more than the SQL itself (bench/overhead.py).
+_trials = Trial.__table__
+_metrics = TrialMetric.__table__
+_t = _trials.c
+
+_SINCE = (
+    select(
+        _t.id,
+        _t.number,
+        _t.params,
+        _t.state,
+        _t["values"],
+        _t.grid_index,
+        _t.retry_of,
+        _t.reason,
+        _t.attempt,
+    )
+    .where(
+        _t.study_id == bindparam("study"),
+        (_t.id > bindparam("after")) | _t.id.in_(bindparam("open", expanding=True)),
+    )
+    .order_by(_t.number)
+)
+_CLAIM = (
+    update(_trials)
+    .where(_t.id == bindparam("trial"), _t.state == TrialState.QUEUED)
+    .values(
+        state=TrialState.RUNNING,
+        worker=bindparam("worker_name"),
+        started_at=bindparam("now", type_=_t.started_at.type),
+        heartbeat_at=bindparam("now", type_=_t.heartbeat_at.type),
+    )
+    .returning(_t.study_id, _t.number, _t.params)
+)
+_FINISH = (
+    update(_trials)
+    .where(_t.id == bindparam("trial"), _t.state == TrialState.RUNNING)
+    .values(
+        state=bindparam("new_state", type_=_t.state.type),
+        reason=bindparam("new_reason", type_=_t.reason.type),
+        values=bindparam("new_values", type_=_t["values"].type),
+        value=bindparam("new_value", type_=_t.value.type),
+        finished_at=bindparam("now", type_=_t.finished_at.type),
+    )
+)
+_ADD_METRICS = insert(_metrics)
+_QUEUE = insert(_trials).returning(_t.id, sort_by_parameter_order=True)
+
+
 # State changes are single-row UPDATEs whose rows no session holds: matching them against the
 # identity map (SQLAlchemy's default) costs more than the statement.
 _UNSYNCED = {"synchronize_session": False}
@@ -213,13 +275,8 @@ class Claimed:
 
 def claim_trial(session: Session, trial_id: int, worker: str) -> Claimed | None:
     """Move a queued trial to running for `worker`; None when someone else already has."""
-    now = utcnow()
     row = session.execute(
-        update(Trial)
-        .where(Trial.id == trial_id, Trial.state == TrialState.QUEUED)
-        .values(state=TrialState.RUNNING, worker=worker, started_at=now, heartbeat_at=now)
-        .returning(Trial.study_id, Trial.number, Trial.params),
-        execution_options=_UNSYNCED,
+        _CLAIM, {"trial": trial_id, "worker_name": worker, "now": utcnow()}
     ).one_or_none()
     return Claimed(*row) if row is not None else None
 
@@ -236,7 +293,18 @@ def heartbeat(session: Session, trial_id: int) -> None:
 
 def add_metrics(session: Session, trial_id: int, reports: Sequence[tuple[int, dict]]) -> None:
     """Append per-step metrics of a trial."""
-    session.add_all(TrialMetric(trial_id=trial_id, step=s, metrics=m) for s, m in reports)
+    if reports:
+        session.execute(
+            _ADD_METRICS, [{"trial_id": trial_id, "step": s, "metrics": m} for s, m in reports]
+        )
+
+
+def queue_trials(session: Session, trials: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert queued trials (each a dict of study_id, number, params, grid_index, retry_of,
+    attempt); their ids, in the same order."""
+    if not trials:
+        return []
+    return list(session.scalars(_QUEUE, list(trials)))
 
 
 def metrics_of(session: Session, trial_id: int) -> Sequence[TrialMetric]:
@@ -273,12 +341,17 @@ def finish_trial(
 ) -> bool:
     """End a running trial in one terminal state; False if it was not running any more."""
     result = session.execute(
-        update(Trial)
-        .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
-        .values(state=state, reason=reason, values=values, value=value, finished_at=utcnow()),
-        execution_options=_UNSYNCED,
+        _FINISH,
+        {
+            "trial": trial_id,
+            "new_state": state,
+            "new_reason": reason,
+            "new_values": values,
+            "new_value": value,
+            "now": utcnow(),
+        },
     )
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def fail_queued_trials(session: Session, study_id: int, reason: str) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, bindparam, create_engine, event, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, defer, sessionmaker
 
@@ -23,7 +23,7 @@ T = TypeVar("T")
 OUTAGE_S = 120.0
 RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
-_engines: dict[tuple[str, int], Engine] = {}
+_engines: dict[tuple[str, int, bool], Engine] = {}
 _sessionmakers: dict[Engine, sessionmaker[Session]] = {}
 
 
@@ -46,24 +46,31 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def get_engine(url: str | None = None) -> Engine:
-    """The engine for `url` (default: settings), one per process so forked workers never share."""
+def get_engine(url: str | None = None, *, pre_ping: bool = True) -> Engine:
+    """The engine for `url` (default: settings), one per process so forked workers never share.
+
+    `pre_ping`: a server's connections are tested before each use, so that a session never
+    starts on one a database restart closed. A round trip per session: callers that retry on
+    a lost connection anyway (`retrying`) go without. SQLite connections need no test.
+    """
     url = url or get_settings().database_url
-    key = (url, os.getpid())
+    sqlite = url.startswith("sqlite")
+    key = (url, os.getpid(), pre_ping or sqlite)
     if key not in _engines:
-        if url.startswith("sqlite"):
+        if sqlite:
             engine = create_engine(url, connect_args={"timeout": 30})
             _configure_sqlite(engine)
         else:
-            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+            engine = create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5)
         _engines[key] = engine
     return _engines[key]
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
-    """A session that commits on success, rolls back on error and always closes."""
-    engine = get_engine(url)
+def session_scope(url: str | None = None, *, pre_ping: bool = True) -> Iterator[Session]:
+    """A session that commits on success, rolls back on error and always closes; `pre_ping`
+    as in `get_engine`."""
+    engine = get_engine(url, pre_ping=pre_ping)
     if engine not in _sessionmakers:
         _sessionmakers[engine] = sessionmaker(engine, expire_on_commit=False)
     session = _sessionmakers[engine]()
@@ -86,12 +93,16 @@ def retrying(
     For the writes a running trial cannot do without: a database restart must cost the trial a
     pause, not its result. `work` must be safe to run again after a failed attempt, which a
     rolled-back transaction is.
+
+    Its sessions skip the connection test (`pre_ping`): a connection a restart closed fails
+    the first attempt, which invalidates the pool (SQLAlchemy does on a disconnect error),
+    and the next attempt connects afresh.
     """
     deadline = time.monotonic() + within_s
     attempt = 0
     while True:
         try:
-            with session_scope(url) as session:
+            with session_scope(url, pre_ping=False) as session:
                 return work(session)
         except DBAPIError as exc:
             transient = isinstance(exc, OperationalError) or exc.connection_invalidated
@@ -103,10 +114,14 @@ def retrying(
             attempt += 1
 
 
+# Built once (the defer option is costly to build per call); the row lock on PostgreSQL only.
+_LOCK = select(Study).options(defer(Study.definition)).where(Study.id == bindparam("study"))
+_LOCK_FOR_UPDATE = _LOCK.with_for_update()
+
+
 def lock_study(session: Session, study_id: int) -> Study | None:
     """The study, locked for the rest of the transaction (row lock; SQLite's is database-wide)."""
     # The definition is the bulk of the row and rarely needed: it loads on first access.
-    statement = select(Study).options(defer(Study.definition)).where(Study.id == study_id)
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    return session.scalars(statement).one_or_none()
+    postgresql = session.get_bind().dialect.name == "postgresql"
+    statement = _LOCK_FOR_UPDATE if postgresql else _LOCK
+    return session.scalars(statement, {"study": study_id}).one_or_none()

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from db import queries
-from db.models import FINISHED_STATES, Study, StudyStatus, Trial, utcnow
+from db.models import FINISHED_STATES, Study, StudyStatus, utcnow
 from db.session import lock_study, session_scope
 from search.definition import StudyDefinition
 from search.strategies.base import TrialRecord
@@ -136,8 +137,10 @@ def _queue_next(session: Session, study: Study) -> list[int]:
         return []
     warm = _warm(session, study)
     history = warm.sync(session, study.id)
-    finished = sum(t.state in FINISHED for t in history)
-    in_flight = len(history) - finished
+    # The open trials are exactly those not finished (see `sync`): no scan of the history,
+    # which would make each refill cost grow with the study.
+    in_flight = len(warm.open)
+    finished = len(history) - in_flight
     # A lost trial that runs again is replaced by its retry, which takes its place in the
     # budget: a crash costs the study no configuration (a grid keeps every point).
     finished -= len(warm.retried) + len(warm.retries_due())
@@ -158,20 +161,20 @@ def _queue_next(session: Session, study: Study) -> list[int]:
     shown = warm.strategy.describe(warm.space, history)
     if shown != study.strategy_state:
         study.strategy_state = shown
-    trials = [
-        Trial(
-            study_id=study.id,
-            number=len(history) + i,
-            params=p.params,
-            grid_index=p.grid_index,
-            retry_of=p.retry_of,
-            attempt=p.attempt,
-        )
-        for i, p in enumerate(proposals)
-    ]
-    session.add_all(trials)
-    session.flush()
-    return [t.id for t in trials]
+    return queries.queue_trials(
+        session,
+        [
+            {
+                "study_id": study.id,
+                "number": len(history) + i,
+                "params": p.params,
+                "grid_index": p.grid_index,
+                "retry_of": p.retry_of,
+                "attempt": p.attempt,
+            }
+            for i, p in enumerate(proposals)
+        ],
+    )
 
 
 class _WarmStudy:
@@ -192,7 +195,7 @@ class _WarmStudy:
         self.history: list[TrialRecord] = []
         self.ids: list[int] = []  # trial id of each history entry, by number
         self.open: dict[int, int] = {}  # trial id -> number, for trials not finished when read
-        self.lost: dict[int, Trial] = {}  # lost trials whose config may run again
+        self.lost: dict[int, Row[Any]] = {}  # lost trials' rows, whose config may run again
         self.retried: set[int] = set()  # ids of lost trials that did run again
 
     def sync(self, session: Session, study_id: int) -> list[TrialRecord]:
@@ -215,7 +218,7 @@ class _WarmStudy:
                 self.lost[trial.id] = trial
         return self.history
 
-    def retries_due(self) -> list[Trial]:
+    def retries_due(self) -> list[Row[Any]]:
         """Lost trials whose config is still to run again."""
         return [t for t_id, t in self.lost.items() if t_id not in self.retried]
 
@@ -259,7 +262,7 @@ def _warm(session: Session, study: Study) -> _WarmStudy:
     return warm
 
 
-def _record(trial: Trial, metrics: list[str]) -> TrialRecord:
+def _record(trial: Row[Any], metrics: list[str]) -> TrialRecord:
     values = None
     if trial.values is not None and all(trial.values.get(m) is not None for m in metrics):
         values = tuple(float(trial.values[m]) for m in metrics)
