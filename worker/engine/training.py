@@ -80,7 +80,9 @@ class Split:
             for start in range(0, len(self), EVAL_CHUNK):
                 end = min(start + EVAL_CHUNK, len(self))
                 work = net.workspace(end - start, train=False)
-                piece = (self.rows[start:end].T, self.targets[start:end].T, self.y[start:end])
+                # The targets C-contiguous, as the loss reads them fastest (and without a copy).
+                targets = np.ascontiguousarray(self.targets[start:end].T)
+                piece = (self.rows[start:end].T, targets, self.y[start:end])
                 self.chunks.append((*piece, work))
         return self.chunks
 
@@ -142,7 +144,12 @@ class Trainer:
         return size
 
     def _prepare_batches(self) -> None:
-        """The epoch arrays (an unshuffled full batch needs none) and every batch's views."""
+        """The epoch arrays (an unshuffled full batch needs none) and every batch's views.
+
+        A batch's targets are a C-contiguous (k, B) block of ``target_blocks``, which
+        `_block_targets` fills from the epoch's rows of targets: the loss reads them a
+        microsecond a step faster than a transposed view, and its dot needs no copy of them.
+        """
         split, n = self.train_split, len(self.train_split)
         self.shuffle = self.batch_size < n
         rows, targets = split.rows, split.targets
@@ -150,10 +157,34 @@ class Trainer:
             rows, targets = np.empty_like(rows), np.empty_like(targets)
         self.epoch_rows, self.epoch_targets = rows, targets
         starts = _batch_starts(n, self.batch_size, self.config.model.batch_norm)
+        ends = [*starts[1:], n]
+        k = targets.shape[1]
+        self.target_blocks = np.empty(n * k, targets.dtype)
+        # Runs of equal-size batches, each filled by one copy: (first row, batch size, batches).
+        self.target_runs: list[tuple[int, int, int]] = []
+        for start, end in zip(starts, ends, strict=True):
+            run = self.target_runs[-1] if self.target_runs else None
+            if run is not None and run[1] == end - start:
+                self.target_runs[-1] = (run[0], run[1], run[2] + 1)
+            else:
+                self.target_runs.append((start, end - start, 1))
         self.batches: list[Batch] = [
-            (rows[start:end].T, targets[start:end].T, self.net.workspace(end - start, train=True))
-            for start, end in zip(starts, [*starts[1:], n], strict=True)
+            (
+                rows[start:end].T,
+                self.target_blocks[start * k : end * k].reshape(k, end - start),
+                self.net.workspace(end - start, train=True),
+            )
+            for start, end in zip(starts, ends, strict=True)
         ]
+        self._block_targets()
+
+    def _block_targets(self) -> None:
+        """Copy the epoch's targets, transposed batch by batch, into ``target_blocks``."""
+        targets, k = self.epoch_targets, self.epoch_targets.shape[1]
+        for start, size, count in self.target_runs:
+            end = start + size * count
+            blocks = self.target_blocks[start * k : end * k].reshape(count, k, size)
+            np.copyto(blocks, targets[start:end].reshape(count, size, k).transpose(0, 2, 1))
 
     def _shuffle(self) -> None:
         """Gather the split in a fresh order into the epoch arrays: the batches' views see it.
@@ -165,6 +196,7 @@ class Trainer:
         # mode="clip" lets take write straight into `out` (the indices are valid anyway).
         np.take(self.train_split.rows, order, axis=0, out=self.epoch_rows, mode="clip")
         np.take(self.train_split.targets, order, axis=0, out=self.epoch_targets, mode="clip")
+        self._block_targets()
 
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training split: its train_loss and mean gradient norm.
