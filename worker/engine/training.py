@@ -62,12 +62,19 @@ def _no_report(step: int, metrics: Metrics) -> None:
 
 
 class Split:
-    """One split, ready for the model: augmented rows, encoded targets, raw labels/values."""
+    """One split, ready for the model: augmented rows, encoded targets, raw labels/values.
 
-    def __init__(self, X: Array, y: Array, net: Network, task: str) -> None:
+    ``every_epoch`` (the validation split) keeps its evaluation chunks as C-contiguous
+    feature-major copies, which the model and the loss read faster than transposed views
+    (2,000 rows, 64-128-128-10: about 30 us an evaluation for the first product, and the
+    loss's dot copies nothing); other splits, evaluated once or twice, keep views.
+    """
+
+    def __init__(self, X: Array, y: Array, net: Network, task: str, every_epoch: bool = False):
         self.rows = augment(X, net.dtype)
         self.targets = encode_targets(y, net.n_outputs, task, net.dtype)
         self.y = y
+        self.every_epoch = every_epoch
         self.chunks: list[tuple[Array, Array, Array, Workspace]] | None = None
 
     def __len__(self) -> int:
@@ -80,9 +87,9 @@ class Split:
             for start in range(0, len(self), EVAL_CHUNK):
                 end = min(start + EVAL_CHUNK, len(self))
                 work = net.workspace(end - start, train=False)
-                # The targets C-contiguous, as the loss reads them fastest (and without a copy).
-                targets = np.ascontiguousarray(self.targets[start:end].T)
-                piece = (self.rows[start:end].T, targets, self.y[start:end])
+                piece = (self.rows[start:end].T, self.targets[start:end].T, self.y[start:end])
+                if self.every_epoch:
+                    piece = (*map(np.ascontiguousarray, piece[:2]), piece[2])
                 self.chunks.append((*piece, work))
         return self.chunks
 
@@ -116,7 +123,7 @@ class Trainer:
         self.rules: list[StopRule] = stop_rules(training.stopping, data.task)
         self.net = build_model(model, data.n_features, n_outputs, training.dtype)
         self.train_split = Split(data.X_train, data.y_train, self.net, data.task)
-        self.val_split = Split(data.X_val, data.y_val, self.net, data.task)
+        self.val_split = Split(data.X_val, data.y_val, self.net, data.task, every_epoch=True)
         self.test_split = Split(data.X_test, data.y_test, self.net, data.task)
         self.batch_size = self._batch_size()
         init_rng, self.shuffle_rng, self.net.dropout_rng = _seeded_rngs(training.seed)
