@@ -30,16 +30,23 @@ class Loss(ABC):
     mean: ClassVar[bool] = True  # False: L sums over the batch (rss)
 
     def __init__(self) -> None:
-        self._work: dict[tuple[tuple[int, ...], np.dtype], tuple[Array, Array, Array]] = {}
+        self._work: dict[tuple[tuple[int, ...], np.dtype], tuple[Array, ...]] = {}
 
-    def work(self, z: Array) -> tuple[Array, Array, Array]:
-        """Work arrays made once per batch shape: two of shape (B,), one shaped like z."""
+    def work(self, z: Array) -> tuple[Array, ...]:
+        """Arrays made once per batch shape: two work arrays of shape (B,), one shaped like z,
+        and two constant arrays shaped like z, filled with `constants` (ufuncs run about
+        0.3 us faster on them than on a scalar operand at batch 64)."""
         arrays = self._work.get((z.shape, z.dtype))
         if arrays is None:
             batch = z.shape[1]
             arrays = (np.empty(batch, z.dtype), np.empty(batch, z.dtype), np.empty_like(z))
+            arrays += tuple(np.full(z.shape, c, z.dtype) for c in self.constants(z))
             self._work[(z.shape, z.dtype)] = arrays
         return arrays
+
+    def constants(self, z: Array) -> tuple[float, ...]:
+        """The values of the constant arrays `work` makes for outputs like ``z``."""
+        return ()
 
     @abstractmethod
     def loss_and_grad(self, z: Array, t: Array, out: Array) -> float:
@@ -85,7 +92,7 @@ class BinaryCrossEntropy(Loss):
     """
 
     def loss_and_grad(self, z: Array, t: Array, out: Array) -> float:
-        *_, work = self.work(z)
+        _, _, work = self.work(z)
         np.abs(z, out=work)
         np.negative(work, out=work)
         np.exp(work, out=work)
@@ -108,19 +115,22 @@ class CrossEntropy(Loss):
     ℓ_i = log s_i − (z_{y_i,i} − m_i);  dL/dz = (softmax(z) − t)/B.
     """
 
+    def constants(self, z: Array) -> tuple[float, ...]:
+        return _EXP_FLOOR[z.dtype.char], 1.0 / z.shape[1]
+
     def loss_and_grad(self, z: Array, t: Array, out: Array) -> float:
-        top, sums, work = self.work(z)
+        top, sums, _, floor, inverse_batch = self.work(z)
         np.maximum.reduce(z, axis=0, out=top)
         np.subtract(z, top, out=out)  # out may be z: z is not read after this line
         picked = np.vdot(out, t)  # Σ_i (z_{y_i,i} − m_i)
         # e^x below the smallest normal number is a subnormal, which every later operation
         # would handle dozens of times slower; such a probability is 0 to working precision.
-        np.maximum(out, _EXP_FLOOR[out.dtype.char], out=out)
+        np.maximum(out, floor, out=out)
         np.exp(out, out=out)
         np.add.reduce(out, axis=0, out=sums)
         np.divide(out, sums, out=out)
         np.subtract(out, t, out=out)
-        np.multiply(out, 1.0 / z.shape[1], out=out)
+        np.multiply(out, inverse_batch, out=out)
         return float(np.add.reduce(np.log(sums, out=sums)) - picked)
 
 

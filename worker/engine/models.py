@@ -72,6 +72,38 @@ class Workspace:
         # Dense i reads inputs[i] (None: the batch itself) and writes dL/dinput to grads_in[i].
         self.inputs: list[Array | None] = [None, *(w.h for w in self.blocks)]
         self.grads_in: list[Array | None] = [None, *(w.grad for w in self.blocks)]
+        # Plain blocks (Dense → activation, the activation written straight into the next
+        # layer's input) take a short path: a step's calls and lookups, bound once.
+        plain = all(b.batch_norm is None for b in net.hidden)
+        plain = plain and all(w.a is w.hv for w in self.blocks)
+        self.plain_forward: list[tuple[Array, Array, Callable[..., Array], Array | None, Array]]
+        self.plain_forward = []
+        self.plain_backward: list[tuple] = []
+        self.plain = plain
+        if plain:
+            self.plain_forward = [
+                (b.dense.WbT, w.a, b.activation.forward, w.slope, w.h)
+                for b, w in zip(net.hidden, self.blocks, strict=True)
+            ]
+        if plain and train:
+            # Layer by layer from the head: (its input, None for the batch; dL/doutput and its
+            # transpose; its dL/d[W; b] block and W; dL/dinput, None for the first layer, with
+            # the activation backward and f' of the block below).
+            grads = [*(w.grad for w in self.blocks), self.logits]
+            for i in range(len(net.denses) - 1, -1, -1):
+                dense, below = net.denses[i], (net.hidden[i - 1], self.blocks[i - 1]) if i else None
+                self.plain_backward.append(
+                    (
+                        self.inputs[i],
+                        grads[i],
+                        grads[i].T,
+                        dense.dWb,
+                        dense.W,
+                        self.grads_in[i],
+                        below[0].activation.backward if below else None,
+                        below[1].slope if below else None,
+                    )
+                )
 
 
 class Network:
@@ -146,12 +178,27 @@ class Network:
 
     def forward(self, x: Array, work: Workspace, mode: Mode = "train") -> Array:
         """The outputs for the batch ``x`` (n_features + 1, B), in ``work.logits``."""
+        if work.plain and mode != "probe":
+            train, dot = mode == "train", np.dot
+            for WbT, a, activation, slope, h in work.plain_forward:
+                dot(WbT, x, out=a)
+                activation(a, a, slope if train else None)
+                x = h
+            return dot(self.head.WbT, x, out=work.logits)
         for i in range(len(self.hidden)):
             x = self._block_forward(i, x, work, mode)
         return self.head.forward(x, work.logits)
 
     def backward(self, x: Array, grad: Array, work: Workspace) -> None:
         """Fill ``self.grad`` from dL/doutputs (overwritten), after a "train" forward of ``x``."""
+        if work.plain_backward and grad is work.logits:
+            dot = np.dot
+            for x_in, g, g_T, dWb, W, g_in, activation_backward, slope in work.plain_backward:
+                dot(x if x_in is None else x_in, g_T, out=dWb)
+                if g_in is not None:
+                    dot(W, g, out=g_in)
+                    activation_backward(g_in, slope)
+            return
         self.head.backward(work.inputs[-1] if self.hidden else x, grad, work.grads_in[-1])
         for i in range(len(self.hidden) - 1, -1, -1):
             block, w = self.hidden[i], work.blocks[i]

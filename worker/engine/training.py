@@ -62,12 +62,19 @@ def _no_report(step: int, metrics: Metrics) -> None:
 
 
 class Split:
-    """One split, ready for the model: augmented rows, encoded targets, raw labels/values."""
+    """One split, ready for the model: augmented rows, encoded targets, raw labels/values.
 
-    def __init__(self, X: Array, y: Array, net: Network, task: str) -> None:
+    ``every_epoch`` (the validation split) keeps its evaluation chunks as C-contiguous
+    feature-major copies, which the model and the loss read faster than transposed views
+    (2,000 rows, 64-128-128-10: about 30 us an evaluation for the first product, and the
+    loss's dot copies nothing); other splits, evaluated once or twice, keep views.
+    """
+
+    def __init__(self, X: Array, y: Array, net: Network, task: str, every_epoch: bool = False):
         self.rows = augment(X, net.dtype)
         self.targets = encode_targets(y, net.n_outputs, task, net.dtype)
         self.y = y
+        self.every_epoch = every_epoch
         self.chunks: list[tuple[Array, Array, Array, Workspace]] | None = None
 
     def __len__(self) -> int:
@@ -81,6 +88,8 @@ class Split:
                 end = min(start + EVAL_CHUNK, len(self))
                 work = net.workspace(end - start, train=False)
                 piece = (self.rows[start:end].T, self.targets[start:end].T, self.y[start:end])
+                if self.every_epoch:
+                    piece = (*map(np.ascontiguousarray, piece[:2]), piece[2])
                 self.chunks.append((*piece, work))
         return self.chunks
 
@@ -114,7 +123,7 @@ class Trainer:
         self.rules: list[StopRule] = stop_rules(training.stopping, data.task)
         self.net = build_model(model, data.n_features, n_outputs, training.dtype)
         self.train_split = Split(data.X_train, data.y_train, self.net, data.task)
-        self.val_split = Split(data.X_val, data.y_val, self.net, data.task)
+        self.val_split = Split(data.X_val, data.y_val, self.net, data.task, every_epoch=True)
         self.test_split = Split(data.X_test, data.y_test, self.net, data.task)
         self.batch_size = self._batch_size()
         init_rng, self.shuffle_rng, self.net.dropout_rng = _seeded_rngs(training.seed)
@@ -142,7 +151,12 @@ class Trainer:
         return size
 
     def _prepare_batches(self) -> None:
-        """The epoch arrays (an unshuffled full batch needs none) and every batch's views."""
+        """The epoch arrays (an unshuffled full batch needs none) and every batch's views.
+
+        A batch's targets are a C-contiguous (k, B) block of ``target_blocks``, which
+        `_block_targets` fills from the epoch's rows of targets: the loss reads them a
+        microsecond a step faster than a transposed view, and its dot needs no copy of them.
+        """
         split, n = self.train_split, len(self.train_split)
         self.shuffle = self.batch_size < n
         rows, targets = split.rows, split.targets
@@ -150,10 +164,34 @@ class Trainer:
             rows, targets = np.empty_like(rows), np.empty_like(targets)
         self.epoch_rows, self.epoch_targets = rows, targets
         starts = _batch_starts(n, self.batch_size, self.config.model.batch_norm)
+        ends = [*starts[1:], n]
+        k = targets.shape[1]
+        self.target_blocks = np.empty(n * k, targets.dtype)
+        # Runs of equal-size batches, each filled by one copy: (first row, batch size, batches).
+        self.target_runs: list[tuple[int, int, int]] = []
+        for start, end in zip(starts, ends, strict=True):
+            run = self.target_runs[-1] if self.target_runs else None
+            if run is not None and run[1] == end - start:
+                self.target_runs[-1] = (run[0], run[1], run[2] + 1)
+            else:
+                self.target_runs.append((start, end - start, 1))
         self.batches: list[Batch] = [
-            (rows[start:end].T, targets[start:end].T, self.net.workspace(end - start, train=True))
-            for start, end in zip(starts, [*starts[1:], n], strict=True)
+            (
+                rows[start:end].T,
+                self.target_blocks[start * k : end * k].reshape(k, end - start),
+                self.net.workspace(end - start, train=True),
+            )
+            for start, end in zip(starts, ends, strict=True)
         ]
+        self._block_targets()
+
+    def _block_targets(self) -> None:
+        """Copy the epoch's targets, transposed batch by batch, into ``target_blocks``."""
+        targets, k = self.epoch_targets, self.epoch_targets.shape[1]
+        for start, size, count in self.target_runs:
+            end = start + size * count
+            blocks = self.target_blocks[start * k : end * k].reshape(count, k, size)
+            np.copyto(blocks, targets[start:end].reshape(count, size, k).transpose(0, 2, 1))
 
     def _shuffle(self) -> None:
         """Gather the split in a fresh order into the epoch arrays: the batches' views see it.
@@ -165,6 +203,7 @@ class Trainer:
         # mode="clip" lets take write straight into `out` (the indices are valid anyway).
         np.take(self.train_split.rows, order, axis=0, out=self.epoch_rows, mode="clip")
         np.take(self.train_split.targets, order, axis=0, out=self.epoch_targets, mode="clip")
+        self._block_targets()
 
     def run_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over the training split: its train_loss and mean gradient norm.
