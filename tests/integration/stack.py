@@ -12,7 +12,9 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from tests.conftest import ROOT
-from tests.servers import ManagedProcess, free_port
+from tests.servers import ManagedProcess, RedisServer, free_port
 
 HPSEARCH = [sys.executable, "-m", "api.cli"]
 TERMINAL = {"complete", "pruned", "failed"}
@@ -207,3 +209,16 @@ def assert_study_ended_whole(
     if any(t.grid_index is not None for t in trials):
         assert all(n == 1 for n in kept.values()), f"a config ran twice: {kept}"
     return trials
+
+
+@contextmanager
+def stack_on(
+    database_url: str, redis_server: RedisServer, logs: Path, **options: Any
+) -> Iterator[Stack]:
+    """A `Stack` (`options`: its workers and env) on an emptied Redis, stopped afterwards."""
+    redis_server.client().flushall()  # no message of an earlier test's database may linger
+    running = Stack(database_url, redis_server.url, logs, **options)
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -12,7 +12,7 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT
-from tests.integration.stack import HPSEARCH, STUDY_TIMEOUT_S, TERMINAL, Stack
+from tests.integration.stack import HPSEARCH, STUDY_TIMEOUT_S, TERMINAL, Stack, stack_on
 from tests.servers import RedisServer
 
 
@@ -24,12 +24,9 @@ def stack(
     logs_dir: Path,
 ) -> Iterator[Stack]:
     """An API and workers (2, or `@pytest.mark.parametrize("stack", [N], indirect=True)`)."""
-    redis_server.client().flushall()  # no message of an earlier test's database may linger
-    running = Stack(fresh_database_url, redis_server.url, logs_dir, getattr(request, "param", 2))
-    try:
+    workers = getattr(request, "param", 2)
+    with stack_on(fresh_database_url, redis_server, logs_dir, workers=workers) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def quickstart() -> dict:

@@ -25,6 +25,7 @@ from tests.integration.stack import (
     Stack,
     TrialRow,
     assert_study_ended_whole,
+    stack_on,
     trials_of,
 )
 from tests.servers import ManagedProcess, PostgresServer, RedisServer
@@ -51,13 +52,9 @@ def stack(
 ) -> Iterator[Stack]:
     """An API and two workers that sweep fast, on a fresh database and an empty Redis; other
     settings with `@pytest.mark.parametrize("stack", [{...}], indirect=True)`."""
-    redis_server.client().flushall()  # no message of an earlier test's database may linger
     env = FAST_SWEEPS | getattr(request, "param", {})
-    running = Stack(fresh_database_url, redis_server.url, logs_dir, env=env)
-    try:
+    with stack_on(fresh_database_url, redis_server, logs_dir, env=env) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def grid_study(epochs: int = 300) -> dict:
