@@ -262,6 +262,10 @@ def _warm(session: Session, study: Study) -> _WarmStudy:
     return warm
 
 
+# The reasons a trial fails for that say nothing of its config.
+INTERRUPTIONS = (queries.LOST_REASON, CANCELLED_REASON, TIMEOUT_REASON)
+
+
 def _record(trial: Row[Any], metrics: list[str]) -> TrialRecord:
     values = None
     if trial.values is not None and all(trial.values.get(m) is not None for m in metrics):
@@ -272,4 +276,5 @@ def _record(trial: Row[Any], metrics: list[str]) -> TrialRecord:
         state=trial.state.value,
         values=values,
         grid_index=trial.grid_index,
+        interrupted=trial.reason in INTERRUPTIONS,
     )

@@ -20,6 +20,9 @@ class TrialRecord:
     values: tuple[float, ...] | None = None
     """The objectives' values, in the study's order; None unless the trial completed."""
     grid_index: int | None = None
+    interrupted: bool = False
+    """Failed for a cause outside its config (lost with its worker, cancelled, timed out):
+    nothing to learn about the config from it. Diverged and errored trials are not."""
 
     @property
     def value(self) -> float | None:

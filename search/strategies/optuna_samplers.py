@@ -5,17 +5,18 @@ long as the strategy object lives, and told every finished trial it has not seen
 this object proposed are told through `study.tell`; those proposed elsewhere, e.g. by another
 worker's coordinator or before a restart, are added with `study.add_trial`).
 
-What each sampler handles (Optuna falls back to independent random sampling for the rest):
+What each sampler handles (Optuna falls back to independent random sampling for the rest), and
+how a trial whose config failed is told to it (`OptunaStrategy.failure`):
 
-=========  ===========  ============  ===========  ==================
-sampler    categorical  conditional   multi-obj.   notes
-=========  ===========  ============  ===========  ==================
-tpe        yes          yes (group)   yes          constant liar for parallel trials
-gp         yes          independent   yes          needs the ``gp`` extra (torch)
-cmaes      independent  independent   no           numeric parameters only
-nsga2      yes          independent   yes          genetic, by generations
-qmc        independent  independent   yes          scrambled Sobol points
-=========  ===========  ============  ===========  ==================
+=========  ===========  ============  ==========  ================  =========================
+sampler    categorical  conditional   multi-obj.  a failed config   notes
+=========  ===========  ============  ==========  ================  =========================
+tpe        yes          yes (group)   yes         ranked last       constant liar in parallel
+gp         yes          independent   yes         worst value       ``gp`` extra (torch)
+cmaes      independent  independent   no          worst value       numeric parameters only
+nsga2      yes          independent   yes         worst value       genetic, by generations
+qmc        independent  independent   yes         (learns nothing)  scrambled Sobol points
+=========  ===========  ============  ==========  ================  =========================
 """
 
 from __future__ import annotations
@@ -126,12 +127,15 @@ class OptunaStrategy(Strategy):
         return proposals
 
     def tell(self, space: Space, trial: TrialRecord) -> None:
-        """Learn a finished trial's outcome; failed trials teach the sampler to avoid them."""
+        """Learn a finished trial's outcome; a config that failed teaches the sampler to avoid
+        it (see `failure`)."""
         self.told.add(trial.number)
         state = _STATES[trial.state]
         values = list(trial.values) if state == TrialState.COMPLETE and trial.values else None
         if state == TrialState.COMPLETE and values is None:
             state = TrialState.FAIL  # complete but without its objective: nothing to learn from
+        elif state == TrialState.FAIL and not trial.interrupted:
+            state, values = self.failure()
         asked = self.pending.pop(trial.number, None)
         if asked is not None:
             if state == TrialState.PRUNED and trial.values:
@@ -150,6 +154,27 @@ class OptunaStrategy(Strategy):
                 else None,
             )
         )
+
+    def failure(self) -> tuple[TrialState, list[float] | None]:
+        """How to tell a trial whose config failed (diverged, errored) so that the sampler
+        learns from it: every Optuna sampler ignores FAIL trials outright.
+
+        TPE ranks a pruned trial that reported nothing below every other trial: it gets one.
+        The others use completed trials alone: they get the worst value of each objective so
+        far (the usual imputation); before any trial has completed there is none to give.
+        """
+        if isinstance(self.study.sampler, optuna.samplers.TPESampler):
+            return TrialState.PRUNED, None
+        complete = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not complete:
+            return TrialState.FAIL, None
+        worst = [
+            (min if direction == optuna.study.StudyDirection.MAXIMIZE else max)(
+                t.values[i] for t in complete
+            )
+            for i, direction in enumerate(self.study.directions)
+        ]
+        return TrialState.COMPLETE, worst
 
 
 def _reseed(sampler: optuna.samplers.BaseSampler, key: str) -> None:

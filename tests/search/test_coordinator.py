@@ -3,6 +3,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import pytest
+
 from db import queries
 from db.migrate import upgrade
 from db.models import Study, StudyStatus, Trial, TrialState
@@ -170,3 +172,27 @@ def test_an_interrupted_study_resumes_its_running_trials_as_they_were(sqlite_url
     # The interrupted trial is sent again, beside one new trial: parallelism 2, nothing lost.
     assert second in again and len(again) == 2 and first not in again
     assert status(sqlite_url, study_id) == StudyStatus.RUNNING
+
+
+@pytest.mark.parametrize(
+    "reason, interrupted",
+    [
+        ("lost", True),
+        ("cancelled", True),
+        ("timeout", True),
+        ("diverged at step 12: loss is nan", False),
+        ("error: invalid config: training.batch_size: too big", False),
+    ],
+)
+def test_only_failures_of_the_config_itself_teach_the_strategy(
+    sqlite_url: str, reason: str, interrupted: bool
+) -> None:
+    study_id = new_study(sqlite_url, budget={"trials": 2, "parallelism": 1})
+    (trial_id,) = coordinator.refill(study_id, dispatch=Recorder(), url=sqlite_url)
+    with session_scope(sqlite_url) as session:
+        assert queries.claim_trial(session, trial_id, "w") is not None
+        queries.finish_trial(session, trial_id, TrialState.FAILED, reason=reason)
+    with session_scope(sqlite_url) as session:
+        study = session.get_one(Study, study_id)
+        (record,) = coordinator._warm(session, study).sync(session, study_id)
+    assert (record.state, record.interrupted) == ("failed", interrupted)
