@@ -7,15 +7,16 @@ part of the space. When every trial of round r has finished, box r+1 is the rang
 `keep` fraction of its trials span, together with the best trial so far (so that the box never
 narrows away from it), widened by `margin` of that range on each side and never leaving box r;
 categorical choices narrow to those the kept trials used. Later rounds exploit: each sample is
-drawn around the best trial so far, within the box, with a spread that shrinks with the box.
-Trials past the last round keep sampling the last box.
+drawn around the best trial so far, within the box (reflected at its edges), with a spread that
+shrinks with the box. Trials past the last round keep sampling the last box.
 
 The defaults (4 rounds sharing the budget, keep 0.25, margin 0.1) were measured against 3, 5, 6
 and 8 rounds, keep 0.4, margin 0.25 (6 rounds), narrowing from every trial so far rather than the
 round's, categoricals halving at most, more draws around the best, tighter spreads and centres
-among the top 3 (bench/search.py, 60 trials, 40-80 seeds from 100): none beat them by more than
-the noise (1.5-2.5 trials of standard error) on all three tasks. Fewer rounds narrow too late;
-more rounds narrow on too few trials and lose the good region.
+among the top 3, and centres on the best trial that made the same categorical choices
+(bench/search.py, 60 trials, 40-80 seeds from 100): none beat them by more than the noise
+(1.5-2.5 trials of standard error) on all three tasks. Fewer rounds narrow too late; more rounds
+narrow on too few trials and lose the good region.
 """
 
 from __future__ import annotations
@@ -143,8 +144,8 @@ class CoarseToFineStrategy(Strategy):
             elif centre is None:  # inactive in the best trial: nothing to centre on
                 config[name] = value_at(param, rng.uniform())
             else:
-                at = rng.normal(fraction_of(param, centre), SPREAD)
-                config[name] = value_at(param, min(max(at, 0.0), math.nextafter(1.0, 0.0)))
+                at = reflect(rng.normal(fraction_of(param, centre), SPREAD))
+                config[name] = value_at(param, min(at, math.nextafter(1.0, 0.0)))
         return config
 
     def _narrow(self, box: Box, members: Sequence[TrialRecord], so_far: TrialRecord | None) -> Box:
@@ -180,6 +181,15 @@ class CoarseToFineStrategy(Strategy):
         if isinstance(param, IntParam):
             new_low, new_high = int(new_low), int(new_high)
         return param.model_copy(update={"low": new_low, "high": new_high, "values": None})
+
+
+def reflect(u: float) -> float:
+    """``u`` folded into [0, 1] as a mirror at each end would: a draw past an edge of the box
+    lands as far inside it. Clamped, every such draw would be the edge's own value, and
+    training being deterministic, each repeat a trial wasted (a quarter of a later round's
+    trials on bench/search.py's digits task, whose best sat on the box's edge)."""
+    u = abs(u) % 2.0
+    return 2.0 - u if u > 1.0 else u
 
 
 def box_as_data(box: Box) -> dict[str, dict[str, Any]]:

@@ -194,6 +194,29 @@ def test_coarse_to_fine_keeps_the_best_trial_so_far_in_every_box() -> None:
     assert (third["lr"].low, third["lr"].high) == pytest.approx((1e-3, 0.5))
 
 
+def test_coarse_to_fine_draws_around_a_best_trial_on_the_box_edge_never_pile_on_it() -> None:
+    """Training is deterministic: a config drawn twice is a trial wasted. Draws around a best
+    trial on the edge of the box fall past the edge half of the time; they must come back
+    inside as distinct values, not all onto the edge."""
+    strategy = CoarseToFineStrategy(
+        seed=2, rounds=2, samples_per_round=40, keep=0.05, margin=0.0, direction="minimize"
+    )
+    values = {"decay": 0.0, "batch": 32, "hidden": [32], "optimizer": "sgd"}
+    # The best two trials of round 0 are at lr 0.5 and 1e-3: box 1 is [1e-3, 0.5], the best
+    # on its upper edge.
+    lrs = [0.5, 1e-3, *(0.05 + i * 1e-3 for i in range(38))]
+    history = [
+        TrialRecord(i, {**values, "lr": lr}, "complete", (float(i),)) for i, lr in enumerate(lrs)
+    ]
+    drawn = [p.params["lr"] for p in strategy.ask(SPACE, history, 40)]
+    assert all(1e-3 <= lr <= 0.5 for lr in drawn)
+    # Half the draws are around the best, each within a ninth of the box's log width from the
+    # edge with probability 0.34 (a half-normal of deviation SPREAD): about 7 land there.
+    near_edge = [lr for lr in drawn if lr > 0.25]
+    assert len(near_edge) >= 5
+    assert len(set(drawn)) == len(drawn)
+
+
 def test_coarse_to_fine_waits_for_a_round_to_finish_before_narrowing() -> None:
     strategy = CoarseToFineStrategy(
         seed=0, rounds=2, samples_per_round=4, keep=0.5, margin=0.1, direction="minimize"
