@@ -25,7 +25,7 @@ from search.space import CategoricalParam, IntParam, Param, Space
 from search.strategies.base import Strategy
 from search.strategies.coarse_to_fine import CoarseToFineStrategy
 from search.strategies.grid import GridStrategy
-from search.strategies.optuna_samplers import OptunaStrategy, make_sampler
+from search.strategies.optuna_samplers import SPACE_FILLING, OptunaStrategy, make_sampler
 from search.strategies.random import RandomStrategy
 from worker.engine.config import (
     DatasetConfig,
@@ -76,7 +76,9 @@ class CoarseToFineConfig(_Section):
 class OptunaConfig(_Section):
     type: Literal["tpe", "gp", "cmaes", "nsga2", "qmc"]
     seed: int = 0
-    n_startup_trials: int = Field(10, ge=1, description="Random trials before tpe/gp model.")
+    n_startup_trials: int = Field(
+        10, ge=1, description="Start-up trials before tpe/gp model (tpe: a Latin hypercube)."
+    )
     population_size: int = Field(20, ge=2, description="nsga2 generation size.")
 
     @field_validator("type")
@@ -309,5 +311,10 @@ class StudyDefinition(_Section):
                 population_size=config.population_size,
                 conditional=any(p.when for p in self.space.values()),
             )
-            return OptunaStrategy(sampler, [o.direction for o in self.objectives], seed=config.seed)
+            return OptunaStrategy(
+                sampler,
+                [o.direction for o in self.objectives],
+                seed=config.seed,
+                space_filling=config.n_startup_trials if config.type in SPACE_FILLING else 0,
+            )
         return RandomStrategy(seed=config.seed)

@@ -30,7 +30,7 @@ import numpy as np
 
 from search.space import CategoricalParam, IntParam, ParamSpec, Space
 from search.strategies.base import Proposal, Strategy, TrialRecord
-from search.strategies.random import fraction_of, value_at
+from search.strategies.random import fraction_of, latin_hypercube_row, value_at
 
 Box = dict[str, ParamSpec]
 FINISHED = ("complete", "pruned", "failed")
@@ -41,8 +41,6 @@ SPREAD = 0.25
 # How often a later round's draw keeps the best trial's categorical choice rather than drawing
 # one of the box's choices at random.
 KEEP_CHOICE = 0.5
-# Keeps the Latin hypercube's seeds apart from the per-trial ones: no trial number is this big.
-LATIN_HYPERCUBE = 2**32
 
 
 class CoarseToFineStrategy(Strategy):
@@ -119,16 +117,7 @@ class CoarseToFineStrategy(Strategy):
 
     def _stratified(self, space: Space, box: Box, number: int) -> dict[str, Any]:
         """Trial `number`'s row of its round's Latin hypercube over `box`."""
-        block, row = divmod(number, self.samples_per_round)
-        config: dict[str, Any] = {}
-        for name in space.params:
-            if space.is_active(name, config):
-                # One permutation of the strata per round and parameter, shared by its rows.
-                rng = self._rng(name, LATIN_HYPERCUBE, block)
-                stratum = rng.permutation(self.samples_per_round)[row]
-                jitter = rng.uniform(size=self.samples_per_round)[row]
-                config[name] = value_at(box[name], (stratum + jitter) / self.samples_per_round)
-        return config
+        return latin_hypercube_row(space, box, self.seed, self.samples_per_round, number)
 
     def _around(self, space: Space, box: Box, best: TrialRecord, number: int) -> dict[str, Any]:
         """Trial `number`'s draw inside `box`, centred on the `best` trial's values."""

@@ -22,6 +22,7 @@ qmc        independent  independent   yes         (learns nothing)  scrambled So
 from __future__ import annotations
 
 import json
+import secrets
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -39,10 +40,14 @@ from optuna.trial import TrialState
 
 from search.space import CategoricalParam, FloatParam, ParamSpec, Space
 from search.strategies.base import Proposal, Strategy, TrialRecord
+from search.strategies.random import latin_hypercube_row
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SAMPLER_KINDS = ("tpe", "gp", "cmaes", "nsga2", "qmc")
+# The samplers whose start-up trials are a Latin hypercube (`OptunaStrategy`): on 80 seeds of
+# bench/search.py, tpe reached random's mark 0.8 / 2.5 / 1.0 trials sooner on its three tasks.
+SPACE_FILLING = ("tpe",)
 _STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 
 
@@ -98,6 +103,10 @@ class OptunaStrategy(Strategy):
     (seed, number). A study's trials are asked for by several processes (the API, then every
     worker that ends a trial), each with a sampler of its own: seeded once, each would replay
     the same random draws and propose the configs already proposed elsewhere.
+
+    The first `space_filling` trials are the rows of one Latin hypercube over the space (as
+    coarse_to_fine's first round), handed to the sampler as fixed parameters: TPE's own
+    start-up draws are independent, and a few of them often leave whole ranges unseen.
     """
 
     def __init__(
@@ -105,9 +114,14 @@ class OptunaStrategy(Strategy):
         sampler: optuna.samplers.BaseSampler,
         directions: Sequence[str],
         seed: int | None = None,
+        space_filling: int = 0,
     ) -> None:
         self.study = optuna.create_study(directions=list(directions), sampler=sampler)
         self.seed = seed
+        self.space_filling = space_filling
+        # One hypercube for every process that asks for this study's first trials: unseeded,
+        # each process would draw its own and their rows would not make one.
+        self.hypercube_seed = seed if seed is not None else secrets.randbits(32)
         self.pending: dict[int, optuna.trial.Trial] = {}
         self.told: set[int] = set()
 
@@ -121,10 +135,17 @@ class OptunaStrategy(Strategy):
             for number in range(len(history), len(history) + n):
                 if self.seed is not None:
                     _reseed(self.study.sampler, f"{self.seed}:{number}")
+                if number < self.space_filling:
+                    self.study.enqueue_trial(encode(space, self._hypercube_row(space, number)))
                 asked = self.study.ask()
                 self.pending[number] = asked
                 proposals.append(Proposal(_suggest(asked, space)))
         return proposals
+
+    def _hypercube_row(self, space: Space, number: int) -> dict[str, Any]:
+        return latin_hypercube_row(
+            space, space.params, self.hypercube_seed, self.space_filling, number
+        )
 
     def tell(self, space: Space, trial: TrialRecord) -> None:
         """Learn a finished trial's outcome; a config that failed teaches the sampler to avoid

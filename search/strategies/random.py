@@ -46,6 +46,30 @@ def sample_config(
     return config
 
 
+# Keeps the Latin hypercubes' seeds apart from the per-trial ones: no trial number is this big.
+LATIN_HYPERCUBE = 2**32
+
+
+def latin_hypercube_row(
+    space: Space, ranges: Mapping[str, ParamSpec], seed: int, size: int, number: int
+) -> dict[str, Any]:
+    """Trial `number`'s row of a Latin hypercube of `size` rows over `ranges` (trials 0 to
+    size - 1 make the first hypercube, the next `size` trials the second, ...): each numeric
+    range (in log space where log) is cut into `size` strata with one row in each, and a
+    categorical's choices come up equally often. Rows are seeded per hypercube and parameter,
+    so every process draws the same hypercube and each its own rows of it."""
+    block, row = divmod(number, size)
+    config: dict[str, Any] = {}
+    for name in space.params:
+        if space.is_active(name, config):
+            # One permutation of the strata per hypercube and parameter, shared by its rows.
+            rng = np.random.default_rng([seed, LATIN_HYPERCUBE, block, zlib.crc32(name.encode())])
+            stratum = rng.permutation(size)[row]
+            jitter = rng.uniform(size=size)[row]
+            config[name] = value_at(ranges[name], (stratum + jitter) / size)
+    return config
+
+
 def sample_param(param: ParamSpec, rng: np.random.Generator) -> Any:
     """One value of `param`, as a plain JSON-ready Python value."""
     if isinstance(param, CategoricalParam):

@@ -235,6 +235,22 @@ def test_tpe_with_a_fixed_seed_proposes_the_same_first_20_configs_twice() -> Non
     assert [t.params for t in first] != [t.params for t in other]
 
 
+def test_tpe_start_up_trials_are_one_latin_hypercube_across_processes() -> None:
+    def strategy() -> OptunaStrategy:
+        sampler = make_sampler("tpe", seed=4, n_startup_trials=8, population_size=8)
+        return OptunaStrategy(sampler, ["minimize"], seed=4, space_filling=8)
+
+    history = run(strategy(), 8, per_ask=3)
+    # lr spans 4 decades in 8 strata of half a decade; independent draws would often share one.
+    strata = sorted(int((math.log10(t.params["lr"]) + 4) * 2) for t in history)
+    assert strata == list(range(8))
+    hidden = [str(t.params["hidden"]) for t in history]
+    assert hidden.count("[32]") == hidden.count("[64, 64]") == 4
+    # Another process, asked for trial 5 once trials 0-4 exist, draws the same hypercube's row.
+    (row,) = strategy().ask(SPACE, history[:5], 1)
+    assert row.params == history[5].params
+
+
 @pytest.mark.parametrize("kind", ["tpe", "cmaes", "nsga2"])
 def test_samplers_in_different_processes_do_not_repeat_each_others_configs(kind: str) -> None:
     """The API asks for trial 0 and 1; a worker process, with a fresh sampler of the same seed,
