@@ -77,7 +77,7 @@ class OptunaConfig(_Section):
     type: Literal["tpe", "gp", "cmaes", "nsga2", "qmc"]
     seed: int = 0
     n_startup_trials: int = Field(
-        10, ge=1, description="Start-up trials before tpe/gp model (tpe: a Latin hypercube)."
+        10, ge=1, description="Start-up trials (a Latin hypercube) before tpe/gp model."
     )
     population_size: int = Field(20, ge=2, description="nsga2 generation size.")
 
