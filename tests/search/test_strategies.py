@@ -317,6 +317,19 @@ def test_samplers_that_read_completed_trials_only_get_a_failure_as_the_worst_val
     assert (told[3].state.name, told[3].values) == ("COMPLETE", [worst])
 
 
+def test_a_failure_in_a_multi_objective_study_gets_the_worst_of_each_objective() -> None:
+    sampler = make_sampler("nsga2", seed=0, n_startup_trials=5, population_size=4)
+    strategy = OptunaStrategy(sampler, ["maximize", "minimize"], seed=0)
+    proposals = strategy.ask(SPACE, [], 3)
+    history = [
+        TrialRecord(number=0, params=proposals[0].params, state="complete", values=(0.2, 1.0)),
+        TrialRecord(number=1, params=proposals[1].params, state="complete", values=(0.9, 5.0)),
+        TrialRecord(number=2, params=proposals[2].params, state="failed"),
+    ]
+    strategy.ask(SPACE, history, 1)
+    assert strategy.study.trials[2].values == [0.2, 5.0]
+
+
 def failing_region_draws(told_as_interrupted: bool, seed: int) -> int:
     """Of TPE's trials 10-39, how many fall where every trial fails (lr > 0.03)."""
     strategy, history = optuna_strategy("tpe", seed=seed), []
