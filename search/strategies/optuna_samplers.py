@@ -120,8 +120,8 @@ class OptunaStrategy(Strategy):
         self.study = optuna.create_study(directions=list(directions), sampler=sampler)
         self.seed = seed
         self.space_filling = space_filling
-        # One hypercube for every process that asks for this study's first trials: unseeded,
-        # each process would draw its own and their rows would not make one.
+        # Seeded, every process that asks for some of a study's first trials draws its rows of
+        # one hypercube; unseeded, each draws from a hypercube of its own, as from a random start.
         self.hypercube_seed = seed if seed is not None else secrets.randbits(32)
         self.pending: dict[int, optuna.trial.Trial] = {}
         self.told: set[int] = set()
