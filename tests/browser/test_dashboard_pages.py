@@ -121,6 +121,13 @@ def test_the_trial_page_shows_params_config_curves_and_timings(
         expect(page.locator(".summary")).to_contain_text(label)
     expect(page.locator(".summary .value")).to_have_text(shown(trial["value"]))
 
+    # A finished trial never changes again: once drawn, its page stops polling. Two poll
+    # periods (util.js's POLL_MS, 2 s) would otherwise bring two rounds of requests.
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.wait_for_timeout(4500)
+    assert [url for url in asked if "/api/" in url] == []
+
 
 def test_a_failed_trial_page_and_the_failed_list_give_the_reason(
     server: Server, studies: Studies, page: Page

@@ -9,9 +9,8 @@ import { renderImportances } from "./importances.js";
 import { renderPareto } from "./pareto.js";
 import { renderParcoords as renderParcoords$ } from "./parcoords.js";
 import { trialsTable } from "./table.js";
-import { api, badge, bar, duration, elapsed, esc, num, poll } from "./util.js";
+import { FINISHED, api, badge, bar, duration, elapsed, esc, num, poll } from "./util.js";
 
-const FINISHED = new Set(["complete", "pruned", "failed"]);
 const PAGE = 1000; // the API's largest: a 10,000-trial study loads in 10 requests
 const OPTIMIZER = "training.optimizer";
 // Importances are asked for when the complete count changed, and no more often than this:

@@ -4,7 +4,7 @@
 import { axes, curveTrace, note, PLOT_CONFIG } from "./charts.js";
 import { publishForm } from "./publish.js";
 import { studyFileText } from "./study-file.js";
-import { api, badge, duration, elapsed, esc, num, poll, when } from "./util.js";
+import { FINISHED, api, badge, duration, elapsed, esc, num, poll, when } from "./util.js";
 
 /** Render trial `number` of study `studyId` into `root`; returns the function that stops it. */
 export function trialPage(root, studyId, number, onUnauthorized) {
@@ -44,9 +44,11 @@ export function trialPage(root, studyId, number, onUnauthorized) {
     const study = await api(base, held.studyEtag);
     if (study.data !== null) [held.study, held.studyEtag] = [study.data, study.etag];
     const trial = await api(`${base}/trials/${number}`, held.trialEtag);
-    if (trial.data === null && study.data === null) return;
-    if (trial.data !== null) [held.trial, held.trialEtag] = [trial.data, trial.etag];
-    render();
+    if (trial.data !== null || study.data !== null) {
+      if (trial.data !== null) [held.trial, held.trialEtag] = [trial.data, trial.etag];
+      render();
+    }
+    return FINISHED.has(held.trial?.state); // a finished trial is final: nothing more to fetch
   }
 
   function render() {

@@ -3,6 +3,8 @@
 export const TOKEN_KEY = "hpsearch.token";
 export const TEAM_KEY = "hpsearch.team";
 const POLL_MS = 2000;
+/** A trial in one of these states never changes again. */
+export const FINISHED = new Set(["complete", "pruned", "failed"]);
 
 /** The token was refused: the user must sign in again. */
 export class Unauthorized extends Error {}
@@ -56,8 +58,9 @@ export async function download(path, filename) {
 }
 
 /**
- * Run `step` now and then every POLL_MS after it settles (never overlapping); errors show in
- * the status line and polling goes on. Returns the function that stops it.
+ * Run `step` now and then every POLL_MS after it settles (never overlapping), until it resolves
+ * to true (what it shows can no longer change); errors show in the status line and polling goes
+ * on. Returns the function that stops it.
  */
 export function poll(step, onUnauthorized) {
   let timer = null;
@@ -65,7 +68,7 @@ export function poll(step, onUnauthorized) {
   const status = document.getElementById("status");
   const run = async () => {
     try {
-      await step();
+      if (await step()) stopped = true;
       status.textContent = "";
     } catch (error) {
       if (error instanceof Unauthorized) return onUnauthorized();
