@@ -4,11 +4,11 @@
 weight decay. ``init_state(w)`` builds the state: a dict of named flat arrays (and scalars,
 ``t`` among them) that can be read at any point. ``step(w, g, state)`` applies one update and
 returns ``(w, state)`` — the *same* objects, changed in place: over tens of thousands of
-parameters a step is a handful of whole-vector operations with ``out=`` (or BLAS axpy), and
-nothing is allocated (squares go through ``np.square``, measured twice as fast as
-``np.multiply(g, g)`` on vectors this long). ``g`` may be overwritten too (weight decay is
-added to it in place, and Adam uses it as its work vector). Every update rule is the one in
-DESIGN.md, written out in its class's docstring; tests check the first steps by hand.
+parameters a step is a handful of whole-vector operations with ``out=`` (Adam's, the longest,
+one compiled pass), and nothing is allocated (squares go through ``np.square``, measured twice
+as fast as ``np.multiply(g, g)`` on vectors this long). ``g`` may be overwritten too (weight
+decay is added to it in place). Every update rule is the one in DESIGN.md, written out in its
+class's docstring; tests check the first steps by hand.
 
 Weight decay is L2: ``g ← g + λ w`` before the rule, for every optimizer but AdamW, which
 decays the weights apart from the gradient. The learning rate is an attribute the training
@@ -17,20 +17,18 @@ loop sets from the schedule at the start of every epoch.
 
 from __future__ import annotations
 
-import functools
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from worker.engine import kernels
 from worker.engine.config import ConfigError, TrainingConfig
 from worker.engine.registry import lookup
 
 Array = np.ndarray
 State = dict[str, Any]
-Axpy = Callable[..., Array]
 
 
 def _require(field: str, value: float, ok: bool, requirement: str) -> float:
@@ -309,21 +307,10 @@ class Adam(Optimizer):
     m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²;
     m̂ = m / (1 − β1^t);  v̂ = v / (1 − β2^t);  w ← w − η m̂ / (√v̂ + ε).
 
-    Rearranged, not approximated, so that a step is 7 passes over the parameters (NumPy alone
-    needs 10 for the same arithmetic):
-
-    - the moments are kept without their (1 − β) factors, as sums S = Σ_k β^(t−k) x_k
-      (m/(1 − β1) of the gradients, v/(1 − β2) of their squares), and those factors, the bias
-      correction and η go into two scalars: with k = √((1 − β2)/(1 − β2^t)),
-      w ← w − c1 · S_m / (√S_v + c2),  c1 = η (1 − β1) / ((1 − β1^t) k),  c2 = ε / k;
-    - each sum is stored divided by its decay so far, S = s · A with the scalar s = β^(t−t₀),
-      so that S ← β S + x is A ← A + x / s: one BLAS axpy instead of a scaling pass and an
-      adding one (the √s and s go into c1 and c2). When s falls below `RESCALE_BELOW`, A is
-      multiplied back into S, flushed of subnormal entries, and s restarts at 1;
-    - the last multiply-and-subtract is an axpy as well.
-
-    The state holds A as ``m_sum`` and ``v_sum`` with their s as ``m_scale`` and ``v_scale``;
-    `moments` gives DESIGN's m and v.
+    One compiled pass over the parameters (`kernels.adam_update`; NumPy needs 7 to 10). The
+    bias correction goes into two scalars, rearranged, not approximated: with
+    c = √(1 − β2^t), η m̂ / (√v̂ + ε) = (η c / (1 − β1^t)) · m / (√v + ε c).
+    The state holds DESIGN's m and v as they are.
     """
 
     hyperparameters = ("beta1", "beta2", "epsilon")
@@ -343,49 +330,40 @@ class Adam(Optimizer):
 
     @property
     def decays(self) -> dict[str, float]:
-        # Stored divided by their decay, the sums shrink only when rescaled, which flushes
-        # them; what the training loop's flush still catches is a g² born subnormal.
-        return {"m_sum": 1.0, "v_sum": 1.0}
+        return {"m": self.beta1, "v": self.beta2}
 
     def init_state(self, params: Array) -> State:
-        return {
-            "t": 0,
-            "m_sum": np.zeros_like(params),
-            "v_sum": np.zeros_like(params),
-            "m_scale": 1.0,
-            "v_scale": 1.0,
-        }
+        return {"t": 0, "m": np.zeros_like(params), "v": np.zeros_like(params)}
 
     def moments(self, state: State) -> tuple[Array, Array]:
-        """DESIGN.md's m and v (new arrays)."""
-        m_factor = (1 - self.beta1) * state["m_scale"]
-        v_factor = (1 - self.beta2) * state["v_scale"]
-        return m_factor * state["m_sum"], v_factor * state["v_sum"]
+        """DESIGN.md's m and v (copies)."""
+        return state["m"].copy(), state["v"].copy()
 
     def step(self, params: Array, grads: Array, state: State) -> tuple[Array, State]:
-        g = self._decayed(params, grads)
-        t = state["t"] = state["t"] + 1
-        m_sum, v_sum = state["m_sum"], state["v_sum"]
-        beta1, beta2 = self.beta1, self.beta2
-        axpy = blas_axpy(params.dtype)
-        m_scale = _add_decayed(axpy, m_sum, state["m_scale"] * beta1, g)
-        # g is not needed past its square: it becomes the work vector, one array fewer for
-        # the cache to hold (measured 1 to 4 us a step faster than a separate scratch vector).
-        work = np.square(g, out=g)
-        v_scale = _add_decayed(axpy, v_sum, state["v_scale"] * beta2, work)
-        state["m_scale"], state["v_scale"] = m_scale, v_scale
-        # c1 · S_m / (√S_v + c2) = (c1 m_scale / r) · m_sum / (√v_sum + c2 / r), r = √v_scale
-        root = math.sqrt((1 - beta2) / (1 - beta2**t) * v_scale)  # k r
-        c1 = self.learning_rate * (1 - beta1) * m_scale / ((1 - beta1**t) * root)
-        np.sqrt(v_sum, out=work)
-        work += self.epsilon / root
-        np.divide(m_sum, work, out=work)
-        if axpy(work, params, a=-c1) is not params:
+        if not (params.ndim == 1 and params.flags.c_contiguous and grads.flags.c_contiguous):
             raise ValueError("Adam updates a contiguous float vector in place")
+        t = state["t"] = state["t"] + 1
+        beta1, beta2 = self.beta1, self.beta2
+        c = math.sqrt(1 - beta2**t)
+        scalar = params.dtype.type
+        kernels.adam_update()(
+            params,
+            grads,
+            state["m"],
+            state["v"],
+            *map(scalar, self._decay_terms()),
+            scalar(beta1),
+            scalar(1 - beta1),
+            scalar(beta2),
+            scalar(1 - beta2),
+            scalar(self.learning_rate * c / (1 - beta1**t)),
+            scalar(self.epsilon * c),
+        )
         return params, state
 
-    def _decayed(self, params: Array, grads: Array) -> Array:
-        return self._with_l2(params, grads)
+    def _decay_terms(self) -> tuple[float, float]:
+        """(λ added to the gradient as λ w, factor the weights shrink by): L2 for Adam."""
+        return self.weight_decay, 1.0
 
 
 class AdamW(Adam):
@@ -395,10 +373,8 @@ class AdamW(Adam):
     moments see the loss gradient alone.
     """
 
-    def _decayed(self, params: Array, grads: Array) -> Array:
-        if self.weight_decay:
-            params *= 1.0 - self.learning_rate * self.weight_decay
-        return grads
+    def _decay_terms(self) -> tuple[float, float]:
+        return 0.0, 1.0 - self.learning_rate * self.weight_decay
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {
@@ -451,30 +427,3 @@ def flush_subnormals(array: Array) -> None:
     small = np.abs(array) < FLUSH_MARGIN * np.finfo(array.dtype).tiny
     if small.any():
         array[small] = 0.0
-
-
-# A running sum stored divided by its decay (`Adam`) is rescaled once that decay falls below
-# this: the stored values are then at most 2²⁰ times the sum, far from overflowing.
-RESCALE_BELOW = 2.0**-20
-
-
-def _add_decayed(axpy: Axpy, stored: Array, scale: float, values: Array) -> float:
-    """S ← β S + x for a running sum S kept as ``scale`` × ``stored``: called with ``scale``
-    already multiplied by β, adds x / scale to ``stored`` and returns the scale now paired with
-    it (1 after a rescale, which also covers β = 0)."""
-    if scale < RESCALE_BELOW:
-        stored *= scale
-        flush_subnormals(stored)
-        scale = 1.0
-    axpy(values, stored, a=1.0 / scale)
-    return scale
-
-
-@functools.cache
-def blas_axpy(dtype: np.dtype) -> Axpy:
-    """BLAS ``axpy(x, y, a=)``, y ← a x + y in place, for vectors of ``dtype``: one pass where
-    NumPy needs two. SciPy's BLAS loads on first use: it adds about a quarter of a second to a
-    process's start (measured), which only Adam's users pay."""
-    from scipy.linalg.blas import get_blas_funcs
-
-    return get_blas_funcs("axpy", dtype=dtype)
