@@ -49,10 +49,10 @@ def _signature(dtype: str) -> str:
 
 @functools.cache
 def adam_update() -> Callable[..., None]:
-    """Adam's whole step on contiguous float32 or float64 vectors, in place, one pass:
+    """Adam's whole step on contiguous float32 or float64 vectors, one pass, updating w, m
+    and v in place (g is only read): with dᵢ = gᵢ + l2 wᵢ,
 
-    gᵢ ← gᵢ + l2 wᵢ;  mᵢ ← β1 mᵢ + (1 − β1) gᵢ;  vᵢ ← β2 vᵢ + (1 − β2) gᵢ²;
-    wᵢ ← shrink wᵢ − step mᵢ / (√vᵢ + eps)
+    mᵢ ← β1 mᵢ + (1 − β1) dᵢ;  vᵢ ← β2 vᵢ + (1 − β2) dᵢ²;  wᵢ ← shrink wᵢ − step mᵢ / (√vᵢ + eps)
 
     called as ``(w, g, m, v, l2, shrink, β1, 1 − β1, β2, 1 − β2, step, eps)`` with every
     scalar of the vectors' dtype (`Adam` folds the bias correction into step and eps).
