@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
-_LEADING_FIELD = re.compile(r"^([A-Za-z_][\w.]*): ")
+_LEADING_FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
 class ApiError(Exception):

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from api.auth import Caller
 from api.errors import Conflict, Invalid
 from api.presets import parse_ref
-from db import presets, queries
+from db import datasets, presets, queries
 from db.models import Dataset, Study
 from db.settings import get_settings
 from search import coordinator
@@ -31,7 +31,7 @@ def submit(
     if idempotency_key and (earlier := queries.study_by_key(session, team_id, idempotency_key)):
         return _same_request(earlier, fingerprint), False
     check_limits(definition)
-    check_dataset(session, team_id, definition)
+    check_datasets(session, team_id, definition)
     definition = with_warm_start(session, caller.team_ids, definition)
     try:
         with session.begin_nested():
@@ -62,8 +62,24 @@ def _same_request(earlier: Study, fingerprint: str) -> Study:
 
 
 def check_limits(definition: StudyDefinition) -> None:
-    """A study asks for no more than this server allows."""
+    """A study asks for no more than this server allows, in any trial it can run."""
     settings = get_settings()
+    for field, epochs in definition.settings_at("training.epochs"):
+        if isinstance(epochs, int) and epochs > settings.max_epochs:
+            raise Invalid(f"{field}: at most {settings.max_epochs} epochs on this server", field)
+    for field, hidden in definition.settings_at("model.hidden"):
+        if not isinstance(hidden, list):
+            continue
+        if len(hidden) > settings.max_hidden_layers:
+            raise Invalid(
+                f"{field}: at most {settings.max_hidden_layers} hidden layers on this server",
+                field,
+            )
+        if any(isinstance(units, int) and units > settings.max_hidden_units for units in hidden):
+            raise Invalid(
+                f"{field}: at most {settings.max_hidden_units} units per layer on this server",
+                field,
+            )
     if definition.budget.trials > settings.max_trials:
         raise Invalid(
             f"budget.trials: at most {settings.max_trials} trials per study on this server",
@@ -76,29 +92,41 @@ def check_limits(definition: StudyDefinition) -> None:
         )
 
 
-def check_dataset(session: Session, team_id: int, definition: StudyDefinition) -> None:
-    """An uploaded dataset (named by its id) must be the team's and have the target column."""
-    name = definition.dataset.name
-    if not name.isdigit():
+def check_datasets(session: Session, team_id: int, definition: StudyDefinition) -> None:
+    """Every dataset any trial can train on is a built-in set or one of the team's uploads,
+    with the target column: the base config's, and each one the space can choose."""
+    targets = [target for _, target in definition.settings_at("dataset.target")]
+    for field, name in definition.settings_at("dataset.name"):
+        dataset = _dataset_named(session, team_id, field, name)
+        if dataset is None or dataset.format != "csv":
+            continue
+        columns = dataset.summary.get("columns", {})
+        for target in targets:
+            if target not in columns:
+                raise Invalid(
+                    f"dataset.target: {target!r} is not a column of dataset {name}"
+                    f" ({', '.join(columns)})",
+                    "dataset.target",
+                )
+
+
+def _dataset_named(session: Session, team_id: int, field: str, name: object) -> Dataset | None:
+    """The team's upload that `name` is the id of; None for a built-in set."""
+    if not isinstance(name, str):
+        raise Invalid(f"{field}: a dataset is named by a string, not {name!r}", field)
+    dataset_id = datasets.upload_id(name)
+    if dataset_id is None:
         if name not in BUILTIN_DATASETS:
             known = ", ".join(sorted(BUILTIN_DATASETS))
             raise Invalid(
-                f"dataset.name: {name!r} is neither a built-in set ({known}) nor a dataset id",
-                "dataset.name",
+                f"{field}: {name!r} is neither a built-in set ({known}) nor a dataset id", field
             )
-        return
-    dataset = session.get(Dataset, int(name))
+        return None
+    dataset = session.get(Dataset, dataset_id)
+    # Another team's dataset answers as one that does not exist: its id reveals nothing.
     if dataset is None or dataset.team_id != team_id:
-        raise Invalid(f"dataset.name: no dataset {name} in this team", "dataset.name")
-    if dataset.format == "csv":
-        columns = dataset.summary.get("columns", {})
-        target = definition.dataset.target
-        if target not in columns:
-            raise Invalid(
-                f"dataset.target: {target!r} is not a column of dataset {name}"
-                f" ({', '.join(columns)})",
-                "dataset.target",
-            )
+        raise Invalid(f"{field}: no dataset {name} in this team", field)
+    return dataset
 
 
 def with_warm_start(

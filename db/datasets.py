@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +11,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Dataset
+from db.models import Dataset, Study
+
+# An uploaded dataset is named by its id in a config: ASCII digits, within a 64-bit integer.
+_UPLOAD_ID = re.compile(r"[0-9]{1,18}")
+
+
+def upload_id(name: str) -> int | None:
+    """The id a config's `dataset.name` names an upload by; None for any other name."""
+    return int(name) if _UPLOAD_ID.fullmatch(name) else None
 
 
 def content_hash(content: bytes) -> str:
@@ -67,9 +76,13 @@ def list_datasets(session: Session, team_ids: Sequence[int]) -> Sequence[Dataset
     ).all()
 
 
-def content_of(session: Session, dataset_id: int) -> tuple[bytes, str] | None:
-    """A dataset's bytes and format, for a worker about to train on it."""
+def content_of(session: Session, dataset_id: int, study_id: int) -> tuple[bytes, str] | None:
+    """A dataset's bytes and format, for a worker about to train a trial of `study_id` on it;
+    None unless the dataset belongs to the study's team, whatever the config says."""
+    study_team = select(Study.team_id).where(Study.id == study_id).scalar_subquery()
     row = session.execute(
-        select(Dataset.content, Dataset.format).where(Dataset.id == dataset_id)
+        select(Dataset.content, Dataset.format).where(
+            Dataset.id == dataset_id, Dataset.team_id == study_team
+        )
     ).one_or_none()
     return (row[0], row[1]) if row else None

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     sweep_every_s: float = Field(5.0, gt=0, description="How often workers look for the above.")
     max_trials: int = Field(10_000, ge=1, description="Largest budget a study may ask for.")
     max_parallelism: int = Field(64, ge=1, description="Largest parallelism a study may ask for.")
+    max_epochs: int = Field(10_000, ge=1, description="Most epochs a trial may train.")
+    max_hidden_layers: int = Field(16, ge=1, description="Most hidden layers a model may have.")
+    max_hidden_units: int = Field(4096, ge=1, description="Most units a hidden layer may have.")
     max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset upload (413).")
     max_body_bytes: int = Field(2**20, ge=1, description="Largest other request body (413).")
     rate_limit_per_s: float = Field(

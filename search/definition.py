@@ -21,17 +21,20 @@ from pydantic import (
 )
 
 from search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
-from search.space import CategoricalParam, IntParam, Param, Space
+from search.space import CategoricalParam, FloatParam, IntParam, Param, ParamSpec, Space
 from search.strategies.base import Strategy
 from search.strategies.coarse_to_fine import CoarseToFineStrategy
 from search.strategies.grid import GridStrategy
 from search.strategies.optuna_samplers import SPACE_FILLING, OptunaStrategy, make_sampler
 from search.strategies.random import RandomStrategy
 from worker.engine.config import (
+    ConfigError,
     DatasetConfig,
     ModelConfig,
+    Seed,
     TrainConfig,
     TrainingConfig,
+    check_setting,
     field_exists,
 )
 
@@ -48,13 +51,20 @@ OBJECTIVE_METRICS = (
 )
 
 
+# A study file nests no deeper than this: choices and enqueued values are settings, not trees,
+# and a deeper document is only a way to make the server recurse.
+MAX_DEPTH = 32
+# The longest a study may be given to run (a year); longer is no deadline a clock can hold.
+MAX_TIMEOUT_S = 366 * 24 * 3600
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RandomConfig(_Section):
     type: Literal["random"]
-    seed: int = 0
+    seed: Seed = 0
 
 
 class GridConfig(_Section):
@@ -64,7 +74,7 @@ class GridConfig(_Section):
 
 class CoarseToFineConfig(_Section):
     type: Literal["coarse_to_fine"]
-    seed: int = 0
+    seed: Seed = 0
     rounds: int = Field(4, ge=1, le=100)
     samples_per_round: int | None = Field(
         None, ge=2, le=10_000, description="Trials per round; unset: the budget over the rounds."
@@ -75,11 +85,11 @@ class CoarseToFineConfig(_Section):
 
 class OptunaConfig(_Section):
     type: Literal["tpe", "gp", "cmaes", "nsga2", "qmc"]
-    seed: int = 0
+    seed: Seed = 0
     n_startup_trials: int = Field(
-        10, ge=1, description="Start-up trials (a Latin hypercube) before tpe/gp model."
+        10, ge=1, le=10_000, description="Start-up trials (a Latin hypercube) before tpe/gp model."
     )
-    population_size: int = Field(20, ge=2, description="nsga2 generation size.")
+    population_size: int = Field(20, ge=2, le=10_000, description="nsga2 generation size.")
 
     @field_validator("type")
     @classmethod
@@ -112,7 +122,7 @@ class Objective(_Section):
 class Budget(_Section):
     trials: int = Field(ge=1)
     parallelism: int = Field(1, ge=1)
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_TIMEOUT_S)
     max_retries: int = Field(
         2, ge=0, le=10, description="Runs again of a trial whose worker died (`failed: lost`)."
     )
@@ -143,7 +153,7 @@ EPOCH_METRICS = ("val_accuracy", "val_rmse", "val_loss", "train_loss")
 
 
 Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][\w.-]{0,39}$")]
-PRESET_REF = r"^[\w.-]+/[\w.-]+@(latest|[1-9][0-9]*)$"
+PRESET_REF = r"^[\w.-]+/[\w.-]+@(latest|[1-9][0-9]{0,8})$"
 
 
 class WarmStart(_Section):
@@ -186,6 +196,13 @@ class StudyDefinition(_Section):
         Space(space)  # raises on a `when` that names no parameter, or a cycle
         return space
 
+    @model_validator(mode="before")
+    @classmethod
+    def _shallow(cls, document: Any) -> Any:
+        if _depth(document) > MAX_DEPTH:
+            raise ValueError(f"the study file nests deeper than {MAX_DEPTH} levels")
+        return document
+
     @field_validator("objective", mode="before")
     @classmethod
     def _as_list(cls, objective: Any) -> Any:
@@ -198,6 +215,27 @@ class StudyDefinition(_Section):
         if len(set(metrics)) != len(metrics):
             raise ValueError("each metric may appear once")
         return objective
+
+    @model_validator(mode="after")
+    def _settings_valid(self) -> StudyDefinition:
+        # Every value a parameter can take must be a setting the engine runs: a choice it would
+        # refuse is a study that can only fail, so it is refused here, naming the value.
+        for path, param in self.space.items():
+            for field, value in _values_to_check(param):
+                try:
+                    check_setting(path, value)
+                except ConfigError as exc:
+                    raise ValueError(f"space.{path}.{field}: {exc.reason}") from None
+            if isinstance(param, FloatParam) and param.values is None:
+                between = math.nextafter(param.low, param.high)
+                try:
+                    check_setting(path, between)
+                except ConfigError as exc:
+                    raise ValueError(
+                        f"space.{path}.type: a float parameter takes values such as {between}"
+                        f" between low and high ({exc.reason}); use type int"
+                    ) from None
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyDefinition:
@@ -228,6 +266,23 @@ class StudyDefinition(_Section):
         """The dataset, model and training sections as plain data."""
         return self.model_dump(mode="json", include={"dataset", "model", "training"})
 
+    def settings_at(self, path: str) -> list[tuple[str, Any]]:
+        """(field, value) of every value the setting at dotted `path` can take in some trial:
+        the base config's, then each one the space can write there (its choices, grid values
+        and bounds, read inside the choices of a parameter over a whole section)."""
+        found = [(path, _dig(self.base_config(), path))]
+        for key, param in self.space.items():
+            if key == path:
+                found += [(f"space.{key}.{f}", v) for f, v in _values_to_check(param)]
+            elif path.startswith(key + "."):
+                rest = path.removeprefix(key + ".")
+                found += [
+                    (f"space.{key}.{f}", _dig(v, rest))
+                    for f, v in _values_to_check(param)
+                    if _dig(v, rest) is not None
+                ]
+        return found
+
     def params_of(self, config: dict[str, Any]) -> dict[str, Any]:
         """The values a full trial config (e.g. a preset's) gives this study's parameters:
         the space's keys read at their dotted paths, inactive conditional ones left out."""
@@ -235,10 +290,7 @@ class StudyDefinition(_Section):
         params: dict[str, Any] = {}
         for path in space.params:
             if space.is_active(path, params):
-                node: Any = config
-                for part in path.split("."):
-                    node = node.get(part) if isinstance(node, dict) else None
-                params[path] = node
+                params[path] = _dig(config, path)
         return params
 
     def run_first(self, params: dict[str, Any]) -> StudyDefinition:
@@ -318,3 +370,38 @@ class StudyDefinition(_Section):
                 space_filling=config.n_startup_trials if config.type in SPACE_FILLING else 0,
             )
         return RandomStrategy(seed=config.seed)
+
+
+def _values_to_check(param: ParamSpec) -> list[tuple[str, Any]]:
+    """(field, value) of every value a parameter names: its bounds, choices and grid values."""
+    named: list[tuple[str, Any]] = []
+    if isinstance(param, CategoricalParam):
+        named += [(f"choices[{i}]", choice) for i, choice in enumerate(param.choices)]
+    else:
+        named += [("low", param.low), ("high", param.high)]
+    named += [(f"values[{i}]", value) for i, value in enumerate(param.values or [])]
+    return named
+
+
+def _dig(document: Any, path: str) -> Any:
+    """The value at a dotted path into nested dicts; None where the path leads nowhere."""
+    for part in path.split("."):
+        document = document.get(part) if isinstance(document, dict) else None
+    return document
+
+
+def _depth(document: Any) -> int:
+    """How deeply lists and dicts nest in `document`, found without recursion."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        node, depth = pending.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_DEPTH:
+                    return depth + 1
+                pending.append((child, depth + 1))
+        deepest = max(deepest, depth)
+    return deepest

@@ -7,6 +7,7 @@ strategy's business.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
@@ -16,19 +17,25 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Condition = dict[str, list[Any]]
 
+# Bounds beyond this lose integer precision as JSON numbers, and no setting needs them.
+MAX_MAGNITUDE = 2**53
+Bound = Annotated[float, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+IntBound = Annotated[int, Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE)]
+
 
 class _Param(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     when: Condition | None = None
     values: list[Any] | None = Field(None, min_length=1, description="Explicit grid values.")
 
 
 class FloatParam(_Param):
     type: Literal["float"]
-    low: float
-    high: float
+    low: Bound
+    high: Bound
     log: bool = False
     step: float | None = Field(None, gt=0)
+    values: list[Bound] | None = Field(None, min_length=1, description="Explicit grid values.")
 
     @model_validator(mode="after")
     def _check_range(self) -> FloatParam:
@@ -41,9 +48,9 @@ class FloatParam(_Param):
             return [float(v) for v in self.values]
         if self.step is not None:
             count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
-            points = self.low + self.step * np.arange(count)
-            if count > n:
-                points = points[np.linspace(0, count - 1, n).round().astype(int)]
+            # Thinned by index, so that a fine step costs n points, not `count`.
+            steps = np.linspace(0, count - 1, min(n, count)).round()
+            points = self.low + self.step * steps
         elif self.log:
             points = np.geomspace(self.low, self.high, n)
         else:
@@ -53,10 +60,11 @@ class FloatParam(_Param):
 
 class IntParam(_Param):
     type: Literal["int"]
-    low: int
-    high: int
+    low: IntBound
+    high: IntBound
     step: int = Field(1, ge=1)
     log: bool = False
+    values: list[IntBound] | None = Field(None, min_length=1, description="Explicit grid values.")
 
     @model_validator(mode="after")
     def _check_range(self) -> IntParam:
@@ -100,6 +108,13 @@ class Space:
 
     def __init__(self, params: Mapping[str, ParamSpec]) -> None:
         self.params = dict(_conditions_first(params))
+        self._names = list(self.params)
+        # Of the parameters from position i on, the ones some later condition reads.
+        self._read_later = [
+            sorted({k for name in self._names[i:] for k in self.params[name].when or {}})
+            for i in range(len(self._names) + 1)
+        ]
+        self._counts: dict[tuple, int] = {}
 
     def __len__(self) -> int:
         return len(self.params)
@@ -122,20 +137,52 @@ class Space:
             assigned[name] = config[name]
         return set(config) == set(assigned)
 
-    def grid(self, n: int) -> Iterator[dict[str, Any]]:
-        """Every point of the grid over the active parameters, in a fixed order."""
-        yield from self._expand(list(self.params), {}, n)
+    def grid_size(self, n: int) -> int:
+        """How many points the grid over the active parameters has (`n` per numeric one)."""
+        return self._count(0, {}, n)
 
-    def _expand(self, names: list[str], assigned: dict[str, Any], n: int) -> Iterator[dict]:
-        if not names:
-            yield dict(assigned)
-            return
-        name, rest = names[0], names[1:]
-        if not self.is_active(name, assigned):
-            yield from self._expand(rest, assigned, n)
-            return
-        for value in self.params[name].grid(n):
-            yield from self._expand(rest, {**assigned, name: value}, n)
+    def grid_point(self, n: int, index: int) -> dict[str, Any]:
+        """The grid's point at `index`, in a fixed order, found without listing the grid:
+        a large grid costs memory for the points asked for only."""
+        if not 0 <= index < self.grid_size(n):
+            raise IndexError(f"grid point {index} of {self.grid_size(n)}")
+        assigned: dict[str, Any] = {}
+        for i, name in enumerate(self._names):
+            if not self.is_active(name, assigned):
+                continue
+            for value in self.params[name].grid(n):
+                block = self._count(i + 1, {**assigned, name: value}, n)
+                if index < block:
+                    assigned[name] = value
+                    break
+                index -= block
+        return assigned
+
+    def grid(self, n: int) -> Iterator[dict[str, Any]]:
+        """Every point of the grid, in the order of `grid_point`."""
+        return (self.grid_point(n, i) for i in range(self.grid_size(n)))
+
+    def _count(self, position: int, assigned: dict[str, Any], n: int) -> int:
+        """Grid points over the parameters from `position` on, given those assigned before.
+
+        Memoised on the assigned values that later conditions read, so an unconditional space
+        costs one pass per parameter, not the product of their sizes.
+        """
+        if position == len(self._names):
+            return 1
+        seen = [(k in assigned, assigned.get(k)) for k in self._read_later[position]]
+        key = (position, n, json.dumps(seen, default=str))
+        if key not in self._counts:
+            name = self._names[position]
+            if self.is_active(name, assigned):
+                count = sum(
+                    self._count(position + 1, {**assigned, name: value}, n)
+                    for value in self.params[name].grid(n)
+                )
+            else:
+                count = self._count(position + 1, assigned, n)
+            self._counts[key] = count
+        return self._counts[key]
 
 
 def _within(param: ParamSpec, value: Any) -> bool:

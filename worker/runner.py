@@ -105,7 +105,8 @@ def _train(
     """Train one configuration; every outcome, errors included, becomes a terminal state."""
     try:
         config = definition.trial_config(params)
-        result = train(config, _splits(config.dataset, recorder.url), recorder.report)
+        splits = _splits(config.dataset, recorder.study_id, recorder.url)
+        result = train(config, splits, recorder.report)
     except ConfigError as exc:
         return TrialState.FAILED, f"error: invalid config: {exc}", None
     except Exception as exc:  # a bug or bad data must end this trial, not the worker
@@ -136,20 +137,24 @@ def _definition(session: Session, study_id: int) -> StudyDefinition:
     return _DEFINITIONS[key]
 
 
-def _splits(dataset: DatasetConfig, url: str | None) -> Splits:
-    return _cached_splits(json.dumps(dataset.model_dump(mode="json"), sort_keys=True), url)
+def _splits(dataset: DatasetConfig, study_id: int, url: str | None) -> Splits:
+    dataset_json = json.dumps(dataset.model_dump(mode="json"), sort_keys=True)
+    return _cached_splits(dataset_json, study_id, url)
 
 
 @lru_cache(maxsize=8)
-def _cached_splits(dataset_json: str, url: str | None) -> Splits:
+def _cached_splits(dataset_json: str, study_id: int, url: str | None) -> Splits:
     # A worker runs many trials on the same data: load and preprocess it once per process.
     # An uploaded dataset is named by its id, and its rows never change.
     config = DatasetConfig.model_validate_json(dataset_json)
     upload = None
-    if config.name.isdigit():
-        stored = retrying(lambda session: datasets.content_of(session, int(config.name)), url)
+    dataset_id = datasets.upload_id(config.name)
+    if dataset_id is not None:
+        # Scoped to the study's team here too, whatever the submission checked: no row of
+        # another team's dataset is read, nor named in the trial's reason.
+        stored = retrying(lambda session: datasets.content_of(session, dataset_id, study_id), url)
         if stored is None:
-            raise ConfigError("dataset.name", f"dataset {config.name} was deleted")
+            raise ConfigError("dataset.name", f"no dataset {dataset_id} in this study's team")
         upload = Upload(stored[0], stored[1])  # type: ignore[arg-type]
     return load_splits(config, upload)
 

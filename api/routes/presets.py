@@ -15,7 +15,7 @@ from api.errors import Invalid, NotFound
 from api.params import PresetName, TeamName, Version
 from api.presets import preset_public
 from api.schemas import PresetCreate, PresetPublic, PresetsPublic
-from db import presets, queries
+from db import datasets, presets, queries
 from db.models import Dataset, Preset, Role, TrialState
 from search.definition import StudyDefinition
 from worker.engine import ENGINE_VERSION
@@ -46,7 +46,7 @@ def publish_preset(body: PresetCreate, session: SessionDep, caller: CallerDep) -
         config=config,
         study_id=study.id,
         trial_id=trial.id,
-        dataset_hash=_dataset_hash(session, config["dataset"]),
+        dataset_hash=_dataset_hash(session, config["dataset"], study.team_id),
         values=trial.values,
         engine_version=ENGINE_VERSION,
         created_by=caller.user_id,
@@ -116,11 +116,13 @@ def _find(
     return preset
 
 
-def _dataset_hash(session: SessionDep, dataset: dict) -> str:
-    """What the trial trained on: an upload's content hash, or a built-in set's definition."""
-    if dataset["name"].isdigit():
-        upload = session.get(Dataset, int(dataset["name"]))
-        if upload is not None:
+def _dataset_hash(session: SessionDep, dataset: dict, team_id: int) -> str:
+    """What the trial trained on: an upload's content hash, or a built-in set's definition.
+    Only the study's team's uploads count: a preset never carries another team's hash."""
+    upload_id = datasets.upload_id(dataset["name"])
+    if upload_id is not None:
+        upload = session.get(Dataset, upload_id)
+        if upload is not None and upload.team_id == team_id:
             return upload.content_hash
     canonical = json.dumps(dataset, sort_keys=True).encode()
     return hashlib.sha256(canonical).hexdigest()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Any
 
 from search.space import Space
@@ -22,15 +21,11 @@ class Grid:
         self.space = space
         self.n = n
 
-    @cached_property
-    def _points(self) -> list[dict[str, Any]]:
-        return list(self.space.grid(self.n))
-
     def __len__(self) -> int:
-        return len(self._points)
+        return self.space.grid_size(self.n)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return dict(self._points[index])
+        return self.space.grid_point(self.n, index)
 
 
 class GridStrategy(Strategy):

@@ -314,7 +314,7 @@ MONITOR = "training.stopping.monitor"
         ("iris", MLP, {"stopping": {"patience": 2, "monitor": "val_rmse"}}, MONITOR),
         ("linear", MLP, {"stopping": {"patience": 2, "monitor": "val_accuracy"}}, MONITOR),
         ("iris", MLP, {"schedule": {"type": "cosine", "min_lr": 1.0}}, "training.schedule.min_lr"),
-        ("iris", {**MLP, "hidden": [0]}, {}, "model.hidden"),
+        ("iris", {**MLP, "hidden": [0]}, {}, "model.hidden.0"),
         ("iris", MLP, {"optimizer": "lion"}, "training.optimizer"),
     ],
 )

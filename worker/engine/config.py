@@ -7,16 +7,19 @@ field here is a setting a study can fix or search.
 
 from __future__ import annotations
 
+import math
+from functools import cache
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 
 class ConfigError(ValueError):
@@ -29,13 +32,18 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN or infinity is no setting: it would only make a trial fail later, or never end.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# What NumPy's and Optuna's generators take as a seed.
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
 class SplitConfig(_Section):
     validation: float = Field(0.2, gt=0, lt=1)
     test: float = Field(0.2, ge=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
     stratify: bool = Field(True, description="Keep class proportions in every split.")
 
     @model_validator(mode="after")
@@ -64,7 +72,7 @@ class DatasetConfig(_Section):
 
 class ModelConfig(_Section):
     type: Literal["linear", "logistic", "softmax", "mlp"] = "mlp"
-    hidden: list[int] = [64]
+    hidden: list[Annotated[int, Field(ge=1)]] = Field([64], description="Units per hidden layer.")
     activation: Literal["sigmoid", "tanh", "relu", "leaky_relu"] = "relu"
     leaky_slope: float = Field(0.01, gt=0, lt=1)
     batch_norm: bool = False
@@ -74,13 +82,6 @@ class ModelConfig(_Section):
     init_scale: float | None = Field(
         None, gt=0, description="r of uniform(-r, r), σ of normal(σ); default per initializer."
     )
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_sizes(cls, hidden: list[int]) -> list[int]:
-        if any(size < 1 for size in hidden):
-            raise ValueError("every hidden size must be at least 1")
-        return hidden
 
 
 class StoppingConfig(_Section):
@@ -131,7 +132,7 @@ class TrainingConfig(_Section):
     )
     batch_size: int | None = Field(64, ge=1)
     epochs: int = Field(30, ge=1)
-    seed: int = 0
+    seed: Seed = 0
     momentum: float = Field(0.9, ge=0, lt=1, description="β of momentum and nag.")
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
@@ -166,13 +167,43 @@ def field_exists(path: str) -> bool:
 
     Through a union of sections (``training.schedule``) a path exists if any member has it.
     """
+    return bool(_fields_at(path))
+
+
+def check_setting(path: str, value: Any) -> None:
+    """Raise `ConfigError` unless `value` is a valid setting at `path`, judged on its own.
+
+    Checks across settings (a split leaving rows for training) need the whole config and are
+    left to `TrainConfig.parse`; this catches what no trial could run, e.g. an unknown optimizer.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(path, "must be a finite number")
+    errors: list[str] = []
+    for adapter in _adapters(path):
+        try:
+            adapter.validate_python(value)
+            return
+        except ValidationError as exc:
+            errors.append(exc.errors()[0]["msg"])
+    reason = errors[0] if errors else "not a setting of the dataset, model or training"
+    raise ConfigError(path, reason)
+
+
+@cache
+def _adapters(path: str) -> tuple[TypeAdapter, ...]:
+    return tuple(TypeAdapter(Annotated[f.annotation, f]) for f in _fields_at(path))
+
+
+def _fields_at(path: str) -> list[FieldInfo]:
+    """The fields a dotted path reaches: one, or one per union member that has it."""
     models: list[type[BaseModel]] = [TrainConfig]
+    fields: list[FieldInfo] = []
     for part in path.split("."):
         fields = [m.model_fields[part] for m in models if part in m.model_fields]
         if not fields:
-            return False
+            return []
         models = [sub for f in fields for sub in _sections(f.annotation)]
-    return True
+    return fields
 
 
 def _sections(annotation: Any) -> list[type[BaseModel]]:
