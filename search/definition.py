@@ -199,8 +199,9 @@ class StudyDefinition(_Section):
     @model_validator(mode="before")
     @classmethod
     def _shallow(cls, document: Any) -> Any:
-        if _depth(document) > MAX_DEPTH:
-            raise ValueError(f"the study file nests deeper than {MAX_DEPTH} levels")
+        for key, value in document.items() if isinstance(document, dict) else ():
+            if _depth(value) >= MAX_DEPTH:
+                raise ValueError(f"{key}: nests deeper than {MAX_DEPTH} levels")
         return document
 
     @field_validator("objective", mode="before")

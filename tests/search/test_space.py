@@ -77,3 +77,68 @@ def test_contains_rejects_inactive_values_and_out_of_range() -> None:
     assert not s.contains({"opt": "momentum", "momentum": 0.95})
     assert not s.contains({"opt": "momentum"})
     assert s.contains({"opt": "momentum", "momentum": 0.6})
+
+
+def _listed_grid(s: Space, n: int) -> list[dict]:
+    """The grid as the plain depth-first product over the active parameters, for reference."""
+
+    def expand(names: list[str], assigned: dict) -> list[dict]:
+        if not names:
+            return [dict(assigned)]
+        name, rest = names[0], names[1:]
+        if not s.is_active(name, assigned):
+            return expand(rest, assigned)
+        return [p for v in s.params[name].grid(n) for p in expand(rest, {**assigned, name: v})]
+
+    return expand(list(s.params), {})
+
+
+def test_grid_points_by_index_match_the_listed_product_under_conditions() -> None:
+    s = space(
+        opt={"type": "categorical", "choices": ["sgd", "momentum", "nag"]},
+        momentum={"type": "float", "low": 0.5, "high": 0.9, "when": {"opt": ["momentum", "nag"]}},
+        nesterov_extra={"type": "int", "low": 1, "high": 4, "when": {"opt": ["nag"]}},
+        hidden={"type": "categorical", "choices": [[32], [64, 64], None]},
+        lr={"type": "float", "low": 1e-3, "high": 1.0, "log": True},
+    )
+    listed = _listed_grid(s, 3)
+    assert s.grid_size(3) == len(listed) == (1 + 3 + 3 * 3) * 3 * 3
+    assert [s.grid_point(3, i) for i in range(len(listed))] == listed
+    with pytest.raises(IndexError):
+        s.grid_point(3, len(listed))
+
+
+def test_a_million_point_grid_is_indexed_without_being_listed() -> None:
+    import tracemalloc
+
+    s = space(**{f"p{i}": {"type": "float", "low": 0.0, "high": 1.0} for i in range(6)})
+    tracemalloc.start()
+    size = s.grid_size(10)
+    last = s.grid_point(10, size - 1)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert size == 10**6
+    assert last == {f"p{i}": 1.0 for i in range(6)}
+    # Listing it would take hundreds of MiB (the issue saw 221 MiB per refill).
+    assert peak < 2**20
+
+
+def test_a_fine_float_step_is_thinned_without_listing_every_step() -> None:
+    values = space(x={"type": "float", "low": 0.0, "high": 1.0, "step": 1e-12}).params["x"].grid(5)
+    assert values == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+
+
+@pytest.mark.parametrize(
+    "param",
+    [
+        {"type": "float", "low": float("nan"), "high": 1.0},
+        {"type": "float", "low": 0.0, "high": float("inf")},
+        {"type": "int", "low": 0, "high": 10**30},
+        {"type": "float", "low": -1e300, "high": 1.0},
+        {"type": "float", "low": 0.0, "high": 1.0, "values": [float("inf")]},
+        {"type": "int", "low": 0, "high": 4, "values": [2**60]},
+    ],
+)
+def test_bounds_and_values_are_finite_and_within_json_precision(param: dict) -> None:
+    with pytest.raises(ValidationError):
+        PARAM.validate_python(param)
