@@ -43,7 +43,8 @@ def create_study(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> Study:
-    """Store a new running study; `refill` then queues its first trials."""
+    """Store a new running study; `queue_next` in the same transaction queues its first
+    trials (or `refill`, after a commit)."""
     timeout_s = definition.budget.timeout_s
     study = Study(
         deadline_at=utcnow() + timedelta(seconds=timeout_s) if timeout_s else None,

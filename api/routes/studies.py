@@ -43,11 +43,14 @@ def create_study(
     """Store a study and queue its first trials (201), or return the one this key made (200)."""
     team_id = caller.team_for_new(team)
     study, created = submit(session, caller, team_id, definition, idempotency_key)
-    # The trials may only be dispatched once the study is committed and visible to workers.
+    # The first trials are queued in the study's own transaction: a study is stored with them
+    # or not at all, never left running with nothing queued. They are dispatched only once
+    # committed and visible to workers.
+    first_trials = coordinator.queue_next(session, study.id) if created else []
     session.commit()
-    if created:
-        coordinator.refill(study.id, dispatch=dispatcher.dispatch)
-    else:
+    if first_trials:
+        dispatcher.dispatch(first_trials)
+    if not created:
         response.status_code = status.HTTP_200_OK
     return study_public(session, study, caller.team_names[team_id])
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import wait_done
+from api.main import create_app
+from search.strategies.random import RandomStrategy
+from tests.api.conftest import MakeToken, bearer, wait_done
 from tests.conftest import tiny_study
 
 
@@ -143,3 +145,19 @@ def test_importances_of_a_one_parameter_study_say_why_there_are_none(client: Tes
     created = client.post("/api/v1/studies", json=tiny_study(budget={"trials": 1})).json()
     body = client.get(f"/api/v1/studies/{created['id']}/importances").json()
     assert body["importances"] == {} and "one parameter" in body["reason"]
+
+
+def test_a_study_whose_first_trials_cannot_be_queued_is_not_stored(
+    sqlite_url: str, make_token: MakeToken, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_args: object) -> list:
+        raise RuntimeError("a strategy bug")
+
+    monkeypatch.setattr(RandomStrategy, "ask", broken)
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        client.headers.update(bearer(make_token("ana", "alpha")))
+        answer = client.post("/api/v1/studies", json=tiny_study())
+        assert answer.status_code == 500
+        assert "a strategy bug" not in answer.text
+        # Not a study left running with no trial that nothing would ever queue.
+        assert client.get("/api/v1/studies").json()["count"] == 0
