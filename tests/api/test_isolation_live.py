@@ -302,12 +302,18 @@ BAD_STUDIES: list[tuple[str, dict, str]] = [
         f"space.{EPOCHS}.type",
     ),
     ("epochs 10**30", {"training": {"epochs": 10**30}}, EPOCHS),
+    ("batch 10**30", {"training": {"batch_size": 10**30}}, "training.batch_size"),
+    (
+        "patience 10**20",
+        {"training": {"stopping": {"patience": 10**20}}},
+        "training.stopping.patience",
+    ),
     (
         "searched epochs above the limit",
         {"space": {EPOCHS: {"type": "int", "low": 1, "high": 10**6}}},
         f"space.{EPOCHS}.high",
     ),
-    ("hidden [10**12]", {"model": {"type": "mlp", "hidden": [10**12]}}, HIDDEN),
+    ("hidden [10**12]", {"model": {"type": "mlp", "hidden": [10**12]}}, f"{HIDDEN}.0"),
     ("hidden 100 layers", {"model": {"type": "mlp", "hidden": [4] * 100}}, HIDDEN),
     (
         "searched hidden too wide",

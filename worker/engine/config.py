@@ -38,6 +38,8 @@ class _Section(BaseModel):
 
 # What NumPy's and Optuna's generators take as a seed.
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+# Counts (epochs, units, steps) fit NumPy's default integers on every platform.
+MAX_COUNT = 2**31 - 1
 
 
 class SplitConfig(_Section):
@@ -72,7 +74,9 @@ class DatasetConfig(_Section):
 
 class ModelConfig(_Section):
     type: Literal["linear", "logistic", "softmax", "mlp"] = "mlp"
-    hidden: list[Annotated[int, Field(ge=1)]] = Field([64], description="Units per hidden layer.")
+    hidden: list[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = Field(
+        [64], description="Units per hidden layer."
+    )
     activation: Literal["sigmoid", "tanh", "relu", "leaky_relu"] = "relu"
     leaky_slope: float = Field(0.01, gt=0, lt=1)
     batch_norm: bool = False
@@ -85,11 +89,13 @@ class ModelConfig(_Section):
 
 
 class StoppingConfig(_Section):
-    patience: int | None = Field(None, ge=1)
+    patience: int | None = Field(None, ge=1, le=MAX_COUNT)
     monitor: Literal["val_loss", "val_accuracy", "val_rmse", "train_loss"] = "val_loss"
     min_delta: float = Field(0.0, ge=0)
     grad_tol: float | None = Field(None, ge=0)
-    max_iterations: int | None = Field(None, ge=1, description="Optimizer steps in all.")
+    max_iterations: int | None = Field(
+        None, ge=1, le=MAX_COUNT, description="Optimizer steps in all."
+    )
 
 
 class ConstantSchedule(_Section):
@@ -98,7 +104,7 @@ class ConstantSchedule(_Section):
 
 class StepSchedule(_Section):
     type: Literal["step"]
-    every: int = Field(10, ge=1, description="Epochs between drops.")
+    every: int = Field(10, ge=1, le=MAX_COUNT, description="Epochs between drops.")
     factor: float = Field(0.5, gt=0, le=1)
 
 
@@ -130,8 +136,8 @@ class TrainingConfig(_Section):
     learning_rate: float | None = Field(
         0.001, gt=0, description="η; adadelta needs none (it scales Δ, default 1)."
     )
-    batch_size: int | None = Field(64, ge=1)
-    epochs: int = Field(30, ge=1)
+    batch_size: int | None = Field(64, ge=1, le=MAX_COUNT)
+    epochs: int = Field(30, ge=1, le=MAX_COUNT)
     seed: Seed = 0
     momentum: float = Field(0.9, ge=0, lt=1, description="β of momentum and nag.")
     beta1: float = Field(0.9, ge=0, lt=1)
