@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     max_parallelism: int = Field(64, ge=1, description="Largest parallelism a study may ask for.")
     max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset upload (413).")
     max_body_bytes: int = Field(2**20, ge=1, description="Largest other request body (413).")
+    max_dataset_cells: int = Field(
+        2**24,
+        ge=1,
+        description="Largest table an uploaded dataset may decode to, in rows × columns (422);"
+        " an NPZ's arrays may also declare at most 8 bytes per such cell in total.",
+    )
     rate_limit_per_s: float = Field(
         50.0, gt=0, description="Requests per second a token may sustain (429 beyond)."
     )

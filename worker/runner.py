@@ -150,7 +150,7 @@ def _cached_splits(dataset_json: str, url: str | None) -> Splits:
         stored = retrying(lambda session: datasets.content_of(session, int(config.name)), url)
         if stored is None:
             raise ConfigError("dataset.name", f"dataset {config.name} was deleted")
-        upload = Upload(stored[0], stored[1])  # type: ignore[arg-type]
+        upload = Upload(stored[0], stored[1], get_settings().max_dataset_cells)  # type: ignore[arg-type]
     return load_splits(config, upload)
 
 

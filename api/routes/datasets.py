@@ -13,6 +13,7 @@ from api.params import DatasetId
 from api.schemas import DatasetPublic
 from db import datasets
 from db.models import Dataset, Role
+from db.settings import get_settings
 from worker.engine import ConfigError, Upload, describe_upload
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -41,7 +42,7 @@ def upload_dataset(
     kind = format or _format_of(filename)
     content = file.file.read()
     try:
-        summary = describe_upload(Upload(content, kind), target)
+        summary = describe_upload(Upload(content, kind, get_settings().max_dataset_cells), target)
     except ConfigError as exc:
         field = "target" if exc.field == "dataset.target" else "file"
         raise Invalid(f"{field}: {exc.reason}", field) from None

@@ -35,7 +35,7 @@ def config(target: str | None = "label", **settings: object) -> DatasetConfig:
 
 
 def csv_upload(header: list[str], rows: list[list[object]]) -> Upload:
-    return Upload(csv_bytes(header, rows), "csv")
+    return Upload(csv_bytes(header, rows), "csv", 2**24)
 
 
 def people(n: int = 40) -> Upload:
@@ -70,7 +70,7 @@ def test_csv_columns_are_numeric_or_categorical_with_quoted_commas() -> None:
 
 def test_quoted_fields_are_parsed_by_hand_written_csv() -> None:
     content = b'a,"b, with comma",label\n1,"x, y",0\n' + b"2,z,1\n" * 11
-    table = load_table(config(), Upload(content, "csv"))
+    table = load_table(config(), Upload(content, "csv", 2**24))
     assert table.features.categorical_names == ("b, with comma",)
     assert table.features.categorical[0, 0] == "x, y"
 
@@ -222,7 +222,7 @@ def test_categorical_columns_without_one_hot_are_refused() -> None:
     ],
 )
 def test_unparseable_csv_is_refused(content: bytes) -> None:
-    assert error(load_splits, config(), Upload(content, "csv")).field == "dataset"
+    assert error(load_splits, config(), Upload(content, "csv", 2**24)).field == "dataset"
 
 
 def test_generator_settings_are_refused_for_an_upload() -> None:
@@ -237,7 +237,7 @@ def test_npz_round_trip() -> None:
     X, y = rng.normal(size=(50, 3)), np.array(["cat", "dog"] * 25)
     content = npz_bytes(X=X, y=y, feature_names=np.array(["a", "b", "c"]))
     dataset = DatasetConfig(name="my.npz", preprocess={"scale": "none"})
-    splits = load_splits(dataset, Upload(content, "npz"))
+    splits = load_splits(dataset, Upload(content, "npz", 2**24))
     assert splits.feature_names == ("a", "b", "c") and splits.class_names == ("cat", "dog")
     train, val, test = split_rows(50, 0.2, 0.2, 0, classes=(y == "dog").astype(int))
     assert np.array_equal(splits.X_train, X[train]) and np.array_equal(splits.X_test, X[test])
@@ -247,7 +247,9 @@ def test_npz_round_trip() -> None:
 def test_npz_regression_with_missing_values() -> None:
     X = np.arange(40.0).reshape(20, 2)
     X[3, 1] = np.nan
-    table = load_table(DatasetConfig(name="n"), Upload(npz_bytes(X=X, y=X[:, 0] * 0.1), "npz"))
+    table = load_table(
+        DatasetConfig(name="n"), Upload(npz_bytes(X=X, y=X[:, 0] * 0.1), "npz", 2**24)
+    )
     assert table.task == "regression" and np.isnan(table.X[3, 1])
     assert table.features.numeric_names == ("x0", "x1")
 
@@ -270,7 +272,7 @@ class Payload:
 def test_an_object_array_is_refused_without_unpickling() -> None:
     content = npz_bytes(X=np.array([[Payload()]] * 12, dtype=object), y=np.arange(12) % 2)
     UNPICKLED.clear()
-    caught = error(load_splits, DatasetConfig(name="evil"), Upload(content, "npz"))
+    caught = error(load_splits, DatasetConfig(name="evil"), Upload(content, "npz", 2**24))
     assert caught.field == "dataset" and "'X'" in caught.reason
     assert UNPICKLED == []
     # Control: the archive really does run code when unpickled.
@@ -289,7 +291,7 @@ def test_an_object_array_is_refused_without_unpickling() -> None:
     ],
 )
 def test_bad_npz_is_refused(arrays: dict[str, np.ndarray], words: str) -> None:
-    caught = error(load_splits, DatasetConfig(name="n"), Upload(npz_bytes(**arrays), "npz"))
+    caught = error(load_splits, DatasetConfig(name="n"), Upload(npz_bytes(**arrays), "npz", 2**24))
     assert caught.field == "dataset" and words in caught.reason
 
 
@@ -297,6 +299,6 @@ def test_bytes_that_are_no_npz_are_refused() -> None:
     buffer = io.BytesIO()
     np.save(buffer, np.zeros(3))
     for content in (b"not a zip", buffer.getvalue()):
-        assert error(load_splits, DatasetConfig(name="n"), Upload(content, "npz")).field == (
+        assert error(load_splits, DatasetConfig(name="n"), Upload(content, "npz", 2**24)).field == (
             "dataset"
         )
