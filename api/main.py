@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.auth import AuthenticateFirst
 from api.dashboard import mount_dashboard
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
@@ -58,6 +59,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="hpsearch", version="0.1.0", lifespan=_lifespan, responses=ERRORS)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit_for=_body_limit)
+    app.add_middleware(AuthenticateFirst)  # added last: runs first, before any body is read
     for module in (studies, trials, datasets, presets, teams, account):
         app.include_router(module.router)
 
