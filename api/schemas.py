@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.params import MAX_ID
 from db.models import Role
+from db.names import PresetName, ShortName
 
 
 class TrialPublic(BaseModel):
@@ -119,7 +120,7 @@ class MemberUpdate(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field("", max_length=100, pattern=r"^[^\x00]*$")
+    name: ShortName = ""
     expires_in_days: int | None = Field(90, ge=1, le=3650, description="null: never expires.")
 
 
@@ -154,7 +155,7 @@ class DatasetPublic(BaseModel):
 class PresetCreate(BaseModel):
     study_id: int = Field(ge=1, le=MAX_ID)
     trial_number: int = Field(ge=0, le=MAX_ID)
-    name: str = Field(pattern=r"^[\w.-]{1,100}$", description="Published as team/name.")
+    name: PresetName = Field(description="Published as team/name.")
     visibility: Literal["team", "public"] = "team"
 
 

@@ -13,6 +13,7 @@ from api.params import DatasetId
 from api.schemas import DatasetPublic
 from db import datasets
 from db.models import Dataset, Role
+from db.names import LongName, check_name
 from db.settings import get_settings
 from worker.engine import ConfigError, Upload, describe_upload
 
@@ -25,11 +26,8 @@ def upload_dataset(
     response: Response,
     session: SessionDep,
     caller: CallerDep,
-    target: Annotated[
-        str | None,
-        Form(max_length=200, pattern=r"^[^\x00]*$", description="CSV: the column to predict."),
-    ] = None,
-    name: Annotated[str | None, Form(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    target: Annotated[LongName | None, Form(description="CSV: the column to predict.")] = None,
+    name: Annotated[LongName | None, Form(description="Default: the file's name.")] = None,
     format: Annotated[
         Literal["csv", "npz"] | None, Form(description="Default: from the file name.")
     ] = None,
@@ -40,6 +38,7 @@ def upload_dataset(
     team_id = caller.team_for_new(team)
     filename = file.filename or "upload"
     kind = format or _format_of(filename)
+    name = name or _name_of(filename)
     content = file.file.read()
     try:
         summary = describe_upload(Upload(content, kind, get_settings().max_dataset_cells), target)
@@ -49,7 +48,7 @@ def upload_dataset(
     dataset, created = datasets.store(
         session,
         team_id=team_id,
-        name=name or filename,
+        name=name,
         format=kind,
         content=content,
         summary=summary,
@@ -87,6 +86,14 @@ def _format_of(filename: str) -> Literal["csv", "npz"]:
     if suffix in ("csv", "npz"):
         return suffix  # type: ignore[return-value]
     raise Invalid(f"format: cannot tell the format of {filename!r}; say csv or npz", "format")
+
+
+def _name_of(filename: str) -> str:
+    """The file's name as the dataset's, when it makes a valid one."""
+    try:
+        return check_name(filename, 200)
+    except ValueError as exc:
+        raise Invalid(f"file: its name {exc}; rename it or send a name", "file") from None
 
 
 def _public(dataset: Dataset, team: str) -> DatasetPublic:

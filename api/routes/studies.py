@@ -16,6 +16,7 @@ from api.submission import submit
 from api.views import importances_public, study_public, study_summary
 from db import queries
 from db.models import Role, StudyStatus
+from db.names import LongName, Tag
 from search import coordinator
 from search.definition import StudyDefinition
 
@@ -57,10 +58,8 @@ def list_studies(
     session: SessionDep,
     caller: CallerDep,
     status: StudyStatus | None = None,
-    name: Annotated[
-        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Part of the name.")
-    ] = None,
-    tag: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][\w.-]{0,39}$")] = None,
+    name: Annotated[LongName | None, Query(description="Part of the name.")] = None,
+    tag: Annotated[Tag | None, Query()] = None,
     team: Annotated[str | None, Query(description="Only this team's studies.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
