@@ -46,14 +46,17 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        chunks.clear()
         replayed = False
 
         async def replay() -> Message:
-            nonlocal replayed
+            nonlocal replayed, body
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            message: Message = {"type": "http.request", "body": body, "more_body": False}
+            body = b""  # the app's copy is the only one: freed once the app has parsed it
+            return message
 
         await self.app(scope, replay, send)
 

@@ -432,7 +432,7 @@ def _checked_npz(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError("dataset", f"NPZ y must hold numbers or text, not dtype {y.dtype}")
     if len(X) != len(y):
         raise ConfigError("dataset", f"NPZ X has {len(X)} rows but y has {len(y)}")
-    X = X.astype(np.float64)
+    X = X.astype(np.float64, copy=False)
     if np.isinf(X).any():
         raise ConfigError("dataset", "NPZ X holds an infinite number")
     return X, y
