@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
+import tracemalloc
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -302,3 +306,66 @@ def test_bytes_that_are_no_npz_are_refused() -> None:
         assert error(load_splits, DatasetConfig(name="n"), Upload(content, "npz", 2**24)).field == (
             "dataset"
         )
+
+
+# --- Limits --------------------------------------------------------------------------------
+
+
+def test_a_table_over_the_cell_limit_is_refused_before_it_is_built() -> None:
+    upload = people(40)  # 40 rows × 4 columns
+    assert load_table(config(), Upload(upload.content, "csv", 160)).n_rows == 40
+    caught = error(load_table, config(), Upload(upload.content, "csv", 159))
+    assert "40 rows × 4 columns, over the limit of 159 cells" in caught.reason
+    content = npz_bytes(X=np.zeros((40, 3)), y=np.arange(40) % 2)
+    assert "over the limit" in error(load_table, config(), Upload(content, "npz", 159)).reason
+
+
+def test_a_text_column_of_too_many_distinct_values_is_refused_while_parsing() -> None:
+    rows = [[i, f"id-{i}", i % 2] for i in range(1200)]
+    caught = error(load_table, config(), csv_upload(["x", "id", "label"], rows))
+    assert "'id' has over 1000 distinct text values" in caught.reason
+
+
+def test_a_csv_table_costs_8_bytes_a_cell_whatever_its_text() -> None:
+    long = "x" * 10_000  # one long category would make a fixed-width str column 40 kB a row
+    rows = [[i, long if i == 0 else "short", i % 2] for i in range(200)]
+    table = load_table(config(), csv_upload(["x", "kind", "label"], rows))
+    assert table.features.categorical.dtype == object
+    assert table.features.categorical.nbytes == 8 * 200
+    assert set(table.features.categorical[:, 0]) == {long, "short"}
+
+
+def zip_that_lies(declared: bytes, inflated: int) -> bytes:
+    """A deflated X.npy whose zip directory declares (size and CRC) only `declared`, while its
+    data inflates to `inflated` more bytes of zeros; y is truthful."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("X.npy", "w") as member:
+            member.write(declared)
+            zeros = bytes(2**24)
+            for _ in range(inflated // len(zeros)):
+                member.write(zeros)
+        archive.writestr("y.npy", npy_member(np.arange(10) % 2))
+    content = bytearray(buffer.getvalue())
+    entry = content.index(b"PK\x01\x02")  # X's entry in the central directory
+    struct.pack_into("<I", content, entry + 16, zlib.crc32(declared))
+    struct.pack_into("<I", content, entry + 24, len(declared))
+    return bytes(content)
+
+
+def npy_member(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_a_member_inflating_past_its_declared_size_is_never_inflated() -> None:
+    content = zip_that_lies(npy_member(np.ones((10, 3))), inflated=2**28)
+    tracemalloc.start()
+    try:
+        table = load_table(config(), Upload(content, "npz", 2**24))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert table.X.shape == (10, 3) and (table.X == 1).all()
+    assert peak < 8 * 2**20  # of the 256 MiB the member inflates to, a few chunks at most
