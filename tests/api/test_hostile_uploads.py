@@ -6,43 +6,38 @@ from __future__ import annotations
 import io
 import re
 import socket
-import sys
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from tests.servers import ManagedProcess, free_port
+from tests.servers import LiveApi, serving_api
 
-HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 MiB = 2**20
 MAX_CELLS = 2**22  # the server's HPSEARCH_MAX_DATASET_CELLS: 32 MiB of float64
 
 
-@dataclass
 class Live:
-    """The server, its base URL, the bootstrap admin's token."""
+    """The server under test, with what measures its memory and uploads to it."""
 
-    server: ManagedProcess
-    base: str
-    token: str
+    def __init__(self, api: LiveApi) -> None:
+        self.pid, self.base, self.token = api.server.pid, api.base, api.token
 
     def status(self, key: str) -> int:
         """A line of /proc/<pid>/status, in bytes."""
-        text = Path(f"/proc/{self.server.pid}/status").read_text()
+        text = Path(f"/proc/{self.pid}/status").read_text()
         found = re.search(rf"^{key}:\s+(\d+) kB", text, re.MULTILINE)
         assert found is not None, text
         return int(found.group(1)) * 1024
 
-    def peak_growth(self, action: object) -> int:
+    def peak_growth(self, action: Callable[[], object]) -> int:
         """How far above its resident size before `action()` the server's peak rose."""
-        Path(f"/proc/{self.server.pid}/clear_refs").write_text("5")  # peak := current
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # peak := current
         before = self.status("VmRSS")
-        action()  # type: ignore[operator]
+        action()
         return self.status("VmHWM") - before
 
     def upload(self, content: bytes, filename: str, **data: str) -> httpx.Response:
@@ -58,24 +53,12 @@ class Live:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp("hostile")
-    port = free_port()
     env = {
         "HPSEARCH_DATABASE_URL": f"sqlite:///{folder / 'hpsearch.db'}",
         "HPSEARCH_MAX_DATASET_CELLS": str(MAX_CELLS),
     }
-    server = ManagedProcess(
-        [HPSEARCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        log_dir=folder,
-        name="api",
-        env=env,
-    )
-    try:
-        server.wait_for_http(f"http://127.0.0.1:{port}/health")
-        token = re.search(r"hps_[\w-]+", server.log_path.read_text())
-        assert token is not None, server.describe()
-        yield Live(server, f"http://127.0.0.1:{port}", token.group(0))
-    finally:
-        server.stop()
+    with serving_api(folder, env) as api:
+        yield Live(api)
 
 
 def report(what: str, growth: int, sent: int) -> None:
