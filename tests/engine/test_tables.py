@@ -369,3 +369,22 @@ def test_a_member_inflating_past_its_declared_size_is_never_inflated() -> None:
         tracemalloc.stop()
     assert table.X.shape == (10, 3) and (table.X == 1).all()
     assert peak < 8 * 2**20  # of the 256 MiB the member inflates to, a few chunks at most
+
+
+def test_an_archive_of_many_tiny_entries_is_refused_before_its_directory_is_read() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X.npy", npy_member(np.zeros((10, 2))))
+        archive.writestr("y.npy", npy_member(np.arange(10) % 2))
+        for i in range(2000):
+            archive.writestr(f"pad{i}", b"")
+    caught = error(load_table, config(), Upload(buffer.getvalue(), "npz", 2**24))
+    assert "zip directory is" in caught.reason
+
+
+def test_members_named_as_numpy_names_them_are_read() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X", npy_member(np.ones((10, 2))))  # numpy reads "X" as X too
+        archive.writestr("y.npy", npy_member(np.arange(10) % 2))
+    assert load_table(config(), Upload(buffer.getvalue(), "npz", 2**24)).X.shape == (10, 2)

@@ -20,6 +20,7 @@ import csv
 import gzip
 import io
 import math
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -324,6 +325,9 @@ NPZ_KINDS = {"X": "biuf", "y": "biufU", "feature_names": "U"}
 # numpy's savez writes stored members and savez_compressed deflated ones; deflate is inflated
 # in bounded steps, while bzip2 and lzma members would be inflated a whole chunk at once.
 _NPZ_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+# An NPZ's directory holds an entry of ~100 bytes per array: 64 KiB is hundreds of arrays.
+_MAX_ZIP_DIRECTORY = 64 * 1024
+_ZIP_END_SEARCH = 22 + 65535  # the end record, then a comment of at most 64 KiB
 
 
 @dataclass
@@ -345,12 +349,12 @@ def _npz_refuse(key: str, reason: str) -> NoReturn:
     raise ConfigError("dataset", f"NPZ array {key!r} {reason}")
 
 
-def _npy_member(archive: zipfile.ZipFile, key: str) -> _NpyMember:
+def _npy_member(archive: zipfile.ZipFile, key: str, name: str) -> _NpyMember:
     """The member's .npy header, checked against what X, y or feature_names may be and against
     the member's size in the zip directory, before any of its data is read."""
-    info = archive.getinfo(f"{key}.npy")
+    info = archive.getinfo(name)
     if info.compress_type not in _NPZ_COMPRESSION:
-        _npz_refuse(key, "is compressed with other than deflate")
+        _npz_refuse(key, f"uses zip compression method {info.compress_type}; stored or deflated")
     stream = archive.open(info)
     version = np.lib.format.read_magic(stream)
     if version not in ((1, 0), (2, 0)):
@@ -369,8 +373,9 @@ def _npy_member(archive: zipfile.ZipFile, key: str) -> _NpyMember:
 def _npy_data(member: _NpyMember) -> np.ndarray:
     """The member's array, read into one allocation of its declared size.
 
-    The zip member's reader yields at most the size the directory declares and checks the
-    CRC at its end, so data that inflates beyond it is refused, not inflated.
+    The zip member's reader yields at most the size the directory declares, inflating a chunk
+    at a time, and checks the CRC the directory declares on the last chunk: data that would
+    inflate further is never inflated, and data that does not match is refused.
     """
     flat = np.empty(math.prod(member.shape), dtype=member.dtype)
     view = memoryview(flat.view(np.uint8))
@@ -380,8 +385,6 @@ def _npy_data(member: _NpyMember) -> np.ndarray:
         if not read:
             _npz_refuse(member.key, "is shorter than its header declares")
         done += read
-    if member.stream.read(1):
-        _npz_refuse(member.key, "is longer than its header declares")
     if member.fortran:
         return flat.reshape(member.shape[::-1]).transpose()
     return flat.reshape(member.shape)
@@ -389,12 +392,13 @@ def _npy_data(member: _NpyMember) -> np.ndarray:
 
 def _npz_members(archive: zipfile.ZipFile, max_cells: int) -> dict[str, _NpyMember]:
     """X, y and (if present) feature_names, their headers within the limits."""
-    names = {name.removesuffix(".npy") for name in archive.namelist()}
+    # numpy's own naming: member "X.npy" (or "X") is array X.
+    names = {name.removesuffix(".npy"): name for name in archive.namelist()}
     for key in ("X", "y"):
         if key not in names:
-            listed = ", ".join(sorted(names)) or "none"
+            listed = ", ".join(sorted(names)[:10]) or "none"
             raise ConfigError("dataset", f"the NPZ has no array {key!r} (it has: {listed})")
-    members = {key: _npy_member(archive, key) for key in NPZ_KINDS if key in names}
+    members = {key: _npy_member(archive, key, names[key]) for key in NPZ_KINDS if key in names}
     cells = sum(math.prod(m.shape) for m in members.values())
     nbytes = sum(m.nbytes for m in members.values())
     if cells > max_cells or nbytes > CELL_BYTES * max_cells:
@@ -406,8 +410,26 @@ def _npz_members(archive: zipfile.ZipFile, max_cells: int) -> dict[str, _NpyMemb
     return members
 
 
+def _require_small_directory(content: bytes) -> None:
+    """Refuse an archive whose zip directory is larger than an NPZ's ever is.
+
+    `zipfile` reads the whole directory into objects several times its size; an archive of
+    nothing but tiny entries would cost memory out of proportion to its bytes. The directory's
+    size is in the end record, found as `zipfile` finds it: the last signature within the
+    final 64 KiB.
+    """
+    end = content.rfind(b"PK\x05\x06", max(0, len(content) - _ZIP_END_SEARCH))
+    if end < 0 or end + 22 > len(content):
+        raise ConfigError("dataset", "not a readable NPZ archive (no zip end record)")
+    (directory_bytes,) = struct.unpack_from("<I", content, end + 12)
+    if directory_bytes > _MAX_ZIP_DIRECTORY:
+        reason = f"the NPZ's zip directory is {directory_bytes} bytes; at most {_MAX_ZIP_DIRECTORY}"
+        raise ConfigError("dataset", reason)
+
+
 def _npz_arrays(content: bytes, max_cells: int) -> dict[str, np.ndarray]:
     """The archive's X, y and feature_names, each checked before it is allocated."""
+    _require_small_directory(content)
     try:
         with zipfile.ZipFile(io.BytesIO(content)) as archive:
             members = _npz_members(archive, max_cells)
