@@ -50,7 +50,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: _error("The object's state does not allow this now."),
     413: _error("The request body is over the limit."),
     422: _error("The request is invalid; `field` names where."),
-    429: _error("Too many requests for this token; see Retry-After."),
+    429: _error(
+        "Too many requests for this token, or failed sign-ins from this address; see Retry-After."
+    ),
 }
 
 
