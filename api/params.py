@@ -24,6 +24,9 @@ Cursor = Annotated[int, Query(ge=0, le=MAX_ID, description="The last page's next
 TeamName = Annotated[ShortName, Path(min_length=1)]
 UserName = Annotated[ShortName, Path(min_length=1)]
 PresetName = Annotated[names.PresetName, Path()]
+TeamForNew = Annotated[
+    ShortName | None, Query(min_length=1, description="Team name; default: your only team.")
+]
 Version = Annotated[
     str, Path(pattern=r"^(latest|[1-9][0-9]{0,8})$", description="A version number, or latest.")
 ]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from api.access import dataset_for
 from api.deps import CallerDep, SessionDep
 from api.errors import Invalid
-from api.params import DatasetId
+from api.params import DatasetId, TeamForNew
 from api.schemas import DatasetPublic
 from db import datasets
 from db.models import Dataset, Role
@@ -31,7 +31,7 @@ def upload_dataset(
     format: Annotated[
         Literal["csv", "npz"] | None, Form(description="Default: from the file name.")
     ] = None,
-    team: Annotated[str | None, Query(description="Team name; default: your only team.")] = None,
+    team: TeamForNew = None,
 ) -> DatasetPublic:
     """Store a dataset (201), or find the same bytes uploaded before (200). Study files use its
     id as `dataset.name`."""

@@ -10,13 +10,13 @@ from api.access import study_for
 from api.deps import CallerDep, DispatcherDep, SessionDep
 from api.errors import Conflict
 from api.etag import NOT_MODIFIED, etagged
-from api.params import Offset, StudyId
+from api.params import Offset, StudyId, TeamForNew
 from api.schemas import ImportancesPublic, StudiesPublic, StudyPublic
 from api.submission import submit
 from api.views import importances_public, study_public, study_summary
 from db import queries
 from db.models import Role, StudyStatus
-from db.names import LongName, Tag
+from db.names import LongName, ShortName, Tag
 from search import coordinator
 from search.definition import StudyDefinition
 
@@ -38,7 +38,7 @@ def create_study(
     session: SessionDep,
     caller: CallerDep,
     dispatcher: DispatcherDep,
-    team: Annotated[str | None, Query(description="Team name; default: your only team.")] = None,
+    team: TeamForNew = None,
     idempotency_key: IdempotencyKey = None,
 ) -> StudyPublic:
     """Store a study and queue its first trials (201), or return the one this key made (200)."""
@@ -60,7 +60,7 @@ def list_studies(
     status: StudyStatus | None = None,
     name: Annotated[LongName | None, Query(description="Part of the name.")] = None,
     tag: Annotated[Tag | None, Query()] = None,
-    team: Annotated[str | None, Query(description="Only this team's studies.")] = None,
+    team: Annotated[ShortName | None, Query(description="Only this team's studies.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> StudiesPublic:

@@ -94,3 +94,17 @@ def test_failed_authentications_are_rate_limited_per_address(
     # route that authenticates before the body as on the others.
     assert app_client.get("/api/v1/me", headers=valid).status_code == 429
     assert app_client.post("/api/v1/tokens", json={}, headers=valid).status_code == 429
+
+
+def test_a_team_named_in_a_query_is_a_printable_name_too(client: TestClient) -> None:
+    for path in ("/api/v1/studies", "/api/v1/studies?limit=5"):
+        assert error_of(client.get(path, params={"team": "a\x1bb"}))[0] == "team"
+    refused = client.post("/api/v1/studies", json=tiny_study(), params={"team": "a\u202eb"})
+    assert error_of(refused)[0] == "team"
+    upload = client.post(
+        "/api/v1/datasets",
+        files={"file": ("t.csv", table_csv())},
+        data={"target": "label"},
+        params={"team": "\x9b2J"},
+    )
+    assert error_of(upload)[0] == "team"
