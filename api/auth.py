@@ -8,12 +8,29 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthorized
+from api.errors import (
+    ApiError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    error_response,
+    unexpected_error,
+)
 from db import accounts
 from db.accounts import ROLE_RANK
 from db.models import Role
+from db.session import session_scope
 from db.settings import get_settings
+
+# Methods whose requests carry no body to read: authenticated by the route's dependency.
+BODILESS_METHODS = ("GET", "HEAD", "OPTIONS")
+# Where `AuthenticateFirst` leaves the caller in the request's state.
+CALLER_STATE = "caller"
 
 
 @dataclass(frozen=True)
@@ -64,12 +81,21 @@ class Caller:
 
 
 def authenticate(request: Request, session: Session) -> Caller:
-    """The caller behind the request's bearer token, or 401."""
+    """The caller behind the request's bearer token, or 401.
+
+    Requests that fail count against their client address's bucket, and an address whose
+    bucket is empty gets 429 before its token is even looked up: a flood of bad or missing
+    tokens costs a dictionary lookup each, not a query.
+    """
+    address = f"address {request.client.host if request.client else 'unknown'}"
+    _LIMITER.take(address, spend=False)
     scheme, _, secret = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
+        _LIMITER.take(address)
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     identity = accounts.authenticate(session, secret.strip())
     if identity is None:
+        _LIMITER.take(address)
         raise Unauthorized("invalid, expired or revoked token")
     _LIMITER.take(accounts.hash_token(secret.strip()))
     return Caller(
@@ -81,25 +107,80 @@ def authenticate(request: Request, session: Session) -> Caller:
     )
 
 
+class AuthenticateFirst:
+    """Authenticate a request that may carry a body before any of it is read.
+
+    FastAPI reads a body (a whole multipart upload, say) before it resolves the route's
+    dependencies, and `BodyLimit` reads it even earlier; this middleware, outside both, answers
+    401 or 429 from the headers alone. The caller it finds is kept in the request's state for
+    `api.deps` to reuse. Bodiless methods authenticate in the route's own session instead.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in BODILESS_METHODS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        try:
+            caller = await run_in_threadpool(_authenticate_alone, request)
+        except ApiError as exc:
+            response = error_response(exc.status, exc.code, str(exc), exc.field)
+            response.headers.update({**exc.headers, "Connection": "close"})
+            await response(scope, receive, send)
+            return
+        except Exception as exc:  # e.g. the database is down: the one error shape still
+            await (await unexpected_error(request, exc))(scope, receive, send)
+            return
+        scope.setdefault("state", {})[CALLER_STATE] = caller
+        await self.app(scope, receive, send)
+
+
+def _authenticate_alone(request: Request) -> Caller:
+    with session_scope() as session:
+        return authenticate(request, session)
+
+
+# The number of buckets past which those refilled to the full burst (which hold no state) are
+# dropped, so that requests from ever new addresses cannot grow the table without bound.
+_PRUNE_AT = 10_000
+
+
 class _TokenBuckets:
-    """A token bucket per API token (by its hash), in this process: `rate` requests/s, bursts
-    of `burst`."""
+    """A token bucket per API token (by its hash) and per client address failing to
+    authenticate, in this process: `rate` requests/s, bursts of `burst`."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.buckets: dict[str, tuple[float, float]] = {}  # token hash -> (level, at)
+        self.buckets: dict[str, tuple[float, float]] = {}  # key -> (level, at)
+        self.prune_at = _PRUNE_AT
 
-    def take(self, token: str) -> None:
+    def take(self, key: str, spend: bool = True) -> None:
+        """Spend a request of `key`'s bucket (or only check one is left); 429 when empty."""
         settings = get_settings()
         rate, burst = settings.rate_limit_per_s, float(settings.rate_limit_burst)
         now = time.monotonic()
         with self.lock:
-            level, at = self.buckets.get(token, (burst, now))
+            level, at = self.buckets.get(key, (burst, now))
             level = min(burst, level + (now - at) * rate)
             if level < 1.0:
-                self.buckets[token] = (level, now)
+                self.buckets[key] = (level, now)
                 raise RateLimited((1.0 - level) / rate)
-            self.buckets[token] = (level - 1.0, now)
+            if spend:
+                self.buckets[key] = (level - 1.0, now)
+                self._prune(now, rate, burst)
+
+    def _prune(self, now: float, rate: float, burst: float) -> None:
+        if len(self.buckets) <= self.prune_at:
+            return
+        self.buckets = {
+            key: (level, at)
+            for key, (level, at) in self.buckets.items()
+            if level + (now - at) * rate < burst
+        }
+        self.prune_at = max(_PRUNE_AT, 2 * len(self.buckets))
 
 
 _LIMITER = _TokenBuckets()

@@ -92,10 +92,13 @@ def create_token(
 ) -> None:
     """Issue a token for a user and print it (once: only its hash is stored)."""
     upgrade(db)
-    with session_scope(db) as session:
-        found = _user(session, user)
-        expires = utcnow() + timedelta(days=expires_days) if expires_days else None
-        _, secret = accounts.issue_token(session, found.id, name, expires)
+    try:
+        with session_scope(db) as session:
+            found = _user(session, user)
+            expires = utcnow() + timedelta(days=expires_days) if expires_days else None
+            _, secret = accounts.issue_token(session, found.id, name, expires)
+    except accounts.AccountError as exc:
+        _fail(str(exc))
     print(secret)
 
 

@@ -30,6 +30,7 @@ from api.client import (
 )
 from api.study_file import read_study_file
 from db.datasets import content_hash
+from db.settings import get_settings
 from worker.engine import ENGINE_VERSION, ConfigError, TrainConfig, Upload, load_splits, train
 
 console = Console()
@@ -388,7 +389,7 @@ def _upload(config: TrainConfig, preset: dict[str, Any], data: Path | None) -> U
     kind = data.suffix.lower().removeprefix(".")
     if kind not in ("csv", "npz"):
         _fail(f"{data}: cannot tell the format; name it .csv or .npz")
-    return Upload(content, kind)  # type: ignore[arg-type]
+    return Upload(content, kind, get_settings().max_dataset_cells)  # type: ignore[arg-type]
 
 
 def _print_comparison(preset: dict[str, Any], metrics: dict[str, float]) -> None:

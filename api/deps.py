@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api.auth import Caller, authenticate
+from api.auth import CALLER_STATE, Caller, authenticate
 from db.session import session_scope
 from worker.dispatch import Dispatcher
 
@@ -23,7 +23,8 @@ def _dispatcher(request: Request) -> Dispatcher:
 
 
 def _caller(request: Request, session: SessionDep) -> Caller:
-    return authenticate(request, session)
+    found = getattr(request.state, CALLER_STATE, None)  # `AuthenticateFirst` saw a body coming
+    return found if found is not None else authenticate(request, session)
 
 
 SessionDep = Annotated[Session, Depends(_session)]

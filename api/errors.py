@@ -145,7 +145,8 @@ async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     return response
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 500 in the one shape, with a request id that finds the logged trace."""
     request_id = uuid.uuid4().hex[:12]
     log.exception(
         "request %s %s failed (request id %s)", request.method, request.url.path, request_id
@@ -160,4 +161,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.auth import BODILESS_METHODS
 from api.errors import error_response
 
 
@@ -22,7 +23,7 @@ class BodyLimit:
         self.limit_for = limit_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http" or scope["method"] in BODILESS_METHODS:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
@@ -45,14 +46,17 @@ class BodyLimit:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        chunks.clear()
         replayed = False
 
         async def replay() -> Message:
-            nonlocal replayed
+            nonlocal replayed, body
             if replayed:
                 return await receive()
             replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            message: Message = {"type": "http.request", "body": body, "more_body": False}
+            body = b""  # the app's copy is the only one: freed once the app has parsed it
+            return message
 
         await self.app(scope, replay, send)
 

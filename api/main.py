@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from api.auth import AuthenticateFirst
 from api.dashboard import mount_dashboard
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
@@ -49,7 +50,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: _error("The object's state does not allow this now."),
     413: _error("The request body is over the limit."),
     422: _error("The request is invalid; `field` names where."),
-    429: _error("Too many requests for this token; see Retry-After."),
+    429: _error(
+        "Too many requests for this token, or failed sign-ins from this address; see Retry-After."
+    ),
 }
 
 
@@ -58,6 +61,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="hpsearch", version="0.1.0", lifespan=_lifespan, responses=ERRORS)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit_for=_body_limit)
+    app.add_middleware(AuthenticateFirst)  # added last: runs first, before any body is read
     for module in (studies, trials, datasets, presets, teams, account):
         app.include_router(module.router)
 

@@ -6,6 +6,9 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
+from db import names
+from db.names import ShortName
+
 # Ids are 32-bit integers on PostgreSQL: a larger one can name nothing, and must get a 422
 # rather than an overflow inside the database driver.
 MAX_ID = 2**31 - 1
@@ -18,10 +21,13 @@ TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 Cursor = Annotated[int, Query(ge=0, le=MAX_ID, description="The last page's next_cursor.")]
 
-# Names never hold a NUL (PostgreSQL refuses it in text) nor run longer than their columns.
-TeamName = Annotated[str, Path(pattern=r"^[^\x00]{1,100}$")]
-UserName = Annotated[str, Path(pattern=r"^[^\x00]{1,100}$")]
-PresetName = Annotated[str, Path(pattern=r"^[\w.-]{1,100}$")]
+# Names follow db/names.py's rules and never run longer than their columns.
+TeamName = Annotated[ShortName, Path(min_length=1)]
+UserName = Annotated[ShortName, Path(min_length=1)]
+PresetName = Annotated[names.PresetName, Path()]
+TeamForNew = Annotated[
+    ShortName | None, Query(min_length=1, description="Team name; default: your only team.")
+]
 Version = Annotated[
     str, Path(pattern=r"^(latest|[1-9][0-9]{0,8})$", description="A version number, or latest.")
 ]

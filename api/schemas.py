@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.params import MAX_ID
 from db.models import Role
+from db.names import PresetName, ShortName
 
 
 class TrialPublic(BaseModel):
@@ -119,7 +120,7 @@ class MemberUpdate(BaseModel):
 
 
 class InvitationCreate(BaseModel):
-    user: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")
+    user: Annotated[ShortName, StringConstraints(min_length=1)]
     role: Role = Role.MEMBER
 
 
@@ -135,7 +136,7 @@ class InvitationPublic(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field("", max_length=100, pattern=r"^[^\x00]*$")
+    name: ShortName = ""
     expires_in_days: int | None = Field(90, ge=1, le=3650, description="null: never expires.")
 
 
@@ -170,7 +171,7 @@ class DatasetPublic(BaseModel):
 class PresetCreate(BaseModel):
     study_id: int = Field(ge=1, le=MAX_ID)
     trial_number: int = Field(ge=0, le=MAX_ID)
-    name: str = Field(pattern=r"^[\w.-]{1,100}$", description="Published as team/name.")
+    name: PresetName = Field(description="Published as team/name.")
     visibility: Literal["team", "public"] = "team"
 
 

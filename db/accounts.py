@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from db.models import ApiToken, Invitation, Membership, Role, Team, User, utcnow
+from db.names import check_name
 
 TOKEN_PREFIX = "hps_"
 # The part of a token shown in listings: enough to tell tokens apart, useless to an attacker.
@@ -39,13 +40,21 @@ class AccountError(ValueError):
         self.field = field
 
 
+def _check_name(field: str, name: str, min_length: int = 1) -> None:
+    try:
+        check_name(name, 100, min_length)
+    except ValueError as exc:
+        raise AccountError(field, f"{name!r} {exc}") from None
+
+
 def hash_token(token: str) -> str:
     """The stored form of a token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_user(session: Session, name: str) -> User:
-    """A new user; the name must be free."""
+    """A new user; the name must be printable and free."""
+    _check_name("user", name)
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise AccountError("user", f"a user named {name!r} exists")
     user = User(name=name)
@@ -55,7 +64,8 @@ def create_user(session: Session, name: str) -> User:
 
 
 def create_team(session: Session, name: str) -> Team:
-    """A new team; the name must be free."""
+    """A new team; the name must be printable and free."""
+    _check_name("team", name)
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
         raise AccountError("team", f"a team named {name!r} exists")
     team = Team(name=name)
@@ -248,6 +258,7 @@ def issue_token(
     session: Session, user_id: int, name: str, expires_at: datetime | None
 ) -> tuple[ApiToken, str]:
     """A new token for the user: its row, and the secret, which is never stored."""
+    _check_name("name", name, min_length=0)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user_id=user_id,

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     max_hidden_units: int = Field(4096, ge=1, description="Most units a hidden layer may have.")
     max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset upload (413).")
     max_body_bytes: int = Field(2**20, ge=1, description="Largest other request body (413).")
+    max_dataset_cells: int = Field(
+        2**24,
+        ge=1,
+        description="Largest table an uploaded dataset may decode to, in rows × columns (422);"
+        " an NPZ's arrays may also declare at most 8 bytes per such cell in total.",
+    )
     rate_limit_per_s: float = Field(
         50.0, gt=0, description="Requests per second a token may sustain (429 beyond)."
     )

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from db.names import IDENTIFIER, LongName, Tag
 from search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
 from search.space import CategoricalParam, FloatParam, IntParam, Param, ParamSpec, Space
 from search.strategies.base import Strategy
@@ -152,8 +153,8 @@ PrunerConfig = Annotated[
 EPOCH_METRICS = ("val_accuracy", "val_rmse", "val_loss", "train_loss")
 
 
-Tag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][\w.-]{0,39}$")]
-PRESET_REF = r"^[\w.-]+/[\w.-]+@(latest|[1-9][0-9]{0,8})$"
+# team/name@version: any team name without / or @, a preset name as presets are named.
+PRESET_REF = rf"^[^/@]{{1,100}}/{IDENTIFIER}{{0,99}}@(latest|[1-9][0-9]{{0,8}})$"
 
 
 class WarmStart(_Section):
@@ -165,8 +166,7 @@ class WarmStart(_Section):
 class StudyDefinition(_Section):
     """A whole study file."""
 
-    # No NUL: PostgreSQL refuses it in text columns.
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00]*$")
+    name: Annotated[LongName, StringConstraints(min_length=1)]
     dataset: DatasetConfig
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()

@@ -22,13 +22,16 @@ import contextlib
 import glob
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -584,3 +587,34 @@ def _postgres_account() -> tuple[int, int]:
             "exist: install the postgresql package (scripts/install-system-deps.sh)"
         ) from exc
     return entry.pw_uid, entry.pw_gid
+
+
+HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
+
+
+@dataclass
+class LiveApi:
+    """A running `hpsearch serve`: its process, base URL and the bootstrap admin's token."""
+
+    server: ManagedProcess
+    base: str
+    token: str
+
+
+@contextlib.contextmanager
+def serving_api(folder: Path, env: Mapping[str, str]) -> Iterator[LiveApi]:
+    """`hpsearch serve` on a free port with `env` added to ours, stopped on leaving."""
+    port = free_port()
+    server = ManagedProcess(
+        [HPSEARCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        log_dir=folder,
+        name="api",
+        env=env,
+    )
+    try:
+        server.wait_for_http(f"http://127.0.0.1:{port}/health")
+        token = re.search(r"hps_[\w-]+", server.log_path.read_text())
+        assert token is not None, server.describe()
+        yield LiveApi(server, f"http://127.0.0.1:{port}", token.group(0))
+    finally:
+        server.stop()

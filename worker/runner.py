@@ -155,7 +155,7 @@ def _cached_splits(dataset_json: str, study_id: int, url: str | None) -> Splits:
         stored = retrying(lambda session: datasets.content_of(session, dataset_id, study_id), url)
         if stored is None:
             raise ConfigError("dataset.name", f"no dataset {dataset_id} in this study's team")
-        upload = Upload(stored[0], stored[1])  # type: ignore[arg-type]
+        upload = Upload(stored[0], stored[1], get_settings().max_dataset_cells)  # type: ignore[arg-type]
     return load_splits(config, upload)
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from api.access import dataset_for
 from api.deps import CallerDep, SessionDep
 from api.errors import Invalid
-from api.params import DatasetId
+from api.params import DatasetId, TeamForNew
 from api.schemas import DatasetPublic
 from db import datasets
 from db.models import Dataset, Role
+from db.names import LongName, check_name
+from db.settings import get_settings
 from worker.engine import ConfigError, Upload, describe_upload
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
@@ -24,31 +26,29 @@ def upload_dataset(
     response: Response,
     session: SessionDep,
     caller: CallerDep,
-    target: Annotated[
-        str | None,
-        Form(max_length=200, pattern=r"^[^\x00]*$", description="CSV: the column to predict."),
-    ] = None,
-    name: Annotated[str | None, Form(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    target: Annotated[LongName | None, Form(description="CSV: the column to predict.")] = None,
+    name: Annotated[LongName | None, Form(description="Default: the file's name.")] = None,
     format: Annotated[
         Literal["csv", "npz"] | None, Form(description="Default: from the file name.")
     ] = None,
-    team: Annotated[str | None, Query(description="Team name; default: your only team.")] = None,
+    team: TeamForNew = None,
 ) -> DatasetPublic:
     """Store a dataset (201), or find the same bytes uploaded before (200). Study files use its
     id as `dataset.name`."""
     team_id = caller.team_for_new(team)
     filename = file.filename or "upload"
     kind = format or _format_of(filename)
+    name = name or _name_of(filename)
     content = file.file.read()
     try:
-        summary = describe_upload(Upload(content, kind), target)
+        summary = describe_upload(Upload(content, kind, get_settings().max_dataset_cells), target)
     except ConfigError as exc:
         field = "target" if exc.field == "dataset.target" else "file"
         raise Invalid(f"{field}: {exc.reason}", field) from None
     dataset, created = datasets.store(
         session,
         team_id=team_id,
-        name=name or filename,
+        name=name,
         format=kind,
         content=content,
         summary=summary,
@@ -86,6 +86,14 @@ def _format_of(filename: str) -> Literal["csv", "npz"]:
     if suffix in ("csv", "npz"):
         return suffix  # type: ignore[return-value]
     raise Invalid(f"format: cannot tell the format of {filename!r}; say csv or npz", "format")
+
+
+def _name_of(filename: str) -> str:
+    """The file's name as the dataset's, when it makes a valid one."""
+    try:
+        return check_name(filename, 200)
+    except ValueError as exc:
+        raise Invalid(f"file: its name {exc}; rename it or send a name", "file") from None
 
 
 def _public(dataset: Dataset, team: str) -> DatasetPublic:

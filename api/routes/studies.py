@@ -10,12 +10,13 @@ from api.access import study_for
 from api.deps import CallerDep, DispatcherDep, SessionDep
 from api.errors import Conflict
 from api.etag import NOT_MODIFIED, etagged
-from api.params import Offset, StudyId
+from api.params import Offset, StudyId, TeamForNew
 from api.schemas import ImportancesPublic, StudiesPublic, StudyPublic
 from api.submission import submit
 from api.views import importances_public, study_public, study_summary
 from db import queries
 from db.models import Role, StudyStatus
+from db.names import LongName, ShortName, Tag
 from search import coordinator
 from search.definition import StudyDefinition
 
@@ -37,7 +38,7 @@ def create_study(
     session: SessionDep,
     caller: CallerDep,
     dispatcher: DispatcherDep,
-    team: Annotated[str | None, Query(description="Team name; default: your only team.")] = None,
+    team: TeamForNew = None,
     idempotency_key: IdempotencyKey = None,
 ) -> StudyPublic:
     """Store a study and queue its first trials (201), or return the one this key made (200)."""
@@ -60,11 +61,9 @@ def list_studies(
     session: SessionDep,
     caller: CallerDep,
     status: StudyStatus | None = None,
-    name: Annotated[
-        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="Part of the name.")
-    ] = None,
-    tag: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][\w.-]{0,39}$")] = None,
-    team: Annotated[str | None, Query(description="Only this team's studies.")] = None,
+    name: Annotated[LongName | None, Query(description="Part of the name.")] = None,
+    tag: Annotated[Tag | None, Query()] = None,
+    team: Annotated[ShortName | None, Query(description="Only this team's studies.")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> StudiesPublic:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +24,8 @@ import pytest
 
 from tests.api.conftest import bearer, table_csv, token_maker
 from tests.conftest import tiny_study
-from tests.servers import ManagedProcess, free_port
+from tests.servers import serving_api
 
-HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 COLUMNS = ("x1", "x2", "colour")
 
 
@@ -72,20 +70,15 @@ def _on_dataset(dataset: str, **overrides: Any) -> dict:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     folder = tmp_path_factory.mktemp("isolation")
     url = f"sqlite:///{folder / 'hpsearch.db'}"
-    port = free_port()
     env = {"HPSEARCH_DATABASE_URL": url, "HPSEARCH_RATE_LIMIT_BURST": "10000"}
-    server = ManagedProcess(
-        [HPSEARCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        log_dir=folder,
-        name="api",
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        server.wait_for_http(f"{base}/health")
+    with serving_api(folder, env) as api:
         make_token = token_maker(url)
-        alpha = httpx.Client(base_url=base, headers=bearer(make_token("ana", "alpha")), timeout=30)
-        beta = httpx.Client(base_url=base, headers=bearer(make_token("bob", "beta")), timeout=30)
+        alpha = httpx.Client(
+            base_url=api.base, headers=bearer(make_token("ana", "alpha")), timeout=30
+        )
+        beta = httpx.Client(
+            base_url=api.base, headers=bearer(make_token("bob", "beta")), timeout=30
+        )
         theirs = _upload(alpha, table_csv(60))
         study = alpha.post("/api/v1/studies", json=_on_dataset(str(theirs["id"]))).json()
         assert _finished(alpha, study["id"])["status"] == "complete"
@@ -99,8 +92,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         yield Live(
             alpha, beta, theirs["id"], theirs["content_hash"], study["id"], ours["id"], folder
         )
-    finally:
-        server.stop()
 
 
 # --- the generator: every place in a body where a dataset reference can stand ---------------

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import struct
+import tracemalloc
+import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -35,7 +39,7 @@ def config(target: str | None = "label", **settings: object) -> DatasetConfig:
 
 
 def csv_upload(header: list[str], rows: list[list[object]]) -> Upload:
-    return Upload(csv_bytes(header, rows), "csv")
+    return Upload(csv_bytes(header, rows), "csv", 2**24)
 
 
 def people(n: int = 40) -> Upload:
@@ -70,7 +74,7 @@ def test_csv_columns_are_numeric_or_categorical_with_quoted_commas() -> None:
 
 def test_quoted_fields_are_parsed_by_hand_written_csv() -> None:
     content = b'a,"b, with comma",label\n1,"x, y",0\n' + b"2,z,1\n" * 11
-    table = load_table(config(), Upload(content, "csv"))
+    table = load_table(config(), Upload(content, "csv", 2**24))
     assert table.features.categorical_names == ("b, with comma",)
     assert table.features.categorical[0, 0] == "x, y"
 
@@ -222,7 +226,7 @@ def test_categorical_columns_without_one_hot_are_refused() -> None:
     ],
 )
 def test_unparseable_csv_is_refused(content: bytes) -> None:
-    assert error(load_splits, config(), Upload(content, "csv")).field == "dataset"
+    assert error(load_splits, config(), Upload(content, "csv", 2**24)).field == "dataset"
 
 
 def test_generator_settings_are_refused_for_an_upload() -> None:
@@ -237,7 +241,7 @@ def test_npz_round_trip() -> None:
     X, y = rng.normal(size=(50, 3)), np.array(["cat", "dog"] * 25)
     content = npz_bytes(X=X, y=y, feature_names=np.array(["a", "b", "c"]))
     dataset = DatasetConfig(name="my.npz", preprocess={"scale": "none"})
-    splits = load_splits(dataset, Upload(content, "npz"))
+    splits = load_splits(dataset, Upload(content, "npz", 2**24))
     assert splits.feature_names == ("a", "b", "c") and splits.class_names == ("cat", "dog")
     train, val, test = split_rows(50, 0.2, 0.2, 0, classes=(y == "dog").astype(int))
     assert np.array_equal(splits.X_train, X[train]) and np.array_equal(splits.X_test, X[test])
@@ -247,7 +251,9 @@ def test_npz_round_trip() -> None:
 def test_npz_regression_with_missing_values() -> None:
     X = np.arange(40.0).reshape(20, 2)
     X[3, 1] = np.nan
-    table = load_table(DatasetConfig(name="n"), Upload(npz_bytes(X=X, y=X[:, 0] * 0.1), "npz"))
+    table = load_table(
+        DatasetConfig(name="n"), Upload(npz_bytes(X=X, y=X[:, 0] * 0.1), "npz", 2**24)
+    )
     assert table.task == "regression" and np.isnan(table.X[3, 1])
     assert table.features.numeric_names == ("x0", "x1")
 
@@ -270,7 +276,7 @@ class Payload:
 def test_an_object_array_is_refused_without_unpickling() -> None:
     content = npz_bytes(X=np.array([[Payload()]] * 12, dtype=object), y=np.arange(12) % 2)
     UNPICKLED.clear()
-    caught = error(load_splits, DatasetConfig(name="evil"), Upload(content, "npz"))
+    caught = error(load_splits, DatasetConfig(name="evil"), Upload(content, "npz", 2**24))
     assert caught.field == "dataset" and "'X'" in caught.reason
     assert UNPICKLED == []
     # Control: the archive really does run code when unpickled.
@@ -289,7 +295,7 @@ def test_an_object_array_is_refused_without_unpickling() -> None:
     ],
 )
 def test_bad_npz_is_refused(arrays: dict[str, np.ndarray], words: str) -> None:
-    caught = error(load_splits, DatasetConfig(name="n"), Upload(npz_bytes(**arrays), "npz"))
+    caught = error(load_splits, DatasetConfig(name="n"), Upload(npz_bytes(**arrays), "npz", 2**24))
     assert caught.field == "dataset" and words in caught.reason
 
 
@@ -297,6 +303,88 @@ def test_bytes_that_are_no_npz_are_refused() -> None:
     buffer = io.BytesIO()
     np.save(buffer, np.zeros(3))
     for content in (b"not a zip", buffer.getvalue()):
-        assert error(load_splits, DatasetConfig(name="n"), Upload(content, "npz")).field == (
+        assert error(load_splits, DatasetConfig(name="n"), Upload(content, "npz", 2**24)).field == (
             "dataset"
         )
+
+
+# --- Limits --------------------------------------------------------------------------------
+
+
+def test_a_table_over_the_cell_limit_is_refused_before_it_is_built() -> None:
+    upload = people(40)  # 40 rows × 4 columns
+    assert load_table(config(), Upload(upload.content, "csv", 160)).n_rows == 40
+    caught = error(load_table, config(), Upload(upload.content, "csv", 159))
+    assert "40 rows × 4 columns, over the limit of 159 cells" in caught.reason
+    content = npz_bytes(X=np.zeros((40, 3)), y=np.arange(40) % 2)
+    assert "over the limit" in error(load_table, config(), Upload(content, "npz", 159)).reason
+
+
+def test_a_text_column_of_too_many_distinct_values_is_refused_while_parsing() -> None:
+    rows = [[i, f"id-{i}", i % 2] for i in range(1200)]
+    caught = error(load_table, config(), csv_upload(["x", "id", "label"], rows))
+    assert "'id' has over 1000 distinct text values" in caught.reason
+
+
+def test_a_csv_table_costs_8_bytes_a_cell_whatever_its_text() -> None:
+    long = "x" * 10_000  # one long category would make a fixed-width str column 40 kB a row
+    rows = [[i, long if i == 0 else "short", i % 2] for i in range(200)]
+    table = load_table(config(), csv_upload(["x", "kind", "label"], rows))
+    assert table.features.categorical.dtype == object
+    assert table.features.categorical.nbytes == 8 * 200
+    assert set(table.features.categorical[:, 0]) == {long, "short"}
+
+
+def zip_that_lies(declared: bytes, inflated: int) -> bytes:
+    """A deflated X.npy whose zip directory declares (size and CRC) only `declared`, while its
+    data inflates to `inflated` more bytes of zeros; y is truthful."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("X.npy", "w") as member:
+            member.write(declared)
+            zeros = bytes(2**24)
+            for _ in range(inflated // len(zeros)):
+                member.write(zeros)
+        archive.writestr("y.npy", npy_member(np.arange(10) % 2))
+    content = bytearray(buffer.getvalue())
+    entry = content.index(b"PK\x01\x02")  # X's entry in the central directory
+    struct.pack_into("<I", content, entry + 16, zlib.crc32(declared))
+    struct.pack_into("<I", content, entry + 24, len(declared))
+    return bytes(content)
+
+
+def npy_member(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_a_member_inflating_past_its_declared_size_is_never_inflated() -> None:
+    content = zip_that_lies(npy_member(np.ones((10, 3))), inflated=2**28)
+    tracemalloc.start()
+    try:
+        table = load_table(config(), Upload(content, "npz", 2**24))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert table.X.shape == (10, 3) and (table.X == 1).all()
+    assert peak < 8 * 2**20  # of the 256 MiB the member inflates to, a few chunks at most
+
+
+def test_an_archive_of_many_tiny_entries_is_refused_before_its_directory_is_read() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X.npy", npy_member(np.zeros((10, 2))))
+        archive.writestr("y.npy", npy_member(np.arange(10) % 2))
+        for i in range(2000):
+            archive.writestr(f"pad{i}", b"")
+    caught = error(load_table, config(), Upload(buffer.getvalue(), "npz", 2**24))
+    assert "zip directory is" in caught.reason
+
+
+def test_members_named_as_numpy_names_them_are_read() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("X", npy_member(np.ones((10, 2))))  # numpy reads "X" as X too
+        archive.writestr("y.npy", npy_member(np.arange(10) % 2))
+    assert load_table(config(), Upload(buffer.getvalue(), "npz", 2**24)).X.shape == (10, 2)

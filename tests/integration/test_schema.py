@@ -3,10 +3,7 @@ with a valid token, answers no 5xx and only what its schema documents."""
 
 from __future__ import annotations
 
-import re
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,20 +18,12 @@ from schemathesis.checks import (
 )
 
 from api.main import create_app
-from tests.servers import ManagedProcess, free_port
-
-HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
-
-
-class LiveServer:
-    def __init__(self, base: str, token: str) -> None:
-        self.base, self.token = base, token
+from tests.servers import LiveApi, serving_api
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
     folder = tmp_path_factory.mktemp("schemathesis")
-    port = free_port()
     env = {
         "HPSEARCH_DATABASE_URL": f"sqlite:///{folder / 'hpsearch.db'}",
         # Generated studies are valid ones too: keep what they may ask for small.
@@ -43,19 +32,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         "HPSEARCH_RATE_LIMIT_PER_S": "10000",
         "HPSEARCH_RATE_LIMIT_BURST": "10000",
     }
-    server = ManagedProcess(
-        [HPSEARCH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        log_dir=folder,
-        name="api",
-        env=env,
-    )
-    try:
-        server.wait_for_http(f"http://127.0.0.1:{port}/health")
-        token = re.search(r"hps_[\w-]+", server.log_path.read_text())
-        assert token is not None, server.describe()
-        yield LiveServer(f"http://127.0.0.1:{port}", token.group(0))
-    finally:
-        server.stop()
+    with serving_api(folder, env) as api:
+        yield api
 
 
 # The operations are collected from the app's schema; the first test checks that the live
@@ -64,7 +42,7 @@ SCHEMA = create_app().openapi()
 schema = schemathesis.openapi.from_dict(SCHEMA)
 
 
-def test_the_live_server_serves_the_schema_under_test(live: LiveServer) -> None:
+def test_the_live_server_serves_the_schema_under_test(live: LiveApi) -> None:
     assert httpx.get(f"{live.base}/openapi.json").json() == SCHEMA
 
 
@@ -74,7 +52,7 @@ def test_the_live_server_serves_the_schema_under_test(live: LiveServer) -> None:
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
-def test_every_operation_answers_within_its_schema(case: Case, live: LiveServer) -> None:
+def test_every_operation_answers_within_its_schema(case: Case, live: LiveApi) -> None:
     case.call_and_validate(
         base_url=live.base,
         headers={"Authorization": f"Bearer {live.token}"},

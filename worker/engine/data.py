@@ -101,6 +101,8 @@ def _uploaded(config: DatasetConfig, upload: Upload) -> Table:
         keep &= features.complete()
     _require_rows(int(keep.sum()))
     name = "y" if upload.format == "npz" else repr(config.target)
+    if keep.all():  # the usual case: no copy of the whole table
+        return Table(features, *encode_target(target, config.task, name))
     y, task, class_names = encode_target(target[keep], config.task, name)
     return Table(features.rows(keep), y, task, class_names)
 
