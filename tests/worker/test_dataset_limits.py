@@ -7,34 +7,53 @@ import pytest
 
 from db import datasets, queries
 from db.migrate import upgrade
+from db.models import Trial, TrialState
 from db.session import session_scope
 from db.settings import get_settings
+from search import coordinator
+from search.definition import StudyDefinition
 from tests.api.conftest import table_csv
-from worker import runner
-from worker.engine import ConfigError
-from worker.engine.config import DatasetConfig
+from tests.conftest import tiny_study
+from worker.runner import run_trial
 
 
-def test_a_worker_refuses_a_stored_dataset_over_the_cell_limit(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    upgrade(sqlite_url)
-    content = table_csv(30)  # 30 rows × 4 columns
-    with session_scope(sqlite_url) as session:
+def _trial_on_upload(url: str) -> Trial:
+    """A one-trial study on a stored 30-row, 4-column CSV, run here as a worker would."""
+    with session_scope(url) as session:
+        team_id = queries.ensure_team(session)
         dataset, _ = datasets.store(
             session,
-            team_id=queries.ensure_team(session),
+            team_id=team_id,
             name="t.csv",
             format="csv",
-            content=content,
+            content=table_csv(30),
             summary={},
             created_by=None,
         )
-    config = DatasetConfig(name=str(dataset.id), target="label")
-    monkeypatch.setenv("HPSEARCH_MAX_DATASET_CELLS", "119")
+        session.flush()
+        document = tiny_study(
+            dataset={"name": str(dataset.id), "target": "label"}, budget={"trials": 1}
+        )
+        definition = StudyDefinition.model_validate(document)
+        study_id = coordinator.create_study(session, team_id=team_id, definition=definition).id
+    (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=url)
+    run_trial(trial_id, url=url)
+    with session_scope(url) as session:
+        trial = session.get_one(Trial, trial_id)
+        session.expunge(trial)
+        return trial
+
+
+@pytest.mark.parametrize(("limit", "refused"), [(119, True), (120, False)])
+def test_a_worker_refuses_a_stored_dataset_over_the_cell_limit(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, limit: int, refused: bool
+) -> None:
+    upgrade(sqlite_url)
+    monkeypatch.setenv("HPSEARCH_MAX_DATASET_CELLS", str(limit))
     get_settings.cache_clear()
-    with pytest.raises(ConfigError, match="30 rows × 4 columns, over the limit of 119 cells"):
-        runner._splits(config, sqlite_url)
-    monkeypatch.setenv("HPSEARCH_MAX_DATASET_CELLS", "120")
-    get_settings.cache_clear()
-    assert runner._splits(config, sqlite_url).n_features > 0
+    trial = _trial_on_upload(sqlite_url)
+    if refused:
+        assert trial.state == TrialState.FAILED
+        assert "30 rows × 4 columns, over the limit of 119 cells" in (trial.reason or "")
+    else:
+        assert trial.state == TrialState.COMPLETE, trial.reason
