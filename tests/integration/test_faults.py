@@ -182,8 +182,11 @@ def test_status_watch_outlives_an_api_restart(stack: Stack, logs_dir: Path) -> N
     assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
 
 
+# This server allows trials far longer than the test (HPSEARCH_MAX_EPOCHS is 10,000 by default):
+# only the cancel can end them.
+@pytest.mark.parametrize("stack", [{"HPSEARCH_MAX_EPOCHS": "50000"}], indirect=True)
 def test_cancel_stops_running_trials_at_their_next_report(stack: Stack) -> None:
-    epochs = 50_000  # far longer than the test: only the cancel can end these trials
+    epochs = 50_000
     study_id = stack.submit(grid_study(epochs=epochs))
     running = wait_for_running(stack, study_id, count=2)
     with stack.client() as client:
