@@ -24,7 +24,9 @@ from rich.table import Table
 
 from api.cli_admin import DbOption, admin_app
 from api.cli_client import register as register_client
+from api.errors import Invalid
 from api.study_file import read_study_file
+from api.submission import check_trainer
 from db import accounts, queries
 from db.migrate import upgrade
 from db.models import Study, StudyStatus, Trial
@@ -89,6 +91,11 @@ def run(
 
 def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
     _, definition = read_study_file(study_file)
+    try:
+        check_trainer(definition)
+    except Invalid as exc:
+        console.print(f"[red]{study_file}: {exc}[/red]")
+        raise typer.Exit(2) from None
     console.print(
         f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
         f"{definition.strategy.type} search, database {url}"

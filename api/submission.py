@@ -15,7 +15,9 @@ from db import datasets, presets, queries
 from db.models import Dataset, Study
 from db.settings import get_settings
 from search import coordinator
-from search.definition import StudyDefinition
+from search.definition import BUILTIN_TRAINER, StudyDefinition
+from search.trainer_schema import SettingError
+from worker import trainers
 from worker.engine import BUILTIN_DATASETS
 
 
@@ -31,6 +33,7 @@ def submit(
     if idempotency_key and (earlier := queries.study_by_key(session, team_id, idempotency_key)):
         return _same_request(earlier, fingerprint), False
     check_limits(definition)
+    check_trainer(definition)
     check_datasets(session, team_id, definition)
     definition = with_warm_start(session, caller.team_ids, definition)
     try:
@@ -92,9 +95,28 @@ def check_limits(definition: StudyDefinition) -> None:
         )
 
 
+def check_trainer(definition: StudyDefinition) -> None:
+    """A trainer plugin's study is one it can run: checked against its schema and metrics."""
+    if definition.trainer == BUILTIN_TRAINER:
+        return  # the study file's own sections are the engine's schema
+    try:
+        trainer = trainers.get(definition.trainer)
+    except LookupError as exc:
+        raise Invalid(f"trainer: {exc}", "trainer") from None
+    try:
+        definition.check_trainer(trainers.describe(trainer))
+    except SettingError as exc:
+        raise Invalid(str(exc), exc.field) from None
+
+
 def check_datasets(session: Session, team_id: int, definition: StudyDefinition) -> None:
     """Every dataset any trial can train on is a built-in set or one of the team's uploads,
-    with the target column: the base config's, and each one the space can choose."""
+    with the target column: the base config's, and each one the space can choose.
+
+    A plugin's config names its datasets where its schema says; its trials reach only their
+    team's uploads through `context.dataset`, which the worker scopes."""
+    if definition.trainer != BUILTIN_TRAINER:
+        return
     targets = [target for _, target in definition.settings_at("dataset.target")]
     for field, name in definition.settings_at("dataset.name"):
         dataset = _dataset_named(session, team_id, field, name)
