@@ -1,20 +1,28 @@
-"""`hpsearch admin ...`: bootstrap a server's accounts straight in its database."""
+"""`hpsearch admin ...`: the operator's hand on a server's accounts, straight in its database.
+
+The operator is trusted: they add users to teams directly (team admins can only invite), and
+they list and revoke any user's tokens (team admins cannot: a token acts in all its user's
+teams).
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from sqlalchemy.orm import Session
 
 from db import accounts
 from db.migrate import upgrade
-from db.models import Role, utcnow
+from db.models import ApiToken, Role, User, utcnow
 from db.session import session_scope
 
 admin_app = typer.Typer(
-    help="Create users, teams and tokens (run on the server, against its database).",
+    help="Manage users, teams and tokens (run on the server, against its database).",
     no_args_is_help=True,
 )
 console = Console()
@@ -67,10 +75,9 @@ def set_role(team: str, user: str, role: Role, db: DbOption = None) -> None:
     upgrade(db)
     with session_scope(db) as session:
         found_team = accounts.team_named(session, team)
-        found_user = accounts.user_named(session, user)
-        if found_team is None or found_user is None:
-            _fail(f"no team {team!r}" if found_team is None else f"no user {user!r}")
-        accounts.set_role(session, found_user.id, found_team.id, role)
+        if found_team is None:
+            _fail(f"no team {team!r}")
+        accounts.set_role(session, _user(session, user).id, found_team.id, role)
     console.print(f"{user} is {role.value} of {team}")
 
 
@@ -86,9 +93,57 @@ def create_token(
     """Issue a token for a user and print it (once: only its hash is stored)."""
     upgrade(db)
     with session_scope(db) as session:
-        found = accounts.user_named(session, user)
-        if found is None:
-            _fail(f"no user {user!r}")
+        found = _user(session, user)
         expires = utcnow() + timedelta(days=expires_days) if expires_days else None
         _, secret = accounts.issue_token(session, found.id, name, expires)
     print(secret)
+
+
+@admin_app.command("list-tokens")
+def list_tokens(user: str, db: DbOption = None) -> None:
+    """A user's tokens, newest first, by prefix (the secrets are never stored)."""
+    upgrade(db)
+    table = Table(title=f"tokens of {escape(user)}")
+    for column in ("id", "name", "prefix", "state", "created", "expires", "last used"):
+        table.add_column(column, overflow="fold")
+    with session_scope(db) as session:
+        for token in accounts.tokens_of(session, _user(session, user).id):
+            table.add_row(
+                str(token.id),
+                escape(token.name),
+                token.prefix,
+                _state(token),
+                _when(token.created_at),
+                _when(token.expires_at) or "never",
+                _when(token.last_used_at),
+            )
+    console.print(table)
+
+
+@admin_app.command("revoke-token")
+def revoke_token(user: str, token_id: int, db: DbOption = None) -> None:
+    """Revoke one of a user's tokens (its id from list-tokens); it stops working at once."""
+    upgrade(db)
+    with session_scope(db) as session:
+        if not accounts.revoke_token(session, _user(session, user).id, token_id):
+            _fail(f"user {user!r} has no token {token_id}")
+    console.print(f"token {token_id} of {escape(user)} revoked")
+
+
+def _user(session: Session, name: str) -> User:
+    found = accounts.user_named(session, name)
+    if found is None:
+        _fail(f"no user {name!r}")
+    return found
+
+
+def _state(token: ApiToken) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= utcnow():
+        return "expired"
+    return "active"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.isoformat(sep=" ", timespec="seconds") if moment else ""

@@ -13,6 +13,7 @@ MAX_ID = 2**31 - 1
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DatasetId = Annotated[int, Path(ge=1, le=MAX_ID)]
 TokenId = Annotated[int, Path(ge=1, le=MAX_ID)]
+InvitationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
 Cursor = Annotated[int, Query(ge=0, le=MAX_ID, description="The last page's next_cursor.")]

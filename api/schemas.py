@@ -118,6 +118,22 @@ class MemberUpdate(BaseModel):
     role: Role
 
 
+class InvitationCreate(BaseModel):
+    user: str = Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")
+    role: Role = Role.MEMBER
+
+
+class InvitationPublic(BaseModel):
+    """A pending invitation: `user` is the name as the team admin typed it."""
+
+    id: int
+    team: str
+    user: str
+    role: Role
+    invited_by: str | None
+    created_at: datetime
+
+
 class TokenCreate(BaseModel):
     name: str = Field("", max_length=100, pattern=r"^[^\x00]*$")
     expires_in_days: int | None = Field(90, ge=1, le=3650, description="null: never expires.")

@@ -1,4 +1,7 @@
-"""Users, teams, memberships and API tokens.
+"""Users, teams, memberships, invitations and API tokens.
+
+A user joins a team only by accepting a team admin's invitation (or when the operator adds them):
+a token acts for its user in all their teams, so nobody is put in a team without consenting.
 
 A token is 32 random bytes shown once; only its SHA-256 is stored. A slow password hash buys
 nothing here: the secret has 256 bits of entropy, so a fast hash cannot be brute-forced, and
@@ -13,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
 
-from db.models import ApiToken, Membership, Role, Team, User, utcnow
+from db.models import ApiToken, Invitation, Membership, Role, Team, User, utcnow
 
 TOKEN_PREFIX = "hps_"
 # The part of a token shown in listings: enough to tell tokens apart, useless to an attacker.
@@ -71,10 +75,17 @@ def team_named(session: Session, name: str) -> Team | None:
 
 
 def set_role(session: Session, user_id: int, team_id: int, role: Role) -> None:
-    """Make the user a member of the team with `role` (added, or their role changed)."""
+    """Make the user a member of the team with `role` (added, or their role changed).
+
+    Adding is for the operator and for an accepted invitation; team admins only change roles.
+    """
     membership = session.get(Membership, (user_id, team_id))
     if membership is None:
         session.add(Membership(user_id=user_id, team_id=team_id, role=role))
+        # An invitation to a team the user is now in has nothing left to offer.
+        session.execute(
+            delete(Invitation).where(Invitation.user_id == user_id, Invitation.team_id == team_id)
+        )
     else:
         membership.role = role
     session.flush()
@@ -113,6 +124,117 @@ def members_of(session: Session, team_id: int) -> list[Member]:
         .order_by(User.name)
     ).all()
     return [Member(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class PendingInvitation:
+    """An invitation as its team's admins and its user see it: the name as typed, never
+    whether that name is a user."""
+
+    id: int
+    team: str
+    user: str
+    role: Role
+    invited_by: str | None
+    created_at: datetime
+
+
+def invite(
+    session: Session, *, team_id: int, user_name: str, role: Role, invited_by: int
+) -> PendingInvitation:
+    """Invite `user_name` to the team with `role`; the same whether or not the name exists.
+
+    Raises AccountError when the name is already a member (the admin sees members anyway) or
+    already has a pending invitation to this team.
+    """
+    if member_named(session, team_id, user_name) is not None:
+        raise AccountError("user", f"{user_name!r} is already a member of the team")
+    user = user_named(session, user_name)
+    invitation = Invitation(
+        team_id=team_id,
+        user_name=user_name,
+        user_id=user.id if user is not None else None,
+        role=role,
+        invited_by=invited_by,
+    )
+    try:
+        with session.begin_nested():
+            session.add(invitation)
+    except IntegrityError:
+        # The unique (team, typed name) pair: a pending invitation to this name exists.
+        raise AccountError(
+            "user", f"{user_name!r} already has a pending invitation to the team"
+        ) from None
+    return _pending(session, Invitation.id == invitation.id)[0]
+
+
+def team_invitations(session: Session, team_id: int) -> list[PendingInvitation]:
+    """A team's pending invitations, oldest first."""
+    return _pending(session, Invitation.team_id == team_id)
+
+
+def withdraw_invitation(session: Session, team_id: int, invitation_id: int) -> bool:
+    """Withdraw one of the team's pending invitations; False when the team has no such one."""
+    result = session.execute(
+        delete(Invitation).where(Invitation.id == invitation_id, Invitation.team_id == team_id)
+    )
+    return result.rowcount == 1
+
+
+def invitations_for(session: Session, user_id: int) -> list[PendingInvitation]:
+    """The user's pending invitations, oldest first."""
+    return _pending(session, Invitation.user_id == user_id)
+
+
+def accept_invitation(session: Session, user_id: int, invitation_id: int) -> TeamRole | None:
+    """Join the team with the invitation's role; None when the user has no such invitation.
+
+    A user who is already a member (the operator added them meanwhile) keeps their role: an
+    invitation never demotes, so it cannot take a team's last admin away.
+    """
+    invitation = session.scalars(
+        select(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.user_id == user_id)
+        .with_for_update()
+    ).one_or_none()
+    if invitation is None:
+        return None
+    team_id = invitation.team_id
+    membership = session.get(Membership, (user_id, team_id))
+    if membership is None:
+        set_role(session, user_id, team_id, invitation.role)
+        role = invitation.role
+    else:
+        role = membership.role
+    session.execute(delete(Invitation).where(Invitation.id == invitation_id))
+    return TeamRole(team_id, session.get_one(Team, team_id).name, role)
+
+
+def decline_invitation(session: Session, user_id: int, invitation_id: int) -> bool:
+    """Decline one of the user's invitations; False when the user has no such one."""
+    result = session.execute(
+        delete(Invitation).where(Invitation.id == invitation_id, Invitation.user_id == user_id)
+    )
+    return result.rowcount == 1
+
+
+def _pending(session: Session, where: ColumnElement[bool]) -> list[PendingInvitation]:
+    inviter = aliased(User)
+    rows = session.execute(
+        select(
+            Invitation.id,
+            Team.name,
+            Invitation.user_name,
+            Invitation.role,
+            inviter.name,
+            Invitation.created_at,
+        )
+        .join(Team, Team.id == Invitation.team_id)
+        .outerjoin(inviter, inviter.id == Invitation.invited_by)
+        .where(where)
+        .order_by(Invitation.id)
+    ).all()
+    return [PendingInvitation(*row) for row in rows]
 
 
 @dataclass(frozen=True)

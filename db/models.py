@@ -112,6 +112,27 @@ class Membership(Base):
     role: Mapped[Role] = mapped_column(_enum(Role))
 
 
+class Invitation(Base):
+    """A team admin's offer of a role to a user, pending until the user accepts or declines.
+
+    `user_name` is the name as the admin typed it; `user_id` is that user when the name existed,
+    else null, so an invitation to an unknown name reaches no one (not even a user of that name
+    created later) and the admin's answer is the same either way.
+    """
+
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("team_id", "user_name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"))
+    user_name: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token; only its SHA-256 is stored, the prefix identifies it in listings."""
 

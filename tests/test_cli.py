@@ -11,6 +11,8 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from db import accounts
+from db.session import session_scope
 from tests.conftest import tiny_study
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
@@ -106,6 +108,32 @@ def _states(db_path: Path) -> list[str]:
         return []
     finally:
         engine.dispose()
+
+
+def test_the_operator_lists_and_revokes_any_users_tokens(tmp_path: Path) -> None:
+    db = ["--db", f"sqlite:///{tmp_path / 'hpsearch.db'}"]
+    assert hpsearch("admin", "create-team", "alpha", *db).returncode == 0
+    assert hpsearch("admin", "create-user", "ana", "--team", "alpha", *db).returncode == 0
+    assert hpsearch("admin", "create-user", "bob", *db).returncode == 0
+    laptop = hpsearch("admin", "create-token", "ana", "--name", "laptop", *db).stdout.strip()
+    bob_secret = hpsearch("admin", "create-token", "bob", *db).stdout.strip()
+
+    listed = hpsearch("admin", "list-tokens", "ana", *db)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "laptop" in listed.stdout and laptop[:12] in listed.stdout and "active" in listed.stdout
+    assert laptop not in listed.stdout
+    with session_scope(db[1]) as session:
+        token_id = str(accounts.tokens_of(session, accounts.user_named(session, "ana").id)[0].id)
+    assert token_id in listed.stdout
+    # bob's token is not ana's: asked for as hers, nothing is revoked.
+    refused = hpsearch("admin", "revoke-token", "bob", token_id, *db)
+    assert refused.returncode == 2 and f"no token {token_id}" in refused.stdout
+    assert hpsearch("admin", "revoke-token", "ana", token_id, *db).returncode == 0
+    assert "revoked" in hpsearch("admin", "list-tokens", "ana", *db).stdout
+    assert hpsearch("admin", "list-tokens", "nobody", *db).returncode == 2
+    with session_scope(db[1]) as session:
+        assert accounts.authenticate(session, laptop) is None
+        assert accounts.authenticate(session, bob_secret) is not None
 
 
 def _env_without_settings() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The caller's own account: who they are, their teams, their tokens."""
+"""The caller's own account: who they are, their teams, their invitations, their tokens."""
 
 from __future__ import annotations
 
@@ -8,8 +8,15 @@ from fastapi import APIRouter, status
 
 from api.deps import CallerDep, SessionDep
 from api.errors import NotFound
-from api.params import TokenId
-from api.schemas import MePublic, TeamPublic, TokenCreate, TokenCreated, TokenPublic
+from api.params import InvitationId, TokenId
+from api.schemas import (
+    InvitationPublic,
+    MePublic,
+    TeamPublic,
+    TokenCreate,
+    TokenCreated,
+    TokenPublic,
+)
 from db import accounts
 from db.models import utcnow
 
@@ -27,6 +34,33 @@ def me(caller: CallerDep) -> MePublic:
             for team_id, role in caller.roles.items()
         ],
     )
+
+
+@router.get("/invitations")
+def list_invitations(session: SessionDep, caller: CallerDep) -> list[InvitationPublic]:
+    """Your pending invitations to teams, oldest first."""
+    return [
+        InvitationPublic.model_validate(i, from_attributes=True)
+        for i in accounts.invitations_for(session, caller.user_id)
+    ]
+
+
+@router.post("/invitations/{invitation_id}/accept")
+def accept_invitation(
+    invitation_id: InvitationId, session: SessionDep, caller: CallerDep
+) -> TeamPublic:
+    """Join the invitation's team with its role (a member already keeps their role)."""
+    joined = accounts.accept_invitation(session, caller.user_id, invitation_id)
+    if joined is None:
+        raise NotFound("invitation")
+    return TeamPublic(id=joined.team_id, name=joined.team, role=joined.role.value)
+
+
+@router.post("/invitations/{invitation_id}/decline", status_code=status.HTTP_204_NO_CONTENT)
+def decline_invitation(invitation_id: InvitationId, session: SessionDep, caller: CallerDep) -> None:
+    """Decline an invitation: it is gone, for you and for the team's admins."""
+    if not accounts.decline_invitation(session, caller.user_id, invitation_id):
+        raise NotFound("invitation")
 
 
 @router.get("/tokens")

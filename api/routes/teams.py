@@ -1,4 +1,4 @@
-"""Teams and their members; team admins manage membership and members' tokens."""
+"""Teams, their members and invitations; team admins manage membership, never tokens."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from fastapi import APIRouter, status
 
 from api.deps import CallerDep, SessionDep
 from api.errors import Conflict, NotFound
-from api.params import TeamName, TokenId, UserName
-from api.schemas import MemberPublic, MemberUpdate, TeamPublic, TokenPublic
+from api.params import InvitationId, TeamName, UserName
+from api.schemas import InvitationCreate, InvitationPublic, MemberPublic, MemberUpdate, TeamPublic
 from db import accounts
 from db.models import Role, User
 
@@ -37,11 +37,9 @@ def list_members(team: TeamName, session: SessionDep, caller: CallerDep) -> list
 def set_member(
     team: TeamName, user: UserName, body: MemberUpdate, session: SessionDep, caller: CallerDep
 ) -> MemberPublic:
-    """Add a user to the team, or change their role (team admins only)."""
+    """Change a member's role (team admins only); a user joins by accepting an invitation."""
     team_id = caller.team_named(team, Role.ADMIN)
-    member = accounts.user_named(session, user)
-    if member is None:
-        raise NotFound("user")
+    member = _member(session, team_id, user)
     if body.role != Role.ADMIN and _last_admin(session, team_id, member.id):
         raise Conflict("role: a team keeps at least one admin", "role")
     accounts.set_role(session, member.id, team_id, body.role)
@@ -50,46 +48,59 @@ def set_member(
 
 @router.delete("/{team}/members/{user}", status_code=status.HTTP_204_NO_CONTENT)
 def remove_member(team: TeamName, user: UserName, session: SessionDep, caller: CallerDep) -> None:
-    """Take a user out of the team (team admins only)."""
+    """Take a member out of the team (team admins only): their tokens stop reaching it at once,
+    and keep working in their other teams."""
     team_id = caller.team_named(team, Role.ADMIN)
-    member = accounts.user_named(session, user)
-    if member is None:
-        raise NotFound("user")
+    member = _member(session, team_id, user)
     if _last_admin(session, team_id, member.id):
         raise Conflict("user: a team keeps at least one admin", "user")
-    if not accounts.remove_member(session, member.id, team_id):
-        raise NotFound("member")
+    accounts.remove_member(session, member.id, team_id)
 
 
-# Team admins may see and revoke a member's tokens but not issue them: a token acts for its user
-# in all their teams, so issuing one would reach into teams this admin does not manage. New
-# tokens come from the user themselves or from the server's operator (`hpsearch admin`).
-@router.get("/{team}/members/{user}/tokens")
-def list_member_tokens(
-    team: TeamName, user: UserName, session: SessionDep, caller: CallerDep
-) -> list[TokenPublic]:
-    """A member's tokens, newest first, by prefix (team admins only)."""
-    member = _member(session, caller.team_named(team, Role.ADMIN), user)
+# Whether a name is a user is not a team admin's business: an invitation to a name nobody has
+# is answered, listed and withdrawn like any other, and simply never reaches anyone.
+@router.post("/{team}/invitations", status_code=status.HTTP_201_CREATED)
+def invite(
+    team: TeamName, body: InvitationCreate, session: SessionDep, caller: CallerDep
+) -> InvitationPublic:
+    """Invite a user by name to a role; they join when they accept (team admins only)."""
+    team_id = caller.team_named(team, Role.ADMIN)
+    try:
+        invitation = accounts.invite(
+            session, team_id=team_id, user_name=body.user, role=body.role, invited_by=caller.user_id
+        )
+    except accounts.AccountError as exc:
+        raise Conflict(str(exc), exc.field) from None
+    return InvitationPublic.model_validate(invitation, from_attributes=True)
+
+
+@router.get("/{team}/invitations")
+def list_invitations(
+    team: TeamName, session: SessionDep, caller: CallerDep
+) -> list[InvitationPublic]:
+    """The team's pending invitations, oldest first (team admins only)."""
+    team_id = caller.team_named(team, Role.ADMIN)
     return [
-        TokenPublic.model_validate(t, from_attributes=True)
-        for t in accounts.tokens_of(session, member.id)
+        InvitationPublic.model_validate(i, from_attributes=True)
+        for i in accounts.team_invitations(session, team_id)
     ]
 
 
-@router.delete("/{team}/members/{user}/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
-def revoke_member_token(
-    team: TeamName, user: UserName, token_id: TokenId, session: SessionDep, caller: CallerDep
+@router.delete("/{team}/invitations/{invitation_id}", status_code=status.HTTP_204_NO_CONTENT)
+def withdraw_invitation(
+    team: TeamName, invitation_id: InvitationId, session: SessionDep, caller: CallerDep
 ) -> None:
-    """Revoke a member's token at once, e.g. a lost laptop's (team admins only)."""
-    member = _member(session, caller.team_named(team, Role.ADMIN), user)
-    if not accounts.revoke_token(session, member.id, token_id):
-        raise NotFound("token")
+    """Withdraw a pending invitation (team admins only)."""
+    team_id = caller.team_named(team, Role.ADMIN)
+    if not accounts.withdraw_invitation(session, team_id, invitation_id):
+        raise NotFound("invitation")
 
 
 def _member(session: SessionDep, team_id: int, name: str) -> User:
+    # One answer for a name that is no user and for a user of no concern to this team.
     member = accounts.member_named(session, team_id, name)
     if member is None:
-        raise NotFound("user")
+        raise NotFound("member")
     return member
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from db.models import ApiToken, utcnow
 from db.session import session_scope
 from db.settings import get_settings
-from tests.api.conftest import MakeToken, bearer
+from tests.api.conftest import MakeToken, bearer, table_csv
 
 
 def test_a_member_cannot_manage_members_and_an_admin_can(
@@ -70,33 +70,174 @@ def test_revocation_takes_effect_at_once(client: TestClient) -> None:
     assert revoked["revoked_at"] is not None
 
 
-def test_a_team_admin_sees_and_revokes_a_members_tokens_and_nobody_elses(
+def test_an_admin_cannot_put_a_user_of_another_team_into_theirs(
+    app_client: TestClient, make_token: MakeToken
+) -> None:
+    ana = bearer(make_token("ana", "alpha"))
+    bob = bearer(make_token("bob", "beta", "admin"))
+    added = app_client.put("/api/v1/teams/beta/members/ana", json={"role": "admin"}, headers=bob)
+    assert added.status_code == 404
+    assert [t["name"] for t in app_client.get("/api/v1/me", headers=ana).json()["teams"]] == [
+        "alpha"
+    ]
+    members = app_client.get("/api/v1/teams/beta/members", headers=bob).json()
+    assert [m["name"] for m in members] == ["bob"]
+
+
+def test_a_user_joins_a_team_by_accepting_its_invitation(
+    app_client: TestClient, make_token: MakeToken
+) -> None:
+    ana = bearer(make_token("ana", "alpha"))
+    bob = bearer(make_token("bob", "beta", "admin"))
+    cy = bearer(make_token("cy", "alpha"))
+    invited = app_client.post(
+        "/api/v1/teams/beta/invitations", json={"user": "ana", "role": "viewer"}, headers=bob
+    )
+    assert invited.status_code == 201, invited.text
+    invitation = invited.json()
+    assert {k: invitation[k] for k in ("team", "user", "role", "invited_by")} == {
+        "team": "beta",
+        "user": "ana",
+        "role": "viewer",
+        "invited_by": "bob",
+    }
+    assert app_client.get("/api/v1/teams/beta/invitations", headers=bob).json() == [invitation]
+    assert app_client.get("/api/v1/invitations", headers=ana).json() == [invitation]
+    assert app_client.get("/api/v1/invitations", headers=cy).json() == []
+    # Pending is not joined: beta does not exist for ana yet, and nobody else can accept for her.
+    assert app_client.get("/api/v1/teams/beta/members", headers=ana).status_code == 404
+    accept = f"/api/v1/invitations/{invitation['id']}/accept"
+    assert app_client.post(accept, headers=cy).status_code == 404
+    assert app_client.post(accept, headers=bob).status_code == 404
+
+    joined = app_client.post(accept, headers=ana)
+    assert joined.status_code == 200, joined.text
+    assert joined.json() == {"id": 2, "name": "beta", "role": "viewer"}
+    assert app_client.get("/api/v1/me", headers=ana).json()["teams"] == [
+        {"id": 1, "name": "alpha", "role": "member"},
+        {"id": 2, "name": "beta", "role": "viewer"},
+    ]
+    assert app_client.get("/api/v1/invitations", headers=ana).json() == []
+    assert app_client.get("/api/v1/teams/beta/invitations", headers=bob).json() == []
+    assert app_client.post(accept, headers=ana).status_code == 404
+    again = app_client.post("/api/v1/teams/beta/invitations", json={"user": "ana"}, headers=bob)
+    assert again.status_code == 409
+    assert again.json()["error"]["field"] == "user"
+
+
+def test_a_declined_or_withdrawn_invitation_is_gone(
+    app_client: TestClient, make_token: MakeToken
+) -> None:
+    ana = bearer(make_token("ana", "alpha"))
+    bob = bearer(make_token("bob", "beta", "admin"))
+    invitations = "/api/v1/teams/beta/invitations"
+    first = app_client.post(invitations, json={"user": "ana"}, headers=bob).json()
+    duplicate = app_client.post(invitations, json={"user": "ana"}, headers=bob)
+    assert duplicate.status_code == 409
+    assert "pending invitation" in duplicate.json()["error"]["message"]
+    declined = app_client.post(f"/api/v1/invitations/{first['id']}/decline", headers=ana)
+    assert declined.status_code == 204
+    assert app_client.get(invitations, headers=bob).json() == []
+    assert app_client.get("/api/v1/invitations", headers=ana).json() == []
+    assert [t["name"] for t in app_client.get("/api/v1/me", headers=ana).json()["teams"]] == [
+        "alpha"
+    ]
+
+    second = app_client.post(invitations, json={"user": "ana"}, headers=bob).json()
+    assert app_client.get("/api/v1/invitations", headers=ana).json() == [second]
+    assert app_client.delete(f"{invitations}/{second['id']}", headers=bob).status_code == 204
+    assert app_client.get("/api/v1/invitations", headers=ana).json() == []
+    assert (
+        app_client.post(f"/api/v1/invitations/{second['id']}/accept", headers=ana).json()["error"][
+            "code"
+        ]
+        == "not_found"
+    )
+    assert app_client.delete(f"{invitations}/{second['id']}", headers=bob).status_code == 404
+
+
+def test_a_name_outside_the_team_gets_the_answer_of_a_name_nobody_has(
+    app_client: TestClient, make_token: MakeToken
+) -> None:
+    """Team admins learn nothing of the user names outside their team."""
+    make_token("ana", "alpha")
+    bob = bearer(make_token("bob", "beta", "admin"))
+    for method, json in (("put", {"role": "member"}), ("delete", None)):
+        answers = [
+            app_client.request(method, f"/api/v1/teams/beta/members/{name}", json=json, headers=bob)
+            for name in ("ana", "nobody")
+        ]
+        assert [a.status_code for a in answers] == [404, 404]
+        assert answers[0].content == answers[1].content
+        assert answers[0].headers.get("content-type") == answers[1].headers.get("content-type")
+
+    invited = {
+        name: app_client.post("/api/v1/teams/beta/invitations", json={"user": name}, headers=bob)
+        for name in ("ana", "nobody")
+    }
+    assert [a.status_code for a in invited.values()] == [201, 201]
+    ana, nobody = (a.json() for a in invited.values())
+    assert ana.keys() == nobody.keys()
+    assert {**ana, "id": 0, "user": "", "created_at": ""} == {
+        **nobody,
+        "id": 0,
+        "user": "",
+        "created_at": "",
+    }
+    listed = app_client.get("/api/v1/teams/beta/invitations", headers=bob).json()
+    assert [i["user"] for i in listed] == ["ana", "nobody"]
+    # An invitation to a name nobody had reaches no one, even a user given that name later.
+    later = bearer(make_token("nobody", "gamma"))
+    assert app_client.get("/api/v1/invitations", headers=later).json() == []
+    answers = [
+        app_client.delete(f"/api/v1/teams/beta/invitations/{i['id']}", headers=bob)
+        for i in (ana, nobody)
+    ]
+    assert [a.status_code for a in answers] == [204, 204]
+
+
+def test_team_admins_no_longer_reach_a_members_tokens(
     app_client: TestClient, make_token: MakeToken
 ) -> None:
     ana_secret = make_token("ana", "alpha")
+    ana_secret_beta = make_token("ana", "beta")
     adam = bearer(make_token("adam", "alpha", "admin"))
-    bob = bearer(make_token("bob", "beta", "admin"))
+    token_id = app_client.get("/api/v1/tokens", headers=bearer(ana_secret)).json()[-1]["id"]
     path = "/api/v1/teams/alpha/members/ana/tokens"
-    listed = app_client.get(path, headers=adam)
-    assert listed.status_code == 200
-    assert [t["prefix"] for t in listed.json()] == [ana_secret[: len(listed.json()[0]["prefix"])]]
-    assert all("token" not in t for t in listed.json())
-    token_id = listed.json()[0]["id"]
-    # A member may not manage another member's tokens; another team's admin finds nothing.
-    assert app_client.get(path, headers=bearer(ana_secret)).status_code == 403
-    assert app_client.get(path, headers=bob).status_code == 404
-    assert app_client.get("/api/v1/teams/beta/members/ana/tokens", headers=bob).status_code == 404
-    assert app_client.delete(f"{path}/{token_id}", headers=bob).status_code == 404
-    assert app_client.get("/api/v1/me", headers=bearer(ana_secret)).status_code == 200
-    # bob's token id, asked for as ana's, is not ana's: nothing is revoked.
-    bob_token = app_client.get("/api/v1/tokens", headers=bob).json()[0]["id"]
-    assert app_client.delete(f"{path}/{bob_token}", headers=adam).status_code == 404
-    assert app_client.get("/api/v1/me", headers=bob).status_code == 200
+    assert app_client.get(path, headers=adam).status_code in (404, 405)
+    assert app_client.delete(f"{path}/{token_id}", headers=adam).status_code in (404, 405)
+    for secret in (ana_secret, ana_secret_beta):
+        assert app_client.get("/api/v1/me", headers=bearer(secret)).status_code == 200
+    tokens = app_client.get("/api/v1/tokens", headers=bearer(ana_secret)).json()
+    assert [t["revoked_at"] for t in tokens] == [None, None]
 
-    assert app_client.delete(f"{path}/{token_id}", headers=adam).status_code == 204
-    refused = app_client.get("/api/v1/me", headers=bearer(ana_secret))
-    assert refused.status_code == 401
-    assert app_client.get(path, headers=adam).json()[0]["revoked_at"] is not None
+
+def test_removal_from_a_team_ends_its_access_at_once_and_only_there(
+    app_client: TestClient, make_token: MakeToken
+) -> None:
+    make_token("ana", "alpha")
+    ana = bearer(make_token("ana", "beta"))
+    adam = bearer(make_token("adam", "alpha", "admin"))
+    datasets = {
+        team: app_client.post(
+            f"/api/v1/datasets?team={team}",
+            files={"file": ("table.csv", table_csv())},
+            data={"target": "label"},
+            headers=ana,
+        ).json()["id"]
+        for team in ("alpha", "beta")
+    }
+    for dataset_id in datasets.values():
+        assert app_client.get(f"/api/v1/datasets/{dataset_id}", headers=ana).status_code == 200
+
+    assert app_client.delete("/api/v1/teams/alpha/members/ana", headers=adam).status_code == 204
+    assert app_client.get(f"/api/v1/datasets/{datasets['alpha']}", headers=ana).status_code == 404
+    assert app_client.get(f"/api/v1/datasets/{datasets['beta']}", headers=ana).status_code == 200
+    assert [t["name"] for t in app_client.get("/api/v1/me", headers=ana).json()["teams"]] == [
+        "beta"
+    ]
+    tokens = app_client.get("/api/v1/tokens", headers=ana).json()
+    assert all(t["revoked_at"] is None for t in tokens)
 
 
 def test_an_expired_token_is_refused(client: TestClient, sqlite_url: str) -> None:

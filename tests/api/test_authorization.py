@@ -1,10 +1,10 @@
 """Who may do what, for every route and method of the app, read from its OpenAPI schema: a
 route added without an entry here fails `test_every_route_is_in_the_matrix`.
 
-Team alpha owns a study, a dataset, a preset and a token; bob is in team beta only; vic is a
-viewer of alpha. Without a token every API route is 401; for bob every alpha object is 404
-(it does not exist for him), and alpha's objects are absent from his listings; vic may read
-but every write answers 403 and changes nothing.
+Team alpha owns a study, a dataset, a preset, a token and an invitation to ivy (of team
+gamma); bob is in team beta only; vic is a viewer of alpha. Without a token every API route is
+401; for bob every alpha object is 404 (it does not exist for him), and alpha's objects are
+absent from his listings; vic may read but every write answers 403 and changes nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ class Alpha:
     dataset_id: int
     preset: str  # team/name
     token_id: int
+    invitation_id: int
     tokens: dict[str, str] = field(default_factory=dict)  # user -> token
 
 
@@ -42,8 +43,9 @@ class Case:
     path: Callable[[Alpha], str]
     kind: str  # "read" | "write" | "create" | "list" | "own"
     body: Callable[[Alpha], dict[str, Any]] = lambda _: {}
-    # For a listing: does this answer show anything of alpha's?
+    # For a listing: does this answer show anything of alpha's? It must for `owner`.
     shows_alpha: Callable[[Any, Alpha], bool] | None = None
+    owner: str = "ana"
 
 
 def study_body(_: Alpha) -> dict[str, Any]:
@@ -126,11 +128,28 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("delete", "/api/v1/teams/{team}/members/{user}"): Case(
         lambda a: "/api/v1/teams/alpha/members/ana", "write"
     ),
-    ("get", "/api/v1/teams/{team}/members/{user}/tokens"): Case(
-        lambda a: "/api/v1/teams/alpha/members/ana/tokens", "read"
+    ("post", "/api/v1/teams/{team}/invitations"): Case(
+        lambda a: "/api/v1/teams/alpha/invitations",
+        "write",
+        lambda _: {"json": {"user": "bob", "role": "admin"}},
     ),
-    ("delete", "/api/v1/teams/{team}/members/{user}/tokens/{token_id}"): Case(
-        lambda a: f"/api/v1/teams/alpha/members/ana/tokens/{a.token_id}", "write"
+    ("get", "/api/v1/teams/{team}/invitations"): Case(
+        lambda a: "/api/v1/teams/alpha/invitations", "read"
+    ),
+    ("delete", "/api/v1/teams/{team}/invitations/{invitation_id}"): Case(
+        lambda a: f"/api/v1/teams/alpha/invitations/{a.invitation_id}", "write"
+    ),
+    ("get", "/api/v1/invitations"): Case(
+        lambda a: "/api/v1/invitations",
+        "list",
+        shows_alpha=lambda r, a: any(i["team"] == "alpha" for i in r),
+        owner="ivy",
+    ),
+    ("post", "/api/v1/invitations/{invitation_id}/accept"): Case(
+        lambda a: f"/api/v1/invitations/{a.invitation_id}/accept", "write"
+    ),
+    ("post", "/api/v1/invitations/{invitation_id}/decline"): Case(
+        lambda a: f"/api/v1/invitations/{a.invitation_id}/decline", "write"
     ),
     ("get", "/api/v1/me"): Case(
         lambda a: "/api/v1/me",
@@ -177,6 +196,7 @@ def alpha(app_client: TestClient) -> Alpha:
         "adam": make_token("adam", "alpha", "admin"),
         "vic": make_token("vic", "alpha", "viewer"),
         "bob": make_token("bob", "beta", "admin"),
+        "ivy": make_token("ivy", "gamma", "admin"),
     }
     ana = bearer(tokens["ana"])
     study = app_client.post("/api/v1/studies", json=tiny_study(), headers=ana).json()
@@ -194,7 +214,15 @@ def alpha(app_client: TestClient) -> Alpha:
     )
     assert preset.status_code == 201, preset.text
     token_id = app_client.get("/api/v1/tokens", headers=ana).json()[0]["id"]
-    return Alpha(study["id"], dataset["id"], "alpha/tiny", token_id, tokens)
+    invitation = app_client.post(
+        "/api/v1/teams/alpha/invitations",
+        json={"user": "ivy", "role": "viewer"},
+        headers=bearer(tokens["adam"]),
+    )
+    assert invitation.status_code == 201, invitation.text
+    return Alpha(
+        study["id"], dataset["id"], "alpha/tiny", token_id, invitation.json()["id"], tokens
+    )
 
 
 def call(client: TestClient, method: str, case: Case, alpha: Alpha, token: str | None) -> Any:
@@ -234,7 +262,7 @@ def test_another_team_finds_nothing_of_alpha(
     if case.kind == "list":
         assert response.status_code == 200, response.text
         assert not case.shows_alpha(response.json(), alpha)  # type: ignore[misc]
-        own = call(app_client, method, case, alpha, alpha.tokens["ana"]).json()
+        own = call(app_client, method, case, alpha, alpha.tokens[case.owner]).json()
         assert case.shows_alpha(own, alpha), "the listing check must see alpha's own objects"  # type: ignore[misc]
     elif case.kind == "own":
         assert response.status_code in (200, 201), response.text
@@ -244,13 +272,17 @@ def test_another_team_finds_nothing_of_alpha(
     ana = bearer(alpha.tokens["ana"])
     assert app_client.get(f"/api/v1/studies/{alpha.study_id}", headers=ana).status_code == 200
     assert app_client.get(f"/api/v1/datasets/{alpha.dataset_id}", headers=ana).status_code == 200
+    ivy = app_client.get("/api/v1/invitations", headers=bearer(alpha.tokens["ivy"])).json()
+    assert [i["id"] for i in ivy] == [alpha.invitation_id]
 
 
-# Tokens are the caller's own, whatever their role: a viewer manages theirs (test_accounts).
+# Tokens and invitations are the caller's own, whatever their role: a viewer manages theirs
+# (test_accounts), and another user's is a 404 (above).
 TEAM_WRITES = sorted(
     (method, path)
     for (method, path), case in MATRIX.items()
-    if case.kind in ("write", "create") and not path.startswith("/api/v1/tokens")
+    if case.kind in ("write", "create")
+    and not path.startswith(("/api/v1/tokens", "/api/v1/invitations"))
 )
 
 

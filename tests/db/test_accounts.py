@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from db import accounts
 from db.migrate import upgrade
-from db.models import Role
+from db.models import Invitation, Role
 from db.session import session_scope
 
 
@@ -45,3 +45,49 @@ def test_revoked_and_unknown_tokens_authenticate_no_one(sqlite_url: str) -> None
     with session_scope(sqlite_url) as session:
         assert accounts.authenticate(session, secret) is None
         assert accounts.authenticate(session, "hps_unknown") is None
+
+
+def test_an_invitation_reaches_only_the_user_named_when_it_was_made(sqlite_url: str) -> None:
+    upgrade(sqlite_url)
+    with session_scope(sqlite_url) as session:
+        team = accounts.create_team(session, "beta")
+        bob = accounts.create_user(session, "bob")
+        accounts.set_role(session, bob.id, team.id, Role.ADMIN)
+        ana = accounts.create_user(session, "ana")
+        for name in ("ana", "ghost"):
+            accounts.invite(
+                session, team_id=team.id, user_name=name, role=Role.MEMBER, invited_by=bob.id
+            )
+        ghost = accounts.create_user(session, "ghost")
+        assert [i.user for i in accounts.team_invitations(session, team.id)] == ["ana", "ghost"]
+        assert [i.team for i in accounts.invitations_for(session, ana.id)] == ["beta"]
+        assert accounts.invitations_for(session, ghost.id) == []
+        ghost_invitation = accounts.team_invitations(session, team.id)[1].id
+        assert accounts.accept_invitation(session, ghost.id, ghost_invitation) is None
+        assert accounts.member_named(session, team.id, "ghost") is None
+
+
+def test_accepting_never_demotes_and_the_operator_adding_clears_invitations(
+    sqlite_url: str,
+) -> None:
+    upgrade(sqlite_url)
+    with session_scope(sqlite_url) as session:
+        team = accounts.create_team(session, "beta")
+        bob, ana, cy = (accounts.create_user(session, n) for n in ("bob", "ana", "cy"))
+        accounts.set_role(session, bob.id, team.id, Role.ADMIN)
+        accounts.invite(
+            session, team_id=team.id, user_name="ana", role=Role.VIEWER, invited_by=bob.id
+        )
+        [invitation] = accounts.invitations_for(session, ana.id)
+        # The operator adds ana meanwhile: her invitation has nothing left to offer.
+        accounts.set_role(session, ana.id, team.id, Role.ADMIN)
+        assert accounts.invitations_for(session, ana.id) == []
+        assert accounts.accept_invitation(session, ana.id, invitation.id) is None
+        # An invitation accepted by someone already in the team (a race) keeps their role.
+        accounts.set_role(session, cy.id, team.id, Role.ADMIN)
+        stale = Invitation(team_id=team.id, user_name="cy", user_id=cy.id, role=Role.VIEWER)
+        session.add(stale)
+        session.flush()
+        joined = accounts.accept_invitation(session, cy.id, stale.id)
+        assert joined is not None and joined.role == Role.ADMIN
+        assert accounts.invitations_for(session, cy.id) == []
