@@ -33,7 +33,8 @@ from db.models import Study, StudyStatus, Trial
 from db.session import session_scope
 from db.settings import get_settings
 from search import coordinator
-from search.definition import StudyDefinition
+from search.definition import BUILTIN_TRAINER, StudyDefinition
+from worker import trainers
 from worker.dispatch import LocalPool
 
 app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
@@ -91,11 +92,15 @@ def run(
 
 def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
     _, definition = read_study_file(study_file)
-    try:
-        check_trainer(definition)
-    except Invalid as exc:
-        console.print(f"[red]{study_file}: {exc}[/red]")
-        raise typer.Exit(2) from None
+    if definition.trainer != BUILTIN_TRAINER:  # judged by the trainers installed here
+        try:
+            check_trainer(definition, trainers.describe(trainers.get(definition.trainer)))
+        except LookupError as exc:
+            console.print(f"[red]{study_file}: trainer: {exc}[/red]")
+            raise typer.Exit(2) from None
+        except Invalid as exc:
+            console.print(f"[red]{study_file}: {exc}[/red]")
+            raise typer.Exit(2) from None
     console.print(
         f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
         f"{definition.strategy.type} search, database {url}"

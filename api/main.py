@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.dashboard import mount_dashboard
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import account, datasets, presets, studies, teams, trials
+from api.routes import account, datasets, presets, studies, teams, trainers, trials
 from api.schemas import ErrorResponse
 from db.migrate import upgrade
 from db.settings import get_settings
@@ -58,7 +58,7 @@ def create_app() -> FastAPI:
     app = FastAPI(title="hpsearch", version="0.1.0", lifespan=_lifespan, responses=ERRORS)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit_for=_body_limit)
-    for module in (studies, trials, datasets, presets, teams, account):
+    for module in (studies, trials, datasets, presets, teams, account, trainers):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

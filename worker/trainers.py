@@ -7,10 +7,16 @@ worker serving the others.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import socket
 from functools import cache
 from importlib.metadata import entry_points
 
+from db import trainers as offers
+from db.models import utcnow
+from db.session import session_scope
 from hpsearch.trainer import Trainer
 from search.trainer_schema import TrainerInfo
 
@@ -66,3 +72,31 @@ def _check(trainer: object) -> None:
     for attribute in ("name", "version", "Config", "step_metrics", "final_metrics"):
         if not hasattr(trainer, attribute):
             raise TypeError(f"{type(trainer).__name__} declares no {attribute}")
+
+
+class Offers:
+    """This process's offer of the trainers installed here, kept fresh in SQL: the API checks
+    studies against what workers offer, and tells a study nobody can run that it waits."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url
+        self.host = socket.gethostname()
+        self.worker = f"{self.host}:{os.getpid()}"
+
+    def announce(self) -> None:
+        """Offer every trainer installed here, as of now."""
+        described = [dataclasses.asdict(describe(t)) for t in installed().values()]
+        with session_scope(self.url) as session:
+            offers.offer(session, self.worker, self.host, described, utcnow())
+
+    def keep_alive(self) -> None:
+        """Mark the offer seen now (announcing it again if it was withdrawn meanwhile)."""
+        with session_scope(self.url) as session:
+            if offers.still_offered(session, self.worker, utcnow()):
+                return
+        self.announce()
+
+    def withdraw(self) -> None:
+        """Take the offer back: this process is stopping."""
+        with session_scope(self.url) as session:
+            offers.withdraw(session, self.worker)

@@ -74,3 +74,13 @@ def test_the_builtin_trainer_takes_no_config(client: TestClient) -> None:
     answer = client.post("/api/v1/studies", json=tiny_study(config={"x": 1}))
     assert answer.status_code == 422
     assert answer.json()["error"]["field"] == "config"
+
+
+def test_the_trainers_the_workers_offer_are_listed_with_their_schema(client: TestClient) -> None:
+    listed = {t["name"]: t for t in client.get("/api/v1/trainers").json()}
+    assert {"numpy", "ridge"} <= set(listed)
+    ridge = listed["ridge"]
+    # The local pool of this app offers them: one live worker each.
+    assert ridge["workers"] == listed["numpy"]["workers"] == 1
+    assert ridge["version"] == "0.1.0" and "val_rmse" in ridge["final_metrics"]
+    assert ridge["config_schema"]["properties"]["alpha"]["minimum"] == 0
