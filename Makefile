@@ -18,6 +18,9 @@ install: venv
 install-dev: venv
 	@echo "==> installing hpsearch with its test tools and the GP sampler's torch into $(VENV)"
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,gp]"
+	@echo "==> installing the example trainer plugin (examples/trainers/ridge) the tests run"
+	# --no-deps: its one dependency not yet here would be hpsearch itself, from an index.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e examples/trainers/ridge
 
 demo: install
 	@echo "==> running examples/quickstart.yaml: SQLite file hpsearch.db + a local process pool"

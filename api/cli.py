@@ -24,14 +24,17 @@ from rich.table import Table
 
 from api.cli_admin import DbOption, admin_app
 from api.cli_client import register as register_client
+from api.errors import Invalid
 from api.study_file import read_study_file
+from api.submission import check_trainer
 from db import accounts, queries
 from db.migrate import upgrade
 from db.models import Study, StudyStatus, Trial
 from db.session import session_scope
 from db.settings import get_settings
 from search import coordinator
-from search.definition import StudyDefinition
+from search.definition import BUILTIN_TRAINER, StudyDefinition
+from worker import trainers
 from worker.dispatch import LocalPool
 
 app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
@@ -89,6 +92,15 @@ def run(
 
 def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
     _, definition = read_study_file(study_file)
+    if definition.trainer != BUILTIN_TRAINER:  # judged by the trainers installed here
+        try:
+            check_trainer(definition, trainers.describe(trainers.get(definition.trainer)))
+        except LookupError as exc:
+            console.print(f"[red]{study_file}: trainer: {exc}[/red]")
+            raise typer.Exit(2) from None
+        except Invalid as exc:
+            console.print(f"[red]{study_file}: {exc}[/red]")
+            raise typer.Exit(2) from None
     console.print(
         f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
         f"{definition.strategy.type} search, database {url}"

@@ -12,7 +12,7 @@ from api.auth import AuthenticateFirst
 from api.dashboard import mount_dashboard
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
-from api.routes import account, datasets, presets, studies, teams, trials
+from api.routes import account, datasets, presets, studies, teams, trainers, trials
 from api.schemas import ErrorResponse
 from db.migrate import upgrade
 from db.settings import get_settings
@@ -62,7 +62,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit_for=_body_limit)
     app.add_middleware(AuthenticateFirst)  # added last: runs first, before any body is read
-    for module in (studies, trials, datasets, presets, teams, account):
+    for module in (studies, trials, datasets, presets, teams, account, trainers):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

@@ -73,6 +73,9 @@ class StudyPublic(BaseModel):
     eta_seconds: float | None
     """Time left at the pace trials have finished so far (from the study's start to its last
     finished trial); null until one finishes or once the study has ended."""
+    trainer: str = "numpy"
+    waiting: str | None = None
+    """Why a running study makes no progress, e.g. no live worker offers its trainer."""
     created_at: datetime
     finished_at: datetime | None
 
@@ -207,3 +210,19 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class TrainerPublic(BaseModel):
+    """A trainer as the workers that offer it announced it."""
+
+    name: str
+    version: str
+    step_metrics: list[str]
+    """Reported every step: what a pruner may compare."""
+    final_metrics: list[str]
+    """Returned at the end: what an objective may name."""
+    config_schema: dict[str, Any]
+    """Its config as JSON schema: what a study's `config` and `space` are checked against."""
+    workers: int
+    """Workers seen lately that offer it (0: its studies wait)."""
+    last_seen_at: datetime

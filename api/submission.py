@@ -12,10 +12,12 @@ from api.auth import Caller
 from api.errors import Conflict, Invalid
 from api.presets import parse_ref
 from db import datasets, presets, queries
+from db import trainers as offers
 from db.models import Dataset, Study
 from db.settings import get_settings
 from search import coordinator
-from search.definition import StudyDefinition
+from search.definition import BUILTIN_TRAINER, StudyDefinition
+from search.trainer_schema import SettingError, TrainerInfo
 from worker.engine import BUILTIN_DATASETS
 
 
@@ -31,6 +33,8 @@ def submit(
     if idempotency_key and (earlier := queries.study_by_key(session, team_id, idempotency_key)):
         return _same_request(earlier, fingerprint), False
     check_limits(definition)
+    if definition.trainer != BUILTIN_TRAINER:  # the study file's own sections are its schema
+        check_trainer(definition, offered_trainer(session, definition.trainer))
     check_datasets(session, team_id, definition)
     definition = with_warm_start(session, caller.team_ids, definition)
     try:
@@ -92,9 +96,39 @@ def check_limits(definition: StudyDefinition) -> None:
         )
 
 
+def offered_trainer(session: Session, name: str) -> TrainerInfo:
+    """A trainer plugin as workers last announced it; 422 when none ever did."""
+    found = offers.latest(session, name)
+    if found is None:
+        raise Invalid(
+            f"trainer: no worker has offered trainer {name!r}; install its package on a worker",
+            "trainer",
+        )
+    return TrainerInfo(
+        name=found.name,
+        version=found.version,
+        config_schema=found.config_schema,
+        step_metrics=tuple(found.step_metrics),
+        final_metrics=tuple(found.final_metrics),
+    )
+
+
+def check_trainer(definition: StudyDefinition, trainer: TrainerInfo) -> None:
+    """A trainer plugin's study is one it can run: checked against its schema and metrics."""
+    try:
+        definition.check_trainer(trainer)
+    except SettingError as exc:
+        raise Invalid(str(exc), exc.field) from None
+
+
 def check_datasets(session: Session, team_id: int, definition: StudyDefinition) -> None:
     """Every dataset any trial can train on is a built-in set or one of the team's uploads,
-    with the target column: the base config's, and each one the space can choose."""
+    with the target column: the base config's, and each one the space can choose.
+
+    A plugin's config names its datasets where its schema says; its trials reach only their
+    team's uploads through `context.dataset`, which the worker scopes."""
+    if definition.trainer != BUILTIN_TRAINER:
+        return
     targets = [target for _, target in definition.settings_at("dataset.target")]
     for field, name in definition.settings_at("dataset.name"):
         dataset = _dataset_named(session, team_id, field, name)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from api.schemas import ImportancesPublic, StudyPublic, StudySummary, TrialPublic
-from db import queries
-from db.models import Study, StudyStatus, TrialState
-from search.definition import StudyDefinition
+from db import queries, trainers
+from db.models import Study, StudyStatus, TrialState, utcnow
+from db.settings import get_settings
+from search.definition import BUILTIN_TRAINER, StudyDefinition
 from search.importance import MAX_TRIALS, param_importances
 from search.pareto import pareto_front
 from search.strategies.base import TrialRecord
@@ -25,6 +27,7 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
     """A study with its progress counts, best trial and time left."""
     progress = queries.study_progress(session, study.id)
     objectives = study.definition["objective"]
+    trainer = study.definition.get("trainer", BUILTIN_TRAINER)
     best = queries.best_trial(session, study.id, objectives[0]["direction"])
     return StudyPublic(
         **_header(study, team),
@@ -37,7 +40,23 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
         pareto_front=_front(session, study, objectives) if len(objectives) > 1 else None,
         strategy_state=study.strategy_state,
         eta_seconds=_eta(study, progress),
+        trainer=trainer,
+        waiting=_waiting(session, study, trainer),
     )
+
+
+def _waiting(session: Session, study: Study, trainer: str) -> str | None:
+    if study.status != StudyStatus.RUNNING:
+        return None
+    if trainers.is_offered(session, trainer, utcnow() - live_window()):
+        return None
+    return f"no worker offers trainer {trainer!r}"
+
+
+def live_window() -> timedelta:
+    """How recently a worker must have been seen to count as alive: as long as a running trial
+    may stay silent before it is lost."""
+    return timedelta(seconds=get_settings().lost_after_s)
 
 
 def importances_public(session: Session, study: Study) -> ImportancesPublic:

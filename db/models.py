@@ -250,3 +250,20 @@ class Preset(Base):
     engine_version: Mapped[str] = mapped_column(String(32))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainerOffer(Base):
+    """A trainer a worker can run, as it announced it; `last_seen_at` says it is alive."""
+
+    __tablename__ = "trainer_offers"
+    __table_args__ = (UniqueConstraint("name", "worker"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[str] = mapped_column(String(100))
+    # The trainer's config as a JSON schema: the API checks studies against it, importing nothing.
+    config_schema: Mapped[dict[str, Any]]
+    step_metrics: Mapped[list[str]] = mapped_column(JSON)
+    final_metrics: Mapped[list[str]] = mapped_column(JSON)
+    worker: Mapped[str] = mapped_column(String(200))
+    host: Mapped[str] = mapped_column(String(200))
+    last_seen_at: Mapped[datetime]

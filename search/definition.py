@@ -16,9 +16,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from db.names import IDENTIFIER, LongName, Tag
 from search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
@@ -28,6 +31,7 @@ from search.strategies.coarse_to_fine import CoarseToFineStrategy
 from search.strategies.grid import GridStrategy
 from search.strategies.optuna_samplers import SPACE_FILLING, OptunaStrategy, make_sampler
 from search.strategies.random import RandomStrategy
+from search.trainer_schema import SettingError, TrainerInfo
 from worker.engine.config import (
     ConfigError,
     DatasetConfig,
@@ -109,15 +113,8 @@ SINGLE_OBJECTIVE_STRATEGIES = ("coarse_to_fine", "cmaes")
 
 
 class Objective(_Section):
-    metric: str
+    metric: str = Field(pattern=r"^[A-Za-z_][\w.-]{0,99}$")
     direction: Literal["minimize", "maximize"]
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, metric: str) -> str:
-        if metric not in OBJECTIVE_METRICS:
-            raise ValueError(f"unknown metric '{metric}'; one of {', '.join(OBJECTIVE_METRICS)}")
-        return metric
 
 
 class Budget(_Section):
@@ -143,6 +140,13 @@ class HyperbandConfig(_Section):
     type: Literal["hyperband"]
     min_epochs: int = Field(1, ge=1, description="Resource of the first rung.")
     reduction_factor: int = Field(3, ge=2, description="1/η of a rung goes on to the next.")
+    max_steps: int | None = Field(
+        None,
+        ge=1,
+        le=2**31 - 1,
+        description="Resource of the last rung; unset: the built-in engine's most epochs."
+        " Required with a trainer plugin.",
+    )
 
 
 PrunerConfig = Annotated[
@@ -163,11 +167,26 @@ class WarmStart(_Section):
     )
 
 
+# The built-in engine's trainer: a study that names none trains with it.
+BUILTIN_TRAINER = "numpy"
+
+
 class StudyDefinition(_Section):
     """A whole study file."""
 
     name: Annotated[LongName, StringConstraints(min_length=1)]
-    dataset: DatasetConfig
+    trainer: str = Field(
+        BUILTIN_TRAINER,
+        pattern=r"^[a-z][a-z0-9_-]{0,39}$",
+        description="What trains each trial: `numpy` (the built-in engine) or a trainer plugin.",
+    )
+    config: dict[str, Any] | None = Field(
+        None,
+        description="A trainer plugin's base config; the built-in engine's is `dataset`,"
+        " `model` and `training`.",
+    )
+    seed: Seed = Field(0, description="Handed to a trainer plugin as `context.seed`.")
+    dataset: DatasetConfig | None = None
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
     space: dict[str, Param] = {}
@@ -189,12 +208,43 @@ class StudyDefinition(_Section):
 
     @field_validator("space")
     @classmethod
-    def _paths_exist(cls, space: dict[str, Any]) -> dict[str, Any]:
-        for path in space:
-            if not field_exists(path):
-                raise ValueError(f"'{path}' is not a setting of the dataset, model or training")
+    def _paths_exist(cls, space: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # A plugin's settings are checked against its announced schema (`check_trainer`).
+        if info.data.get("trainer") == BUILTIN_TRAINER:
+            for path in space:
+                if not field_exists(path):
+                    raise ValueError(f"'{path}' is not a setting of the dataset, model or training")
         Space(space)  # raises on a `when` that names no parameter, or a cycle
         return space
+
+    @model_validator(mode="after")
+    def _sections_of_the_trainer(self) -> StudyDefinition:
+        if self.trainer == BUILTIN_TRAINER:
+            if self.config is not None:
+                raise ValueError(
+                    "config: the numpy trainer takes `dataset`, `model` and `training`"
+                )
+            if self.dataset is None:
+                raise ValueError("dataset: required by the numpy trainer")
+            for i, objective in enumerate(self.objectives):
+                if objective.metric not in OBJECTIVE_METRICS:
+                    known = ", ".join(OBJECTIVE_METRICS)
+                    raise _error_at(
+                        ("objective", i, "metric"),
+                        f"unknown metric '{objective.metric}'; one of {known}",
+                    )
+        else:
+            if isinstance(self.pruner, HyperbandConfig) and self.pruner.max_steps is None:
+                raise ValueError(
+                    f"pruner.max_steps: hyperband needs it with trainer {self.trainer}"
+                )
+            engine = {"dataset": None, "model": ModelConfig(), "training": TrainingConfig()}
+            for section, unset in engine.items():
+                if getattr(self, section) != unset:
+                    raise ValueError(
+                        f"{section}: trainer {self.trainer} takes its settings in `config`"
+                    )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -221,6 +271,8 @@ class StudyDefinition(_Section):
     def _settings_valid(self) -> StudyDefinition:
         # Every value a parameter can take must be a setting the engine runs: a choice it would
         # refuse is a study that can only fail, so it is refused here, naming the value.
+        if self.trainer != BUILTIN_TRAINER:
+            return self  # judged against the plugin's announced schema (`check_trainer`)
         for path, param in self.space.items():
             for field, value in _values_to_check(param):
                 try:
@@ -248,7 +300,8 @@ class StudyDefinition(_Section):
         if self.pruner.type != "none":
             if multi:
                 raise ValueError("pruner: pruning needs a single objective")
-            if self.objectives[0].metric not in EPOCH_METRICS:
+            builtin = self.trainer == BUILTIN_TRAINER
+            if builtin and self.objectives[0].metric not in EPOCH_METRICS:
                 raise ValueError(
                     f"pruner: needs an objective reported every epoch ({', '.join(EPOCH_METRICS)})"
                 )
@@ -264,8 +317,38 @@ class StudyDefinition(_Section):
         return self.objective
 
     def base_config(self) -> dict[str, Any]:
-        """The dataset, model and training sections as plain data."""
+        """The config every trial starts from, as plain data: a plugin's `config`, or the
+        dataset, model and training sections of the built-in engine."""
+        if self.trainer != BUILTIN_TRAINER:
+            return self.model_dump(mode="json", include={"config"})["config"] or {}
         return self.model_dump(mode="json", include={"dataset", "model", "training"})
+
+    def check_trainer(self, trainer: TrainerInfo) -> None:
+        """Raise `SettingError` unless the trainer can run every trial: the base config and
+        every value of the space valid in its schema, the objectives among what it returns,
+        a pruner's metric among what it reports every step."""
+        for objective in self.objectives:
+            if objective.metric not in trainer.final_metrics:
+                raise SettingError(
+                    "objective",
+                    f"trainer {trainer.name} returns no '{objective.metric}'"
+                    f" (it returns {', '.join(trainer.final_metrics)})",
+                )
+        metric = self.objectives[0].metric
+        if self.pruner.type != "none" and metric not in trainer.step_metrics:
+            raise SettingError(
+                "pruner",
+                f"trainer {trainer.name} reports no '{metric}' every step"
+                f" (it reports {', '.join(trainer.step_metrics)})",
+            )
+        for field, reason in trainer.config_errors(self.base_config()):
+            raise SettingError(".".join(filter(None, ["config", field])), reason)
+        for path, param in self.space.items():
+            if not trainer.setting_exists(path):
+                raise SettingError("space", f"'{path}' is not a setting of trainer {trainer.name}")
+            for field, value in _values_to_check(param):
+                if (reason := trainer.setting_error(path, value)) is not None:
+                    raise SettingError(f"space.{path}.{field}", reason)
 
     def settings_at(self, path: str) -> list[tuple[str, Any]]:
         """(field, value) of every value the setting at dotted `path` can take in some trial:
@@ -300,16 +383,20 @@ class StudyDefinition(_Section):
         document["enqueue"] = [params, *document["enqueue"]]
         return StudyDefinition.model_validate(document)
 
-    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
-        """The base config with `params` written over their dotted paths, validated."""
+    def trial_document(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The base config with `params` written over their dotted paths, as plain data."""
         config = self.base_config()  # a fresh dump, shared with nothing: no copy needed
         for path, value in params.items():
             *parents, leaf = path.split(".")
             node = config
             for part in parents:
-                node = node[part]
+                node = node.setdefault(part, {})
             node[leaf] = value
-        return TrainConfig.parse(config)
+        return config
+
+    def trial_config(self, params: dict[str, Any]) -> TrainConfig:
+        """The built-in engine's config of a trial with `params`, validated."""
+        return TrainConfig.parse(self.trial_document(params))
 
     def make_pruner(self) -> Pruner:
         """The pruner this study asks at every epoch a trial reports."""
@@ -329,6 +416,8 @@ class StudyDefinition(_Section):
         return NoPruner(direction)
 
     def _max_epochs(self) -> int:
+        if isinstance(self.pruner, HyperbandConfig) and self.pruner.max_steps is not None:
+            return self.pruner.max_steps
         searched = self.space.get("training.epochs")
         if isinstance(searched, IntParam):
             return searched.high
@@ -382,6 +471,12 @@ def _values_to_check(param: ParamSpec) -> list[tuple[str, Any]]:
         named += [("low", param.low), ("high", param.high)]
     named += [(f"values[{i}]", value) for i, value in enumerate(param.values or [])]
     return named
+
+
+def _error_at(loc: tuple[str | int, ...], message: str) -> ValidationError:
+    """A validation error at `loc`, for a check that needs fields validated before it."""
+    error = PydanticCustomError("value_error", message)
+    return ValidationError.from_exception_data("StudyDefinition", [{"type": error, "loc": loc}])
 
 
 def _dig(document: Any, path: str) -> Any:

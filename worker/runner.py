@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+import traceback
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache, lru_cache
 from typing import Any
@@ -20,11 +20,12 @@ from db import datasets, queries
 from db.models import Study, StudyStatus, TrialState
 from db.session import retrying, session_scope
 from db.settings import get_settings
+from hpsearch.trainer import Dataset, Diverged, Trainer
 from search import coordinator
 from search.definition import StudyDefinition
 from search.pruners import NoPruner
-from worker.engine import ConfigError, Splits, TrainResult, Upload, load_splits, train
-from worker.engine.config import DatasetConfig
+from worker import trainers
+from worker.engine.config import ConfigError, parse_config
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     study_id, number, params = claimed.study_id, claimed.number, claimed.params
     recorder = _Recorder(trial_id, study_id, url, _PruningCheck(study_id, number, definition, url))
     with _HEARTBEATS.beating(trial_id, url):
-        state, reason, values = _train(definition, params, recorder)
+        state, reason, values = _train(definition, params, _TrialContext(recorder, definition))
     if recorder.study_ended:
         timed_out = recorder.study_status == StudyStatus.TIMED_OUT
         state, reason = TrialState.FAILED, "timeout" if timed_out else coordinator.CANCELLED_REASON
@@ -99,28 +100,38 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     return successors
 
 
-def _train(
-    definition: StudyDefinition, params: dict[str, Any], recorder: _Recorder
-) -> tuple[TrialState, str | None, dict[str, float] | None]:
-    """Train one configuration; every outcome, errors included, becomes a terminal state."""
+Outcome = tuple[TrialState, str | None, dict[str, float] | None]
+
+# Lines of a failing trainer's traceback kept in the trial's reason: enough to find the line.
+TRACEBACK_LINES = 3
+
+
+def _train(definition: StudyDefinition, params: dict[str, Any], context: _TrialContext) -> Outcome:
+    """Train one configuration with the study's trainer; every outcome, its errors included,
+    becomes a terminal state: user code never takes the worker down with it."""
     try:
-        config = definition.trial_config(params)
-        splits = _splits(config.dataset, recorder.study_id, recorder.url)
-        result = train(config, splits, recorder.report)
+        trainer = trainers.get(definition.trainer)
+        config = parse_config(trainer.Config, definition.trial_document(params))
+        metrics = dict(trainer.train(config, context))
+    except Diverged as exc:
+        return TrialState.FAILED, _diverged(exc.reason), exc.metrics or None
     except ConfigError as exc:
         return TrialState.FAILED, f"error: invalid config: {exc}", None
     except Exception as exc:  # a bug or bad data must end this trial, not the worker
         log.exception("trial failed with an unexpected error")
-        return TrialState.FAILED, f"error: {type(exc).__name__}: {exc}", None
-    return _outcome(result)
+        return TrialState.FAILED, _error_reason(exc), None
+    return context.outcome(trainer, metrics)
 
 
-def _outcome(result: TrainResult) -> tuple[TrialState, str | None, dict[str, float] | None]:
-    if result.status == "diverged":
-        return TrialState.FAILED, result.reason or "diverged", result.metrics or None
-    if result.status == "pruned":
-        return TrialState.PRUNED, result.reason, result.metrics or None
-    return TrialState.COMPLETE, None, result.metrics
+def _diverged(reason: str) -> str:
+    return reason if reason.startswith("diverged") else f"diverged: {reason}"
+
+
+def _error_reason(exc: Exception) -> str:
+    """`error: Type: message`, then the last frames of where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)[-TRACEBACK_LINES:]
+    where = "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames)
+    return f"error: {type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
 
 
 _DEFINITIONS: dict[tuple[str, int], StudyDefinition] = {}
@@ -137,26 +148,63 @@ def _definition(session: Session, study_id: int) -> StudyDefinition:
     return _DEFINITIONS[key]
 
 
-def _splits(dataset: DatasetConfig, study_id: int, url: str | None) -> Splits:
-    dataset_json = json.dumps(dataset.model_dump(mode="json"), sort_keys=True)
-    return _cached_splits(dataset_json, study_id, url)
+@lru_cache(maxsize=4)
+def _dataset(dataset_id: int, study_id: int, url: str | None) -> Dataset | None:
+    # Uploads never change, and a worker trains many trials on one: read it once per process.
+    # Scoped to the study's team here too, whatever the submission checked: no row of another
+    # team's dataset is read, nor named in the trial's reason.
+    stored = retrying(lambda session: datasets.content_of(session, dataset_id, study_id), url)
+    return None if stored is None else Dataset(dataset_id, stored[1], stored[0])  # type: ignore[arg-type]
 
 
-@lru_cache(maxsize=8)
-def _cached_splits(dataset_json: str, study_id: int, url: str | None) -> Splits:
-    # A worker runs many trials on the same data: load and preprocess it once per process.
-    # An uploaded dataset is named by its id, and its rows never change.
-    config = DatasetConfig.model_validate_json(dataset_json)
-    upload = None
-    dataset_id = datasets.upload_id(config.name)
-    if dataset_id is not None:
-        # Scoped to the study's team here too, whatever the submission checked: no row of
-        # another team's dataset is read, nor named in the trial's reason.
-        stored = retrying(lambda session: datasets.content_of(session, dataset_id, study_id), url)
-        if stored is None:
-            raise ConfigError("dataset.name", f"no dataset {dataset_id} in this study's team")
-        upload = Upload(stored[0], stored[1], get_settings().max_dataset_cells)  # type: ignore[arg-type]
-    return load_splits(config, upload)
+class _TrialContext:
+    """What a trainer gets besides its config (`hpsearch.trainer.Context`)."""
+
+    def __init__(self, recorder: _Recorder, definition: StudyDefinition) -> None:
+        self.recorder = recorder
+        self.seed = definition.seed
+        self.diverged: str | None = None
+        self.last: dict[str, float] = {}
+        self.stopped_at: int | None = None
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> bool:
+        values = {name: float(value) for name, value in metrics.items()}
+        bad = next((name for name, value in values.items() if not math.isfinite(value)), None)
+        if bad is not None:
+            self.diverged = f"diverged at step {step} ({bad} {values[bad]})"
+            return True
+        self.last = values
+        if self.recorder.report(step, values):
+            self.stopped_at = step
+            return True
+        return False
+
+    def dataset(self, ref: str) -> Dataset:
+        dataset_id = datasets.upload_id(ref)
+        found = None if dataset_id is None else _dataset(dataset_id, *self._scope())
+        if found is None:
+            raise LookupError(f"no dataset {ref} in this study's team")
+        return found
+
+    def _scope(self) -> tuple[int, str | None]:
+        return self.recorder.study_id, self.recorder.url
+
+    def outcome(self, trainer: Trainer, metrics: dict[str, float]) -> Outcome:
+        """The trial's end, from what the trainer returned and what it reported."""
+        if self.diverged is not None:
+            return TrialState.FAILED, self.diverged, self.last or None
+        bad = next((name for name, value in metrics.items() if not _finite(value)), None)
+        if bad is not None:
+            finite = {name: value for name, value in metrics.items() if _finite(value)}
+            return TrialState.FAILED, f"diverged: final {bad} is {metrics[bad]}", finite or None
+        if self.stopped_at is not None:
+            reason = f"pruned at {trainer.step_name} {self.stopped_at}"
+            return TrialState.PRUNED, reason, metrics or None
+        return TrialState.COMPLETE, None, metrics
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 class _PruningCheck:

@@ -22,6 +22,7 @@ from db.session import session_scope
 from db.settings import get_settings
 from search import coordinator
 from search.coordinator import Dispatch
+from worker.trainers import Offers
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +61,24 @@ class Sweeper:
         self.dispatch, self.url = dispatch, url
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+        # The trainers this process runs are offered while it sweeps, and no longer.
+        self.offers = Offers(url)
 
     def start(self) -> Sweeper:
+        try:
+            self.offers.announce()  # before any study can be judged against them
+        except Exception:  # the database is away: the first sweep announces them
+            log.warning("announcing this process's trainers failed", exc_info=True)
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join()
+        try:
+            self.offers.withdraw()
+        except Exception:  # they stop counting as live after `lost_after_s` anyway
+            log.warning("withdrawing this process's trainers failed", exc_info=True)
 
     def _run(self) -> None:
         reachable_since: float | None = -math.inf  # None: the last sweep failed
@@ -75,6 +86,7 @@ class Sweeper:
             now, lost_after_s = time.monotonic(), get_settings().lost_after_s
             trusted = reachable_since is not None and now - reachable_since >= lost_after_s
             try:
+                self.offers.keep_alive()
                 sweep(self.dispatch, self.url, find_lost=trusted)
             except Exception:  # a database that is away now may be back at the next sweep
                 log.warning("sweep failed", exc_info=True)

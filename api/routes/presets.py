@@ -37,7 +37,7 @@ def publish_preset(body: PresetCreate, session: SessionDep, caller: CallerDep) -
             "trial_number",
         )
     definition = StudyDefinition.model_validate(study.definition)
-    config = definition.trial_config(trial.params).model_dump(mode="json")
+    config = definition.trial_document(trial.params)
     preset = presets.publish(
         session,
         team_id=study.team_id,

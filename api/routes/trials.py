@@ -14,7 +14,6 @@ from api.params import Cursor, StudyId, TrialNumber
 from api.schemas import TrialDetail, TrialPublic, TrialsPublic
 from db import queries
 from search.definition import StudyDefinition
-from worker.engine import ConfigError
 
 router = APIRouter(prefix="/api/v1/studies/{study_id}/trials", tags=["trials"])
 
@@ -48,13 +47,9 @@ def get_trial(
     if trial is None:
         raise NotFound("trial")
     definition = StudyDefinition.model_validate(study.definition)
-    try:
-        config = definition.trial_config(trial.params).model_dump(mode="json")
-    except ConfigError:
-        config = None  # the trial failed for exactly this; its reason says why
     detail = TrialDetail(
         **TrialPublic.model_validate(trial, from_attributes=True).model_dump(),
-        config=config,
+        config=definition.trial_document(trial.params),
         curve=[{"step": m.step, **m.metrics} for m in queries.metrics_of(session, trial.id)],
     )
     return etagged(request, detail)

@@ -151,6 +151,8 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("post", "/api/v1/invitations/{invitation_id}/decline"): Case(
         lambda a: f"/api/v1/invitations/{a.invitation_id}/decline", "write"
     ),
+    # Trainers are installed by whoever runs the workers: every signed-in caller sees them.
+    ("get", "/api/v1/trainers"): Case(lambda a: "/api/v1/trainers", "own"),
     ("get", "/api/v1/me"): Case(
         lambda a: "/api/v1/me",
         "list",

@@ -48,9 +48,7 @@ def studies(server: Server) -> Studies:
     sgd = tiny_study(
         name="sgd-with-a-failure",
         training={"optimizer": "sgd", "learning_rate": 0.1, "epochs": 5, "batch_size": 32},
-        space={
-            "training.learning_rate": {"type": "float", "low": 0.01, "high": 1e15, "log": True}
-        },
+        space={"training.learning_rate": {"type": "float", "low": 0.01, "high": 1e15, "log": True}},
         enqueue=[{"training.learning_rate": 0.1}, {"training.learning_rate": 1e15}],
     )
     pareto = tiny_study(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic.fields import FieldInfo
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -160,12 +162,17 @@ class TrainConfig(_Section):
     @classmethod
     def parse(cls, document: dict[str, Any]) -> TrainConfig:
         """Validate a plain dict, raising `ConfigError` that names the first bad field."""
-        try:
-            return cls.model_validate(document)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(part) for part in first["loc"]) or "config"
-            raise ConfigError(field, first["msg"]) from None
+        return parse_config(cls, document)
+
+
+def parse_config(model: type[M], document: dict[str, Any]) -> M:
+    """`document` validated as `model`, or `ConfigError` naming its first bad field."""
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "config"
+        raise ConfigError(field, first["msg"]) from None
 
 
 def field_exists(path: str) -> bool:

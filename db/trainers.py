@@ -1,0 +1,65 @@
+"""Trainer offers: which worker can run which trainer, as the workers announce it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from db.models import TrainerOffer
+
+
+def offer(
+    session: Session, worker: str, host: str, trainers: Sequence[dict[str, Any]], now: datetime
+) -> None:
+    """Record that `worker` offers `trainers` (name, version, config_schema, step_metrics,
+    final_metrics each) as of `now`, in place of what it offered before."""
+    withdraw(session, worker)
+    session.add_all(
+        TrainerOffer(worker=worker, host=host, last_seen_at=now, **trainer) for trainer in trainers
+    )
+
+
+def still_offered(session: Session, worker: str, now: datetime) -> bool:
+    """Mark `worker`'s offers seen `now`; False when it has none (e.g. they were withdrawn)."""
+    touched = session.execute(
+        update(TrainerOffer).where(TrainerOffer.worker == worker).values(last_seen_at=now)
+    )
+    return bool(touched.rowcount)  # type: ignore[attr-defined]
+
+
+def withdraw(session: Session, worker: str) -> None:
+    """Forget what `worker` offers: it is stopping."""
+    session.execute(delete(TrainerOffer).where(TrainerOffer.worker == worker))
+
+
+def latest(session: Session, name: str) -> TrainerOffer | None:
+    """The most recently seen offer of trainer `name`, whoever made it."""
+    return session.scalars(
+        select(TrainerOffer)
+        .where(TrainerOffer.name == name)
+        .order_by(TrainerOffer.last_seen_at.desc())
+        .limit(1)
+    ).first()
+
+
+def is_offered(session: Session, name: str, since: datetime) -> bool:
+    """Whether some worker seen since `since` offers trainer `name`."""
+    found = session.execute(
+        select(TrainerOffer.id)
+        .where(TrainerOffer.name == name, TrainerOffer.last_seen_at >= since)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def summary(session: Session, since: datetime) -> Sequence[tuple[TrainerOffer, int]]:
+    """Each trainer's latest offer, with how many workers seen since `since` offer it."""
+    live = func.count(TrainerOffer.id).filter(TrainerOffer.last_seen_at >= since)
+    counts = dict(
+        session.execute(select(TrainerOffer.name, live).group_by(TrainerOffer.name)).all()
+    )
+    return [(latest(session, name), count) for name, count in sorted(counts.items())]  # type: ignore[misc]

@@ -1,0 +1,92 @@
+"""What the search layer knows of a trainer: its announced description, and the checks a study
+makes against it. The config is judged by its JSON schema, so nothing here imports the
+trainer's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import jsonschema_rs
+
+
+class SettingError(ValueError):
+    """A study the trainer cannot run; ``field`` is the dotted field of the study file."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class TrainerInfo:
+    """A trainer as workers announce it: name, version, config schema and metrics."""
+
+    name: str
+    version: str
+    config_schema: dict[str, Any]
+    step_metrics: tuple[str, ...]
+    final_metrics: tuple[str, ...]
+
+    @cached_property
+    def _defs(self) -> dict[str, Any]:
+        return self.config_schema.get("$defs", {})
+
+    def setting_exists(self, path: str) -> bool:
+        """Whether a dotted path names a setting of the config (in any member of a union)."""
+        return bool(self._schemas_at(path))
+
+    def setting_error(self, path: str, value: Any) -> str | None:
+        """Why `value` cannot be the setting at `path`, judged on its own; None if it can."""
+        errors = [self._error(schema, value) for schema in self._schemas_at(path)]
+        return None if not errors or None in errors else errors[0]
+
+    def config_errors(self, config: Any) -> list[tuple[str, str]]:
+        """(dotted field, reason) of each way `config` breaks the schema."""
+        validator = jsonschema_rs.validator_for(self.config_schema)
+        return [
+            (".".join(str(p) for p in error.instance_path), error.message)
+            for error in validator.iter_errors(config)
+        ]
+
+    def _error(self, schema: dict[str, Any], value: Any) -> str | None:
+        validator = jsonschema_rs.validator_for({**schema, "$defs": self._defs})
+        error = next(iter(validator.iter_errors(value)), None)
+        if error is None:
+            return None
+        # A nullable or union setting says only "not valid under any of the schemas": name the
+        # reason of the first alternative that is not null instead.
+        for branch in self._alternatives(schema):
+            if branch.get("type") != "null":
+                return self._error(branch, value) or error.message
+        return error.message
+
+    def _schemas_at(self, path: str) -> list[dict[str, Any]]:
+        nodes = [self.config_schema]
+        for part in path.split("."):
+            nodes = [
+                node["properties"][part]
+                for parent in nodes
+                for node in self._members(parent)
+                if part in node.get("properties", {})
+            ]
+        return nodes
+
+    def _members(self, schema: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The object schemas a schema may stand for: through references and unions."""
+        if "$ref" in schema:
+            yield from self._members(self._defs[schema["$ref"].rsplit("/", 1)[-1]])
+            return
+        alternatives = self._alternatives(schema)
+        if alternatives:
+            for branch in alternatives:
+                yield from self._members(branch)
+            return
+        yield schema
+
+    @staticmethod
+    def _alternatives(schema: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(schema.get("anyOf", schema.get("oneOf", [])))

@@ -1,0 +1,86 @@
+"""Studies of a trainer plugin (the example `ridge`, installed by `make install-dev`): checked
+against its announced schema and metrics at submission, with errors naming the field."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.conftest import wait_done
+from tests.conftest import tiny_study
+
+
+def ridge_study(**overrides: object) -> dict:
+    study: dict = {
+        "name": "ridge",
+        "trainer": "ridge",
+        "config": {"data": {"n_samples": 100, "n_features": 4}, "steps": 20},
+        "space": {"alpha": {"type": "float", "low": 1e-3, "high": 1.0, "log": True}},
+        "objective": {"metric": "val_rmse", "direction": "minimize"},
+        "budget": {"trials": 3, "parallelism": 1},
+    }
+    study.update(overrides)
+    return study
+
+
+def test_a_ridge_study_runs_through_the_api(client: TestClient) -> None:
+    created = client.post("/api/v1/studies", json=ridge_study())
+    assert created.status_code == 201, created.text
+    study = wait_done(client, created.json()["id"])
+    assert study["status"] == "complete" and study["trials_finished"] == 3
+    trial = client.get(f"/api/v1/studies/{study['id']}/trials/0").json()
+    assert trial["state"] == "complete"
+    assert trial["config"]["alpha"] == trial["params"]["alpha"]
+    assert trial["config"]["steps"] == 20 and len(trial["curve"]) == 20
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"trainer": "lasso"}, "trainer"),
+        ({"config": {"alpha": -1}}, "config.alpha"),
+        ({"config": {"data": {"n_samples": 3}}}, "config.data.n_samples"),
+        ({"config": {"alphaa": 1}}, "config"),
+        ({"space": {"beta": {"type": "float", "low": 0, "high": 1}}}, "space"),
+        ({"space": {"alpha": {"type": "float", "low": -1, "high": 1}}}, "space.alpha.low"),
+        (
+            {"space": {"steps": {"type": "categorical", "choices": [10, "many"]}}},
+            "space.steps.choices[1]",
+        ),
+        ({"objective": {"metric": "val_accuracy", "direction": "maximize"}}, "objective"),
+        (
+            {
+                "pruner": {"type": "median"},
+                "objective": {"metric": "train_seconds", "direction": "minimize"},
+            },
+            "pruner",
+        ),
+        ({"pruner": {"type": "hyperband"}}, "pruner.max_steps"),
+        ({"dataset": {"name": "iris"}}, "dataset"),
+    ],
+)
+def test_a_study_the_trainer_cannot_run_is_422_naming_the_field(
+    client: TestClient, change: dict, field: str
+) -> None:
+    answer = client.post("/api/v1/studies", json=ridge_study(**change))
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == field, error
+    assert error["message"].startswith(field)
+    assert client.get("/api/v1/studies").json()["count"] == 0
+
+
+def test_the_builtin_trainer_takes_no_config(client: TestClient) -> None:
+    answer = client.post("/api/v1/studies", json=tiny_study(config={"x": 1}))
+    assert answer.status_code == 422
+    assert answer.json()["error"]["field"] == "config"
+
+
+def test_the_trainers_the_workers_offer_are_listed_with_their_schema(client: TestClient) -> None:
+    listed = {t["name"]: t for t in client.get("/api/v1/trainers").json()}
+    assert {"numpy", "ridge"} <= set(listed)
+    ridge = listed["ridge"]
+    # The local pool of this app offers them: one live worker each.
+    assert ridge["workers"] == listed["numpy"]["workers"] == 1
+    assert ridge["version"] == "0.1.0" and "val_rmse" in ridge["final_metrics"]
+    assert ridge["config_schema"]["properties"]["alpha"]["minimum"] == 0

@@ -1,0 +1,111 @@
+"""Trainer plugins made for the tests, registered the way a pip-installed package is: a
+``*.dist-info`` folder with its ``entry_points.txt`` beside the module, on the import path."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from worker import trainers
+
+# Each trainer fails (or not) in one way the runner must turn into a result.
+FAULTY = '''
+import math, os
+from pydantic import BaseModel, ConfigDict, Field
+from hpsearch.trainer import Diverged, Trainer
+
+class Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    x: float = Field(0.5, ge=0, le=1)
+    steps: int = Field(5, ge=1, le=1000)
+
+class _Base(Trainer):
+    version = "1"
+    Config = Config
+    step_metrics = ("loss",)
+    final_metrics = ("loss", "score")
+
+class Quadratic(_Base):
+    """loss = (x - 0.3)^2 at every step; a study should find x = 0.3."""
+    name = "quadratic"
+    def train(self, config, context):
+        loss = (config.x - 0.3) ** 2
+        for step in range(1, config.steps + 1):
+            if context.report(step, {"loss": loss + 1.0 / step}):
+                break
+        return {"loss": loss, "score": float(context.seed)}
+
+class Raises(_Base):
+    name = "raises"
+    def train(self, config, context):
+        context.report(1, {"loss": 1.0})
+        return helper(config.x)
+
+def helper(x):
+    raise ValueError(f"cannot train at x={x}")
+
+class ReportsNan(_Base):
+    name = "reports-nan"
+    def train(self, config, context):
+        context.report(1, {"loss": 1.0})
+        stop = context.report(2, {"loss": math.nan})
+        return {"loss": 0.0 if stop else 1.0, "score": 0.0}
+
+class ReturnsInf(_Base):
+    name = "returns-inf"
+    def train(self, config, context):
+        return {"loss": math.inf, "score": 1.0}
+
+class RaisesDiverged(_Base):
+    name = "raises-diverged"
+    def train(self, config, context):
+        context.report(1, {"loss": 2.0})
+        raise Diverged("loss exploded", {"loss": 2.0})
+
+class ReadsDataset(_Base):
+    name = "reads-dataset"
+    def train(self, config, context):
+        found = context.dataset(os.environ["HPSEARCH_TEST_DATASET"])
+        return {"loss": float(len(found.content)), "score": 0.0}
+
+class NotATrainer:
+    name = "not-a-trainer"
+'''
+
+ENTRY_POINTS = """
+[hpsearch.trainers]
+quadratic = faulty_trainers:Quadratic
+raises = faulty_trainers:Raises
+reports-nan = faulty_trainers:ReportsNan
+returns-inf = faulty_trainers:ReturnsInf
+raises-diverged = faulty_trainers:RaisesDiverged
+reads-dataset = faulty_trainers:ReadsDataset
+not-a-trainer = faulty_trainers:NotATrainer
+missing-module = no_such_module:Trainer
+"""
+
+
+def install_test_trainers(folder: Path) -> Path:
+    """Write the test trainers' package and its distribution metadata into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "faulty_trainers.py").write_text(textwrap.dedent(FAULTY))
+    info = folder / "faulty_trainers-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-trainers\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS)
+    return folder
+
+
+@pytest.fixture
+def test_trainers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The test trainers installed for this process (and for processes it starts, through
+    PYTHONPATH)."""
+    folder = install_test_trainers(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    trainers.installed.cache_clear()
+    yield folder
+    trainers.installed.cache_clear()

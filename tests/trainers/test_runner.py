@@ -1,0 +1,125 @@
+"""Every way a trainer plugin can end a trial becomes one terminal state, never a dead worker."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from db import accounts, datasets
+from db.migrate import upgrade
+from db.models import Trial, TrialState
+from db.session import session_scope
+from search import coordinator
+from search.definition import StudyDefinition
+from worker import trainers
+from worker.runner import run_trial
+
+
+def plugin_study(trainer: str, **overrides: Any) -> dict:
+    study: dict = {
+        "name": f"{trainer} study",
+        "trainer": trainer,
+        "config": {"x": 0.5},
+        "seed": 7,
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "budget": {"trials": 1},
+    }
+    return {**study, **overrides}
+
+
+def run_one(url: str, document: dict, team: str = "alpha") -> Trial:
+    """Store the study for `team`, queue its first trial and run it here, as a worker would."""
+    upgrade(url)
+    with session_scope(url) as session:
+        team_row = accounts.team_named(session, team) or accounts.create_team(session, team)
+        definition = StudyDefinition.model_validate(document)
+        study_id = coordinator.create_study(session, team_id=team_row.id, definition=definition).id
+    (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=url)
+    run_trial(trial_id, url=url)
+    with session_scope(url) as session:
+        trial = session.get_one(Trial, trial_id)
+        session.expunge(trial)
+        return trial
+
+
+def test_the_registry_loads_what_loads_and_logs_the_rest(
+    test_trainers: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="worker.trainers"):
+        found = trainers.installed()
+    assert {"numpy", "quadratic", "raises", "reports-nan"} <= set(found)
+    assert "not-a-trainer" not in found and "missing-module" not in found
+    logged = caplog.text
+    assert "'not-a-trainer'" in logged and "'missing-module'" in logged
+    with pytest.raises(LookupError, match="trainer 'ridgeless' is not installed here"):
+        trainers.get("ridgeless")
+
+
+def test_a_plugin_trial_completes_with_its_metrics_and_the_study_seed(
+    sqlite_url: str, test_trainers: Path
+) -> None:
+    trial = run_one(sqlite_url, plugin_study("quadratic", config={"x": 0.1}))
+    assert trial.state == TrialState.COMPLETE
+    assert trial.values == {"loss": pytest.approx((0.1 - 0.3) ** 2), "score": 7.0}
+    assert trial.value == pytest.approx(0.04)
+
+
+def test_an_exception_is_a_failed_trial_with_its_message_and_where(
+    sqlite_url: str, test_trainers: Path
+) -> None:
+    trial = run_one(sqlite_url, plugin_study("raises"))
+    assert trial.state == TrialState.FAILED
+    assert (trial.reason or "").startswith("error: ValueError: cannot train at x=0.5 (at ")
+    assert "faulty_trainers.py" in (trial.reason or "") and "in helper" in (trial.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("trainer", "reason", "values"),
+    [
+        ("reports-nan", "diverged at step 2 (loss nan)", {"loss": 1.0}),
+        ("returns-inf", "diverged: final loss is inf", {"score": 1.0}),
+        ("raises-diverged", "diverged: loss exploded", {"loss": 2.0}),
+    ],
+)
+def test_non_finite_metrics_and_diverged_are_failed_diverged(
+    sqlite_url: str, test_trainers: Path, trainer: str, reason: str, values: dict
+) -> None:
+    trial = run_one(sqlite_url, plugin_study(trainer))
+    assert (trial.state, trial.reason, trial.values) == (TrialState.FAILED, reason, values)
+
+
+def test_an_invalid_config_is_a_failed_trial_naming_the_setting(
+    sqlite_url: str, test_trainers: Path
+) -> None:
+    # Stored past the API's schema check, as an older server might have: the worker still says.
+    trial = run_one(sqlite_url, plugin_study("quadratic", config={"x": 7}))
+    assert trial.state == TrialState.FAILED
+    assert (trial.reason or "").startswith("error: invalid config: x: ")
+
+
+def test_a_plugin_reads_its_own_teams_upload_and_never_another_teams(
+    sqlite_url: str, test_trainers: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upgrade(sqlite_url)
+    with session_scope(sqlite_url) as session:
+        alpha = accounts.create_team(session, "alpha")
+        stored, _ = datasets.store(
+            session,
+            team_id=alpha.id,
+            name="rows.csv",
+            format="csv",
+            content=b"a,b\n1,2\n",
+            summary={},
+            created_by=None,
+        )
+        session.flush()
+        dataset_id = stored.id
+    monkeypatch.setenv("HPSEARCH_TEST_DATASET", str(dataset_id))
+    own = run_one(sqlite_url, plugin_study("reads-dataset"), team="alpha")
+    assert own.state == TrialState.COMPLETE and own.values["loss"] == len(b"a,b\n1,2\n")
+    other = run_one(sqlite_url, plugin_study("reads-dataset"), team="beta")
+    assert other.state == TrialState.FAILED
+    assert f"no dataset {dataset_id} in this study's team" in (other.reason or "")

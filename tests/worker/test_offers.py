@@ -1,0 +1,59 @@
+"""Workers offer the trainers installed on them in SQL; a study nobody can run says it waits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from api.views import study_public
+from db import accounts
+from db import trainers as offers
+from db.migrate import upgrade
+from db.models import TrainerOffer, utcnow
+from db.session import session_scope
+from search import coordinator
+from search.definition import StudyDefinition
+from tests.conftest import tiny_study
+from worker.trainers import Offers, installed
+
+
+def test_an_offer_is_announced_kept_alive_and_withdrawn(sqlite_url: str) -> None:
+    upgrade(sqlite_url)
+    mine = Offers(sqlite_url)
+    mine.announce()
+    with session_scope(sqlite_url) as session:
+        rows = session.query(TrainerOffer).filter_by(worker=mine.worker).all()
+        assert {r.name for r in rows} == set(installed()) and "numpy" in installed()
+        first_seen = rows[0].last_seen_at
+        numpy = next(r for r in rows if r.name == "numpy")
+        assert "training" in numpy.config_schema["properties"]
+    mine.keep_alive()
+    with session_scope(sqlite_url) as session:
+        assert offers.latest(session, "numpy").last_seen_at > first_seen  # type: ignore[union-attr]
+    mine.withdraw()
+    with session_scope(sqlite_url) as session:
+        assert offers.latest(session, "numpy") is None
+    mine.keep_alive()  # withdrawn meanwhile (say, by an operator): offered again
+    with session_scope(sqlite_url) as session:
+        assert offers.latest(session, "numpy") is not None
+
+
+def test_a_running_study_waits_while_no_live_worker_offers_its_trainer(sqlite_url: str) -> None:
+    upgrade(sqlite_url)
+    with session_scope(sqlite_url) as session:
+        team = accounts.create_team(session, "alpha")
+        definition = StudyDefinition.model_validate(tiny_study())
+        study = coordinator.create_study(session, team_id=team.id, definition=definition)
+        assert study_public(session, study, "alpha").waiting == "no worker offers trainer 'numpy'"
+        numpy = {
+            "name": "numpy",
+            "version": "1",
+            "config_schema": {},
+            "step_metrics": [],
+            "final_metrics": [],
+        }
+        # A worker last seen an hour ago does not count; one seen now does.
+        offers.offer(session, "old:1", "old", [numpy], utcnow() - timedelta(hours=1))
+        assert study_public(session, study, "alpha").waiting is not None
+        offers.offer(session, "new:2", "new", [numpy], utcnow())
+        shown = study_public(session, study, "alpha")
+        assert shown.waiting is None and shown.trainer == "numpy"

@@ -1,0 +1,102 @@
+"""The trainers this process can run: the classes registered under the entry-point group
+``hpsearch.trainers`` by the packages installed here, the built-in engine (`numpy`) among them.
+
+A trainer that fails to load is logged and left out: one team's broken package must not stop a
+worker serving the others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+from functools import cache
+from importlib.metadata import entry_points
+
+from db import trainers as offers
+from db.models import utcnow
+from db.session import session_scope
+from hpsearch.trainer import Trainer
+from search.trainer_schema import TrainerInfo
+
+log = logging.getLogger(__name__)
+
+GROUP = "hpsearch.trainers"
+DEFAULT = "numpy"
+
+
+@cache
+def installed() -> dict[str, Trainer]:
+    """Every trainer that loads, by name."""
+    found: dict[str, Trainer] = {}
+    for entry in entry_points(group=GROUP):
+        try:
+            loaded = entry.load()
+            trainer = loaded() if isinstance(loaded, type) else loaded
+            _check(trainer)
+        except Exception:
+            log.exception("trainer %r (%s) could not be loaded; left out", entry.name, entry.value)
+            continue
+        if trainer.name in found:
+            log.warning("trainer %r is registered twice; keeping the first", trainer.name)
+            continue
+        found[trainer.name] = trainer
+    return found
+
+
+def get(name: str) -> Trainer:
+    """The trainer `name`; LookupError, naming the ones there are, when it is not here."""
+    trainers = installed()
+    if name not in trainers:
+        raise LookupError(
+            f"trainer {name!r} is not installed here (installed: {', '.join(sorted(trainers))})"
+        )
+    return trainers[name]
+
+
+def describe(trainer: Trainer) -> TrainerInfo:
+    """What a study is checked against: the trainer's name, version, schema and metrics."""
+    return TrainerInfo(
+        name=trainer.name,
+        version=trainer.version,
+        config_schema=trainer.Config.model_json_schema(),
+        step_metrics=tuple(trainer.step_metrics),
+        final_metrics=tuple(trainer.final_metrics),
+    )
+
+
+def _check(trainer: object) -> None:
+    if not isinstance(trainer, Trainer):
+        raise TypeError(f"{trainer!r} is not an hpsearch.trainer.Trainer")
+    for attribute in ("name", "version", "Config", "step_metrics", "final_metrics"):
+        if not hasattr(trainer, attribute):
+            raise TypeError(f"{type(trainer).__name__} declares no {attribute}")
+
+
+class Offers:
+    """This process's offer of the trainers installed here, kept fresh in SQL: the API checks
+    studies against what workers offer, and tells a study nobody can run that it waits."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url
+        self.host = socket.gethostname()
+        self.worker = f"{self.host}:{os.getpid()}"
+
+    def announce(self) -> None:
+        """Offer every trainer installed here, as of now."""
+        described = [dataclasses.asdict(describe(t)) for t in installed().values()]
+        with session_scope(self.url) as session:
+            offers.offer(session, self.worker, self.host, described, utcnow())
+
+    def keep_alive(self) -> None:
+        """Mark the offer seen now (announcing it again if it was withdrawn meanwhile)."""
+        with session_scope(self.url) as session:
+            if offers.still_offered(session, self.worker, utcnow()):
+                return
+        self.announce()
+
+    def withdraw(self) -> None:
+        """Take the offer back: this process is stopping."""
+        with session_scope(self.url) as session:
+            offers.withdraw(session, self.worker)
