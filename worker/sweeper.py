@@ -86,10 +86,16 @@ class Sweeper:
             now, lost_after_s = time.monotonic(), get_settings().lost_after_s
             trusted = reachable_since is not None and now - reachable_since >= lost_after_s
             try:
-                self.offers.keep_alive()
                 sweep(self.dispatch, self.url, find_lost=trusted)
             except Exception:  # a database that is away now may be back at the next sweep
                 log.warning("sweep failed", exc_info=True)
                 reachable_since = None
             else:
                 reachable_since = now if reachable_since is None else reachable_since
+            self._keep_offer()
+
+    def _keep_offer(self) -> None:
+        try:
+            self.offers.keep_alive()
+        except Exception:  # the sweep says when the database is away; this would repeat it
+            log.debug("keeping this process's trainer offer alive failed", exc_info=True)
