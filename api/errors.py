@@ -12,7 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from db.outage import Outage
+from db.session import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,16 @@ class RateLimited(ApiError):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"too many requests; retry in {retry_after_s:.1f}s")
         self.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+
+
+class Unavailable(ApiError):
+    """A server the API depends on (the database) cannot be reached now: retry shortly."""
+
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after_s)
 
 
 class Invalid(ApiError):
@@ -145,6 +160,20 @@ async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     return response
 
 
+# Long enough for a restart, short enough that a poller sees the database back within seconds.
+DATABASE_RETRY_AFTER_S = 5
+DATABASE = Outage("database", log)
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Handled here rather than by `_unexpected`: uvicorn logs again whatever reaches that one.
+    if not unreachable(exc):
+        return await _unexpected(request, exc)
+    DATABASE.failed(exc)
+    message = "the database cannot be reached now; retry shortly"
+    return await _api_error(request, Unavailable(message, DATABASE_RETRY_AFTER_S))
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = uuid.uuid4().hex[:12]
     log.exception(
@@ -160,4 +189,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
     app.add_exception_handler(Exception, _unexpected)

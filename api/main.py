@@ -50,6 +50,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     413: _error("The request body is over the limit."),
     422: _error("The request is invalid; `field` names where."),
     429: _error("Too many requests for this token; see Retry-After."),
+    503: _error("The database cannot be reached now; see Retry-After."),
 }
 
 

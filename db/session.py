@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, bindparam, create_engine, event, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from db.models import Study
@@ -84,6 +85,17 @@ def session_scope(url: str | None = None, *, pre_ping: bool = True) -> Iterator[
         session.close()
 
 
+def unreachable(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be reached (stopped, restarting, a
+    connection it dropped, no pooled connection free in time) rather than that a statement
+    failed: the same work may succeed later."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        isinstance(exc, OperationalError) or exc.connection_invalidated
+    )
+
+
 def retrying(
     work: Callable[[Session], T], url: str | None = None, *, within_s: float = OUTAGE_S
 ) -> T:
@@ -105,8 +117,7 @@ def retrying(
             with session_scope(url, pre_ping=False) as session:
                 return work(session)
         except DBAPIError as exc:
-            transient = isinstance(exc, OperationalError) or exc.connection_invalidated
-            if not transient or time.monotonic() >= deadline:
+            if not unreachable(exc) or time.monotonic() >= deadline:
                 raise
             delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
             log.warning("database unreachable (%s); trying again in %g s", exc.orig, delay)

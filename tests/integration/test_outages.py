@@ -6,15 +6,21 @@ that answers 503 rather than a 500 and a stack trace per request.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from db.settings import Settings
+from tests.conftest import tiny_study
 from tests.integration.stack import STUDY_TIMEOUT_S, Stack, assert_study_ended_whole, stack_on
 from tests.integration.test_faults import GRID_POINTS, grid_study, no_errors, wait_for_running
-from tests.servers import RedisServer
+from tests.servers import PostgresServer, RedisServer
 
 # Only what makes a trial lost during the outage is shortened (the production half-minute
 # would make the outage and the test longer): every setting of what is under test, the sweep
@@ -80,3 +86,91 @@ def wait_for_retry_of(stack: Stack, trial_id: int) -> None:
 
 def queued_trials(stack: Stack, study_id: int) -> list[tuple[int]]:
     return stack.sql("SELECT id FROM trials WHERE study_id = :id AND state = 'queued'", id=study_id)
+
+
+# Long enough for many polls each, short enough for the CI: the log's bound does not depend on
+# it, as the API logs an outage when it begins and when it ends, never per request.
+POSTGRES_DOWN_S = 30.0
+POLL_EVERY_S = 1.0
+# uvicorn's one access line per request, e.g. `INFO:  127.0.0.1:5 - "GET /x HTTP/1.1" 503`.
+ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+" \d{3}')
+
+
+@dataclass(frozen=True)
+class Answer:
+    phase: str  # "down" while PostgreSQL was stopped, else "up"
+    status: int
+    retry_after: str | None
+    code: str | None  # the error shape's code
+
+
+def test_the_api_answers_503_while_postgres_is_down_and_logs_the_outage_once(
+    fresh_database_url: str,
+    redis_server: RedisServer,
+    postgres_server: PostgresServer,
+    logs_dir: Path,
+) -> None:
+    with stack_on(fresh_database_url, redis_server, logs_dir, workers=0) as stack:
+        study_id = stack.submit(tiny_study())
+        # What the dashboard and `hpsearch status --watch` poll, each through the auth
+        # dependency, which reads the token from the database first.
+        paths = ["/api/v1/studies", f"/api/v1/studies/{study_id}"]
+        paths.append(f"/api/v1/studies/{study_id}/trials")
+        phase = ["up"]
+        log_before = stack.api.log_path.stat().st_size
+        with polling(stack, paths, phase) as answers:
+            with postgres_server.down():
+                phase[0] = "down"
+                time.sleep(POSTGRES_DOWN_S)
+            phase[0] = "up"
+            wait_for_answers(answers, len(paths))
+        log = stack.api.log_path.read_text()[log_before:]
+
+    down = [a for a in answers if a.phase == "down"]
+    assert len(down) >= len(paths) * POSTGRES_DOWN_S / POLL_EVERY_S / 2, "too few polls"
+    assert {(a.status, a.retry_after, a.code) for a in down} == {(503, "5", "unavailable")}
+    print(f"\n{len(down)} polls answered 503 while PostgreSQL was down")
+    # Once it is back, every poller is answered again: the pool recovered by itself.
+    assert all(a.status == 200 for a in answers[-len(paths) :]), answers[-len(paths) :]
+    lines = [line for line in log.splitlines() if line.strip() and not ACCESS_LINE.search(line)]
+    print(f"API log: {len(lines)} lines besides one access line per request:", *lines, sep="\n")
+    assert len(lines) < 20 and "Traceback" not in log, lines
+    assert any("database unreachable" in line for line in lines)
+    assert any("database reachable again" in line for line in lines)
+
+
+@contextmanager
+def polling(stack: Stack, paths: list[str], phase: list[str]) -> Iterator[list[Answer]]:
+    """One poller per path, each asking every `POLL_EVERY_S` until the block ends."""
+    answers: list[Answer] = []
+    done = threading.Event()
+
+    def poll(path: str) -> None:
+        with stack.client() as client:
+            while not done.is_set():
+                now = phase[0]
+                response = client.get(path)
+                code = response.json().get("error", {}).get("code") if response.is_error else None
+                if phase[0] == now:  # not a poll that straddled a change of phase
+                    answers.append(
+                        Answer(now, response.status_code, response.headers.get("retry-after"), code)
+                    )
+                done.wait(POLL_EVERY_S)
+
+    pollers = [threading.Thread(target=poll, args=(path,)) for path in paths]
+    for poller in pollers:
+        poller.start()
+    try:
+        yield answers
+    finally:
+        done.set()
+        for poller in pollers:
+            poller.join()
+
+
+def wait_for_answers(answers: list[Answer], count: int) -> None:
+    """Until the last `count` answers are all successes (each poller answered again)."""
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    while not all(a.status == 200 for a in answers[-count:]) or answers[-1].phase != "up":
+        assert time.monotonic() < deadline, answers[-count:]
+        time.sleep(0.2)
