@@ -17,10 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from db.settings import Settings
-from tests.conftest import tiny_study
-from tests.integration.stack import STUDY_TIMEOUT_S, Stack, assert_study_ended_whole, stack_on
+from tests.conftest import ROOT, tiny_study
+from tests.integration.stack import (
+    HPSEARCH,
+    STUDY_TIMEOUT_S,
+    Stack,
+    assert_study_ended_whole,
+    stack_on,
+)
 from tests.integration.test_faults import GRID_POINTS, grid_study, no_errors, wait_for_running
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import ManagedProcess, PostgresServer, RedisServer
 
 # Only what makes a trial lost during the outage is shortened (the production half-minute
 # would make the outage and the test longer): every setting of what is under test, the sweep
@@ -116,14 +122,19 @@ def test_the_api_answers_503_while_postgres_is_down_and_logs_the_outage_once(
         # dependency, which reads the token from the database first.
         paths = ["/api/v1/studies", f"/api/v1/studies/{study_id}"]
         paths.append(f"/api/v1/studies/{study_id}/trials")
-        phase = ["up"]
-        log_before = stack.api.log_path.stat().st_size
-        with polling(stack, paths, phase) as answers:
-            with postgres_server.down():
-                phase[0] = "down"
-                time.sleep(POSTGRES_DOWN_S)
-            phase[0] = "up"
-            wait_for_answers(answers, len(paths))
+        watch = ManagedProcess(
+            [*HPSEARCH, "status", str(study_id), "--watch", "--url", stack.base],
+            log_dir=logs_dir,
+            name="watch",
+            env={"HPSEARCH_TOKEN": stack.token, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        )
+        with watch:
+            stack.api.wait_for_log(f"GET /api/v1/studies/{study_id} HTTP")  # the watch is on
+            log_before = stack.api.log_path.stat().st_size
+            answers = outage_polled(stack, paths, postgres_server)
+            # The study runs on (here: waits for a worker), so the watch must wait it out.
+            assert watch.is_running(), watch.describe()
+            assert "the database cannot be reached now" in watch.log_tail(), watch.describe()
         log = stack.api.log_path.read_text()[log_before:]
 
     down = [a for a in answers if a.phase == "down"]
@@ -137,6 +148,19 @@ def test_the_api_answers_503_while_postgres_is_down_and_logs_the_outage_once(
     assert len(lines) < 20 and "Traceback" not in log, lines
     assert any("database unreachable" in line for line in lines)
     assert any("database reachable again" in line for line in lines)
+
+
+def outage_polled(stack: Stack, paths: list[str], postgres_server: PostgresServer) -> list[Answer]:
+    """Every answer to pollers of `paths`, from before PostgreSQL stops until each poller is
+    answered again after it is back."""
+    phase = ["up"]
+    with polling(stack, paths, phase) as answers:
+        with postgres_server.down():
+            phase[0] = "down"
+            time.sleep(POSTGRES_DOWN_S)
+        phase[0] = "up"
+        wait_for_answers(answers, len(paths))
+    return answers
 
 
 @contextmanager
