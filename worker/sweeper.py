@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 
 from db import queries
 from db.models import utcnow
-from db.session import session_scope
+from db.outage import Outage
+from db.session import session_scope, unreachable
 from db.settings import get_settings
 from search import coordinator
 from search.coordinator import Dispatch
@@ -75,6 +76,7 @@ class Sweeper:
         self.dispatch, self.url = dispatch, url
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
+        self.database = Outage("database (sweeps)", log)
 
     def start(self) -> Sweeper:
         self.thread.start()
@@ -91,8 +93,12 @@ class Sweeper:
             trusted = reachable_since is not None and now - reachable_since >= lost_after_s
             try:
                 sweep(self.dispatch, self.url, find_lost=trusted)
-            except Exception:  # a database that is away now may be back at the next sweep
-                log.warning("sweep failed", exc_info=True)
+            except Exception as exc:  # a database that is away now may be back at the next sweep
+                if unreachable(exc):  # one line per outage, not a stack trace per sweep
+                    self.database.failed(exc)
+                else:
+                    log.warning("sweep failed", exc_info=True)
                 reachable_since = None
             else:
+                self.database.succeeded()
                 reachable_since = now if reachable_since is None else reachable_since
