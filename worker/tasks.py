@@ -13,6 +13,7 @@ from celery import Celery, bootsteps
 from celery.exceptions import CPendingDeprecationWarning
 from celery.signals import worker_ready, worker_shutdown
 from celery.worker.consumer.consumer import CONNECTION_ERROR
+from kombu import Connection
 
 from db import queries
 from db.models import utcnow
@@ -27,6 +28,21 @@ log = logging.getLogger(__name__)
 # The broker must not hand a running trial to a second worker before the first is done with it.
 VISIBILITY_TIMEOUT_S = 6 * 3600
 
+# A worker takes no trial, and re-sends none, until it is connected again: it tries every few
+# seconds, not the up to 30 s kombu waits between attempts by default.
+RECONNECT_EVERY_S = 5
+
+
+class _PromptConnection(Connection):
+    """kombu's connection, with attempts to reconnect at most `RECONNECT_EVERY_S` apart."""
+
+    def ensure_connection(self, *args: Any, **kwargs: Any) -> Connection:
+        kwargs.setdefault("interval_start", 1)
+        kwargs.setdefault("interval_step", 1)
+        kwargs.setdefault("interval_max", RECONNECT_EVERY_S)
+        return super().ensure_connection(*args, **kwargs)
+
+
 app = Celery("hpsearch", broker=get_settings().broker_url)
 app.conf.update(
     task_serializer="json",
@@ -36,22 +52,26 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
+    # A worker waits for its broker as long as it takes (Celery's default gives up after 100
+    # attempts, which is minutes at `RECONNECT_EVERY_S`).
+    broker_connection_max_retries=None,
     # A running trial talks to PostgreSQL only: losing the broker connection costs it nothing.
     # Cancelling it would throw its work away and, as its claim refuses to run it twice, end it
     # lost and run its config again. Its message stays unacknowledged; if the broker redelivers
     # it (after the visibility timeout, or a restart that kept it), the claim refuses it.
     worker_cancel_long_running_tasks_on_connection_loss=False,
-    # A worker sends the trials queued after the one it ran. Celery's default gives up on an
-    # unreachable broker within a second, which left those trials queued, unsent, until the
-    # sweeper sent them again (HPSEARCH_REQUEUE_AFTER_S later): wait out a broker restart.
+    # Rides out a blip, not an outage: a send that fails leaves its trials due for the next
+    # re-send (a reconnection, or the next sweep), so neither a request of the API nor a trial
+    # process waits for the broker to come back (40 retries here held a POST for 75 s).
     task_publish_retry_policy={
-        "max_retries": 40,
+        "max_retries": 3,
         "interval_start": 0,
         "interval_step": 0.5,
-        "interval_max": 2,
+        "interval_max": 1,
     },
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
 )
+app.amqp.Connection = _PromptConnection
 
 
 class _ReconnectingIsNoError(logging.Filter):
@@ -149,6 +169,7 @@ class ResendOnReconnect(bootsteps.StartStopStep):
         self.lost_at: datetime | None = None
 
     def start(self, parent: Any) -> None:
+        BROKER.succeeded()  # connected: an outage this process logged is over
         lost_at, self.lost_at = self.lost_at, None
         if lost_at is not None:
             # Off the consumer's thread: it must not wait on the database.

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
+
 from db.settings import Settings
 from tests.conftest import ROOT, tiny_study
 from tests.integration.stack import (
@@ -48,15 +50,20 @@ def test_queued_trials_run_within_seconds_of_a_redis_restart_without_persistence
         victim = wait_for_running(stack, study_id, count=2, steps=1)[0]
         kill_trial_process(stack, victim.worker)  # found lost during the outage
         with redis_server.down():  # in-memory: the queued messages die with it
+            # A second study, whose first trials the API cannot send.
+            with stack.client() as client:
+                client.timeout = httpx.Timeout(STUDY_TIMEOUT_S)  # it tries for a few seconds
+                created = client.post("/api/v1/studies", json=tiny_study(name="in-the-outage"))
+            assert created.status_code == 201, created.text
             wait_for_retry_of(stack, victim.id)
         back = datetime.now(UTC)
-        queued = [row[0] for row in queued_trials(stack, study_id)]
-        assert len(queued) >= 3, "the outage left fewer queued trials than it should"
+        studies = [study_id, int(created.json()["id"])]
+        queued = queued_trials(stack, studies)
+        assert len(queued) >= 5, "the outage left fewer queued trials than it should"
 
         trials = assert_study_ended_whole(stack, study_id, status="complete", finished=GRID_POINTS)
-        started = dict(
-            stack.sql("SELECT id, started_at FROM trials WHERE study_id = :id", id=study_id)
-        )
+        trials += assert_study_ended_whole(stack, studies[1], status="complete", finished=4)
+        started = dict(stack.sql("SELECT id, started_at FROM trials"))
         delays = {t: (started[t] - back).total_seconds() for t in queued}
         print(f"\nclaimed after Redis was back (s): {sorted(round(d, 1) for d in delays.values())}")
         assert max(delays.values()) < CLAIMED_WITHIN_S, (delays, stack.describe())
@@ -90,8 +97,11 @@ def wait_for_retry_of(stack: Stack, trial_id: int) -> None:
         time.sleep(0.2)
 
 
-def queued_trials(stack: Stack, study_id: int) -> list[tuple[int]]:
-    return stack.sql("SELECT id FROM trials WHERE study_id = :id AND state = 'queued'", id=study_id)
+def queued_trials(stack: Stack, study_ids: list[int]) -> list[int]:
+    rows = stack.sql(
+        "SELECT id FROM trials WHERE study_id = ANY(:ids) AND state = 'queued'", ids=study_ids
+    )
+    return [trial_id for (trial_id,) in rows]
 
 
 # Long enough for many polls each, short enough for the CI: the log's bound does not depend on
