@@ -193,3 +193,23 @@ def test_after_an_outage_no_trial_is_lost_until_workers_could_heartbeat_again(
     first_again = finds.index(True, 4)
     assert calls[first_again][0] - back_at >= 0.25  # lost_after_s, give or take a tick
     assert all(finds[first_again:]), finds
+
+
+def test_workers_back_from_one_broker_outage_re_send_each_trial_once(sqlite_url: str) -> None:
+    study_id, queued = start(sqlite_url, budget={"trials": 4, "parallelism": 2})
+    lost_at = utcnow()  # the broker went away: the trials' messages may be gone with it
+    first_back, second_back = Recorder(), Recorder()
+    assert sweeper.resend_queued(first_back, lost_at, sqlite_url) == queued
+    # Another worker that lost its connection in the same outage, back a moment later.
+    assert sweeper.resend_queued(second_back, lost_at, sqlite_url) == []
+    assert first_back.sent == queued and second_back.sent == []
+
+
+def test_a_trial_whose_send_failed_goes_at_the_next_sweep(sqlite_url: str) -> None:
+    _, (first, _) = start(sqlite_url, budget={"trials": 4, "parallelism": 2})
+    due = utcnow() - timedelta(seconds=get_settings().requeue_after_s + 1)
+    with session_scope(sqlite_url) as session:
+        queries.mark_unsent(session, [first], due)
+    sent = Recorder()
+    assert sweep(sent, sqlite_url) == [first] and sent.sent == [first]  # not 300 s later
+    assert sweep(Recorder(), sqlite_url) == []  # sent once
