@@ -18,11 +18,6 @@ class Outage:
         self.since: float | None = None  # monotonic time of the first failure
         self.failures = 0
 
-    @property
-    def ongoing(self) -> bool:
-        """True from a failure until the next success."""
-        return self.since is not None
-
     def failed(self, exc: BaseException) -> None:
         """A request failed because the server could not be reached; logged if it is the
         outage's first."""
