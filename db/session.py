@@ -15,6 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from db.models import Study
+from db.outage import Outage
 from db.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -115,14 +116,21 @@ def retrying(
     while True:
         try:
             with session_scope(url, pre_ping=False) as session:
-                return work(session)
+                result = work(session)
         except DBAPIError as exc:
             if not unreachable(exc) or time.monotonic() >= deadline:
                 raise
-            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-            log.warning("database unreachable (%s); trying again in %g s", exc.orig, delay)
-            time.sleep(delay)
+            _RETRIED_WRITES.failed(exc)
+            time.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
             attempt += 1
+        else:
+            _RETRIED_WRITES.succeeded()
+            return result
+
+
+# This process's writes that wait for the database: a line as an outage begins and one as it
+# ends, not one per attempt.
+_RETRIED_WRITES = Outage("database (retried writes)", log)
 
 
 # Built once (the defer option is costly to build per call); the row lock on PostgreSQL only.
