@@ -18,8 +18,8 @@ from api.errors import (
     NotFound,
     RateLimited,
     Unauthorized,
+    database_error,
     error_response,
-    unexpected_error,
 )
 from db import accounts
 from db.accounts import ROLE_RANK
@@ -131,8 +131,8 @@ class AuthenticateFirst:
             response.headers.update({**exc.headers, "Connection": "close"})
             await response(scope, receive, send)
             return
-        except Exception as exc:  # e.g. the database is down: the one error shape still
-            await (await unexpected_error(request, exc))(scope, receive, send)
+        except Exception as exc:  # e.g. the database is down: a 503, in the one error shape
+            await (await database_error(request, exc))(scope, receive, send)
             return
         scope.setdefault("state", {})[CALLER_STATE] = caller
         await self.app(scope, receive, send)

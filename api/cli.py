@@ -250,11 +250,9 @@ def worker(
         raise typer.Exit(2)
     upgrade()
     from worker.tasks import app as celery_app
+    from worker.tasks import worker_argv
 
-    argv = ["worker", "--loglevel=INFO", f"--concurrency={concurrency}", "--prefetch-multiplier=1"]
-    if name:
-        argv.append(f"--hostname={name}")
-    celery_app.worker_main(argv)
+    celery_app.worker_main(worker_argv(concurrency, name))
 
 
 @db_app.command("upgrade")

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from api.client import (
     DEFAULT_URL,
+    ApiError,
     Client,
     ClientError,
     PresetRef,
@@ -165,8 +166,9 @@ def _watch(client: Client, study_id: int) -> dict[str, Any]:
 
 def _follow_through_outages(client: Client, study_id: int) -> Iterator[dict[str, Any]]:
     """The study as `Client.follow` gives it, until it ends. Once the server has answered, it
-    going away (restarted, redeployed, a network blip) is waited out with a message, not an
-    error: the study runs on in the workers, and a watch that died with the API would lie."""
+    going away (restarted, redeployed, a network blip) or answering 503 (its database is away)
+    is waited out with a message, not an error: the study runs on in the workers, and a watch
+    that died with the API would lie."""
     answered = False
     while True:
         try:
@@ -174,9 +176,9 @@ def _follow_through_outages(client: Client, study_id: int) -> Iterator[dict[str,
                 answered = True
                 yield study
             return
-        except Unreachable as exc:
-            if not answered:
-                raise  # never reached it: a wrong URL or a server not started
+        except (Unreachable, ApiError) as exc:
+            if not answered or (isinstance(exc, ApiError) and exc.status != 503):
+                raise  # never reached it (a wrong URL, a server not started), or a real error
             console.print(f"[yellow]{escape(str(exc))}; retrying in {WATCH_RETRY_S:g} s[/yellow]")
             time.sleep(WATCH_RETRY_S)
 

@@ -254,7 +254,9 @@ class Client:
                     raise
                 time.sleep(delay)
                 continue
-            if response.status_code != 429:
+            # 429, or 503 (the server's database is away) to a request safe to send again:
+            # the server says when to come back.
+            if response.status_code != 429 and not (response.status_code == 503 and repeatable):
                 return _checked(response)
             retry_after = response.headers.get("retry-after", "")
             time.sleep(min(float(retry_after) if retry_after.isdigit() else delay, MAX_WAIT_S))

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.auth import CALLER_STATE, Caller, authenticate
+from api.errors import DATABASE
 from db.session import session_scope
 from worker.dispatch import Dispatcher
 
@@ -16,6 +17,7 @@ from worker.dispatch import Dispatcher
 def _session() -> Iterator[Session]:
     with session_scope() as session:
         yield session
+    DATABASE.succeeded()  # ends an outage the error handlers logged, if there was one
 
 
 def _dispatcher(request: Request) -> Dispatcher:

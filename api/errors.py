@@ -12,7 +12,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from db.outage import Outage
+from db.session import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,16 @@ class RateLimited(ApiError):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"too many requests; retry in {retry_after_s:.1f}s")
         self.headers["Retry-After"] = str(max(1, math.ceil(retry_after_s)))
+
+
+class Unavailable(ApiError):
+    """A server the API depends on (the database) cannot be reached now: retry shortly."""
+
+    status, code = 503, "unavailable"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers["Retry-After"] = str(retry_after_s)
 
 
 class Invalid(ApiError):
@@ -145,6 +160,21 @@ async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     return response
 
 
+# Long enough for a restart, short enough that a poller sees the database back within seconds.
+DATABASE_RETRY_AFTER_S = 5
+DATABASE = Outage("database", log)
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 503 with Retry-After when the database cannot be reached (logged once per outage),
+    else a 500. Handled here rather than by the catch-all: uvicorn logs again what reaches it."""
+    if not unreachable(exc):
+        return await unexpected_error(request, exc)
+    DATABASE.failed(exc)
+    message = "the database cannot be reached now; retry shortly"
+    return await _api_error(request, Unavailable(message, DATABASE_RETRY_AFTER_S))
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """A 500 in the one shape, with a request id that finds the logged trace."""
     request_id = uuid.uuid4().hex[:12]
@@ -161,4 +191,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, database_error)
+    app.add_exception_handler(PoolTimeout, database_error)
     app.add_exception_handler(Exception, unexpected_error)

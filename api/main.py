@@ -53,6 +53,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: _error(
         "Too many requests for this token, or failed sign-ins from this address; see Retry-After."
     ),
+    503: _error("The database cannot be reached now; see Retry-After."),
 }
 
 

@@ -424,6 +424,17 @@ def requeue_stale(session: Session, queued_before: datetime) -> list[int]:
     return sorted(trial_id for (trial_id,) in rows)
 
 
+def mark_unsent(session: Session, trial_ids: Sequence[int], queued_at: datetime) -> None:
+    """Queued trials whose message never reached the broker, given the queue time `queued_at`
+    (one past the re-send cut-off) so that the next re-send of stale trials sends them."""
+    session.execute(
+        update(Trial)
+        .where(Trial.id.in_(trial_ids), Trial.state == TrialState.QUEUED)
+        .values(queued_at=queued_at),
+        execution_options=_UNSYNCED,
+    )
+
+
 def expired_studies(session: Session, now: datetime) -> list[int]:
     """Running studies past their deadline."""
     return list(

@@ -11,9 +11,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, bindparam, create_engine, event, select
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, defer, sessionmaker
 
 from db.models import Study
+from db.outage import Outage
 from db.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,17 @@ def session_scope(url: str | None = None, *, pre_ping: bool = True) -> Iterator[
         session.close()
 
 
+def unreachable(exc: BaseException) -> bool:
+    """True when `exc` says the database could not be reached (stopped, restarting, a
+    connection it dropped, no pooled connection free in time) rather than that a statement
+    failed: the same work may succeed later."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        isinstance(exc, OperationalError) or exc.connection_invalidated
+    )
+
+
 def retrying(
     work: Callable[[Session], T], url: str | None = None, *, within_s: float = OUTAGE_S
 ) -> T:
@@ -103,15 +116,21 @@ def retrying(
     while True:
         try:
             with session_scope(url, pre_ping=False) as session:
-                return work(session)
+                result = work(session)
         except DBAPIError as exc:
-            transient = isinstance(exc, OperationalError) or exc.connection_invalidated
-            if not transient or time.monotonic() >= deadline:
+            if not unreachable(exc) or time.monotonic() >= deadline:
                 raise
-            delay = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
-            log.warning("database unreachable (%s); trying again in %g s", exc.orig, delay)
-            time.sleep(delay)
+            _RETRIED_WRITES.failed(exc)
+            time.sleep(RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)])
             attempt += 1
+        else:
+            _RETRIED_WRITES.succeeded()
+            return result
+
+
+# This process's writes that wait for the database: a line as an outage begins and one as it
+# ends, not one per attempt.
+_RETRIED_WRITES = Outage("database (retried writes)", log)
 
 
 # Built once (the defer option is costly to build per call); the row lock on PostgreSQL only.

@@ -317,10 +317,20 @@ class _Server(_Stoppable):
     def restart(self, timeout: float = START_TIMEOUT_S, down_s: float = 0.0) -> Self:
         """Stop, stay down `down_s` seconds, then start again on the same port with a new pid
         (Redis loses its data, PostgreSQL keeps it)."""
+        with self.down(timeout):
+            time.sleep(down_s)
+        return self
+
+    @contextlib.contextmanager
+    def down(self, timeout: float = START_TIMEOUT_S) -> Iterator[None]:
+        """Stopped for the body of the `with` block, then started again as by `restart`: an
+        outage that lasts as long as the test needs."""
         self._stop_process(STOP_TIMEOUT_S)
         self._process = None
-        time.sleep(down_s)
-        return self.start(timeout)
+        try:
+            yield
+        finally:
+            self.start(timeout)
 
     def __enter__(self) -> Self:
         return self.start()

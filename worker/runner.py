@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from db import datasets, queries
 from db.models import Study, StudyStatus, TrialState
-from db.session import retrying, session_scope
+from db.outage import Outage
+from db.session import retrying, session_scope, unreachable
 from db.settings import get_settings
 from hpsearch.trainer import Dataset, Diverged, Trainer
 from search import coordinator
@@ -287,6 +288,7 @@ class _Heartbeats:
         self.lock = threading.Lock()
         self.trials: dict[int, str | None] = {}  # trial id -> its database URL
         self.started = False
+        self.database = Outage("database (heartbeats)", log)
 
     @contextmanager
     def beating(self, trial_id: int, url: str | None) -> Iterator[None]:
@@ -312,8 +314,13 @@ class _Heartbeats:
                     # logged, and the next one connects afresh.
                     with session_scope(url, pre_ping=False) as session:
                         queries.heartbeat(session, trial_id)
-                except Exception:  # a missed beat is not worth killing the trial for
-                    log.warning("heartbeat of trial %s failed", trial_id, exc_info=True)
+                except Exception as exc:  # a missed beat is not worth killing the trial for
+                    if unreachable(exc):  # once per outage, not a trace per beat
+                        self.database.failed(exc)
+                    else:
+                        log.warning("heartbeat of trial %s failed", trial_id, exc_info=True)
+                else:
+                    self.database.succeeded()
 
 
 _HEARTBEATS = _Heartbeats()

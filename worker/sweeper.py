@@ -3,9 +3,12 @@
 Each sweep ends running trials whose worker stopped heartbeating as `failed: lost` (the
 coordinator then runs their config again, up to the study's `budget.max_retries`), ends studies
 past their deadline, and dispatches again trials queued long ago that no worker took (their
-message may have died with the broker). Every worker process runs one, in a thread: there is no
-extra service to start, and sweeps from several workers at once are harmless, because each step
-is one conditional UPDATE and claiming a trial twice is refused.
+message may have died with the broker, or never reached it). Every worker process runs one, in
+a thread: there is no extra service to start, and sweeps from several workers at once are
+harmless, because each step is one conditional UPDATE and claiming a trial twice is refused.
+
+A worker whose connection to the broker comes back re-sends at once the queued trials sent
+before it was lost (`resend_queued`, from `worker.tasks`), rather than waiting for a sweep.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import logging
 import math
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from db import queries
 from db.models import utcnow
-from db.session import session_scope
+from db.outage import Outage
+from db.session import session_scope, unreachable
 from db.settings import get_settings
 from search import coordinator
 from search.coordinator import Dispatch
@@ -41,12 +45,24 @@ def sweep(dispatch: Dispatch, url: str | None = None, *, find_lost: bool = True)
     dispatched: list[int] = []
     for study_id in studies:
         dispatched += coordinator.refill(study_id, dispatch=dispatch, url=url)
-    with session_scope(url) as session:
-        stale = queries.requeue_stale(session, now - timedelta(seconds=settings.requeue_after_s))
-    if stale:
-        log.warning("dispatching %d trials again that no worker took: %s", len(stale), stale)
-        dispatch(stale)
+    stale = resend_queued(dispatch, now - timedelta(seconds=settings.requeue_after_s), url)
     return dispatched + stale
+
+
+def resend_queued(dispatch: Dispatch, sent_before: datetime, url: str | None = None) -> list[int]:
+    """Dispatch again the queued trials of running studies last sent before `sent_before`;
+    their ids.
+
+    Their queue time is renewed in the same UPDATE: whoever re-sends next with a cut-off
+    before now (another sweeper, another worker back from the same broker outage) leaves
+    them alone, so each is re-sent once per period or outage, however many workers look.
+    """
+    with session_scope(url) as session:
+        stale = queries.requeue_stale(session, sent_before)
+    if stale:
+        log.warning("dispatching %d queued trials again: %s", len(stale), stale)
+        dispatch(stale)
+    return stale
 
 
 class Sweeper:
@@ -63,6 +79,7 @@ class Sweeper:
         self.thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
         # The trainers this process runs are offered while it sweeps, and no longer.
         self.offers = Offers(url)
+        self.database = Outage("database (sweeps)", log)
 
     def start(self) -> Sweeper:
         try:
@@ -87,10 +104,14 @@ class Sweeper:
             trusted = reachable_since is not None and now - reachable_since >= lost_after_s
             try:
                 sweep(self.dispatch, self.url, find_lost=trusted)
-            except Exception:  # a database that is away now may be back at the next sweep
-                log.warning("sweep failed", exc_info=True)
+            except Exception as exc:  # a database that is away now may be back at the next sweep
+                if unreachable(exc):  # one line per outage, not a stack trace per sweep
+                    self.database.failed(exc)
+                else:
+                    log.warning("sweep failed", exc_info=True)
                 reachable_since = None
             else:
+                self.database.succeeded()
                 reachable_since = now if reachable_since is None else reachable_since
             self._keep_offer()
 

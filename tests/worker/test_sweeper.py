@@ -3,6 +3,7 @@ studies past their deadline end, queued trials nobody took are dispatched again.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -160,7 +161,7 @@ def test_queued_trials_nobody_took_are_dispatched_again_once_per_period(sqlite_u
 
 
 def test_after_an_outage_no_trial_is_lost_until_workers_could_heartbeat_again(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("HPSEARCH_SWEEP_EVERY_S", "0.01")
     monkeypatch.setenv("HPSEARCH_LOST_AFTER_S", "0.3")
@@ -174,11 +175,17 @@ def test_after_an_outage_no_trial_is_lost_until_workers_could_heartbeat_again(
         return []
 
     monkeypatch.setattr(sweeper, "sweep", sweep_with_an_outage)
-    running = sweeper.Sweeper(Recorder()).start()
-    deadline = time.monotonic() + 30
-    while (not calls or calls[-1][0] - calls[0][0] < 1.0) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    running.stop()
+    with caplog.at_level(logging.WARNING, logger=sweeper.__name__):
+        running = sweeper.Sweeper(Recorder()).start()
+        deadline = time.monotonic() + 30
+        while (not calls or calls[-1][0] - calls[0][0] < 1.0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        running.stop()
+    # Two failed sweeps, one outage: a line as it begins, one as it ends, no stack trace.
+    logged = [r.getMessage() for r in caplog.records]
+    assert len(logged) == 2 and not any(r.exc_info for r in caplog.records), logged
+    assert logged[0].startswith("database (sweeps) unreachable: OperationalError"), logged
+    assert logged[1].endswith("(2 requests failed)"), logged
 
     finds = [find_lost for _, find_lost in calls]
     assert finds[:4] == [True, True, False, False], "before, during and just after the outage"
@@ -186,3 +193,23 @@ def test_after_an_outage_no_trial_is_lost_until_workers_could_heartbeat_again(
     first_again = finds.index(True, 4)
     assert calls[first_again][0] - back_at >= 0.25  # lost_after_s, give or take a tick
     assert all(finds[first_again:]), finds
+
+
+def test_workers_back_from_one_broker_outage_re_send_each_trial_once(sqlite_url: str) -> None:
+    study_id, queued = start(sqlite_url, budget={"trials": 4, "parallelism": 2})
+    lost_at = utcnow()  # the broker went away: the trials' messages may be gone with it
+    first_back, second_back = Recorder(), Recorder()
+    assert sweeper.resend_queued(first_back, lost_at, sqlite_url) == queued
+    # Another worker that lost its connection in the same outage, back a moment later.
+    assert sweeper.resend_queued(second_back, lost_at, sqlite_url) == []
+    assert first_back.sent == queued and second_back.sent == []
+
+
+def test_a_trial_whose_send_failed_goes_at_the_next_sweep(sqlite_url: str) -> None:
+    _, (first, _) = start(sqlite_url, budget={"trials": 4, "parallelism": 2})
+    due = utcnow() - timedelta(seconds=get_settings().requeue_after_s + 1)
+    with session_scope(sqlite_url) as session:
+        queries.mark_unsent(session, [first], due)
+    sent = Recorder()
+    assert sweep(sent, sqlite_url) == [first] and sent.sent == [first]  # not 300 s later
+    assert sweep(Recorder(), sqlite_url) == []  # sent once
