@@ -10,6 +10,7 @@ pin_blas_threads()
 
 import json  # noqa: E402 (every import from here on)
 import logging
+import os
 import shlex
 import signal
 import time
@@ -240,6 +241,12 @@ def serve(
 def worker(
     concurrency: Annotated[int, typer.Option(help="Trial processes in this worker.")] = 1,
     name: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
+    trainers_: Annotated[
+        str | None,
+        typer.Option(
+            "--trainers", help="Comma-separated trainers to run; default: every one installed."
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker that trains trials (needs HPSEARCH_BROKER_URL)."""
     if not get_settings().broker_url:
@@ -248,11 +255,19 @@ def worker(
             " Without one, `hpsearch run` and `hpsearch serve` train locally.[/red]"
         )
         raise typer.Exit(2)
+    if trainers_:  # read by this worker's sweeper too, which offers just these
+        os.environ["HPSEARCH_TRAINERS"] = trainers_
+        get_settings.cache_clear()
+    try:
+        chosen = sorted(trainers.offered())
+    except LookupError as exc:
+        console.print(f"[red]--trainers: {exc}[/red]")
+        raise typer.Exit(2) from None
     upgrade()
     from worker.tasks import app as celery_app
     from worker.tasks import worker_argv
 
-    celery_app.worker_main(worker_argv(concurrency, name))
+    celery_app.worker_main(worker_argv(concurrency, name, chosen))
 
 
 @db_app.command("upgrade")

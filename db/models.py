@@ -172,6 +172,8 @@ class Study(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    # Which trainer runs its trials, so a trial is routed without reading the definition.
+    trainer: Mapped[str] = mapped_column(String(40), default="numpy", server_default="numpy")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # What was submitted under that key: a retry must send the same study.
@@ -267,3 +269,5 @@ class TrainerOffer(Base):
     worker: Mapped[str] = mapped_column(String(200))
     host: Mapped[str] = mapped_column(String(200))
     last_seen_at: Mapped[datetime]
+    # Set when the worker stops: no longer live, but its schema still judges new studies.
+    withdrawn_at: Mapped[datetime | None]

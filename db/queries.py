@@ -435,6 +435,16 @@ def mark_unsent(session: Session, trial_ids: Sequence[int], queued_at: datetime)
     )
 
 
+def trainers_of(session: Session, trial_ids: Sequence[int]) -> dict[int, str]:
+    """The trainer of each trial's study, by trial id: where each is to be sent."""
+    rows = session.execute(
+        select(Trial.id, Study.trainer)
+        .join(Study, Study.id == Trial.study_id)
+        .where(Trial.id.in_(trial_ids))
+    )
+    return dict(rows.tuples().all())
+
+
 def expired_studies(session: Session, now: datetime) -> list[int]:
     """Running studies past their deadline."""
     return list(

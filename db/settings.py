@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         " (its message may have been lost with the broker).",
     )
     sweep_every_s: float = Field(5.0, gt=0, description="How often workers look for the above.")
+    trainers: str | None = Field(
+        None,
+        description="The trainers a worker runs and offers, comma-separated; unset: every"
+        " trainer installed (`hpsearch worker --trainers` sets it).",
+    )
     max_trials: int = Field(10_000, ge=1, description="Largest budget a study may ask for.")
     max_parallelism: int = Field(64, ge=1, description="Largest parallelism a study may ask for.")
     max_epochs: int = Field(10_000, ge=1, description="Most epochs a trial may train.")

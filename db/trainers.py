@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -11,29 +11,45 @@ from sqlalchemy.orm import Session
 
 from db.models import TrainerOffer
 
+# Offers of workers unseen this long are forgotten when another worker announces itself: the
+# table keeps what workers offer, not every process that ever ran.
+FORGET_AFTER = timedelta(days=7)
+
 
 def offer(
     session: Session, worker: str, host: str, trainers: Sequence[dict[str, Any]], now: datetime
 ) -> None:
     """Record that `worker` offers `trainers` (name, version, config_schema, step_metrics,
     final_metrics each) as of `now`, in place of what it offered before."""
-    withdraw(session, worker)
+    session.execute(
+        delete(TrainerOffer).where(
+            (TrainerOffer.worker == worker) | (TrainerOffer.last_seen_at < now - FORGET_AFTER)
+        )
+    )
     session.add_all(
         TrainerOffer(worker=worker, host=host, last_seen_at=now, **trainer) for trainer in trainers
     )
 
 
 def still_offered(session: Session, worker: str, now: datetime) -> bool:
-    """Mark `worker`'s offers seen `now`; False when it has none (e.g. they were withdrawn)."""
+    """Mark `worker`'s offers seen `now`; False when it has none live (e.g. withdrawn)."""
     touched = session.execute(
-        update(TrainerOffer).where(TrainerOffer.worker == worker).values(last_seen_at=now)
+        update(TrainerOffer)
+        .where(TrainerOffer.worker == worker, TrainerOffer.withdrawn_at.is_(None))
+        .values(last_seen_at=now)
     )
     return bool(touched.rowcount)  # type: ignore[attr-defined]
 
 
-def withdraw(session: Session, worker: str) -> None:
-    """Forget what `worker` offers: it is stopping."""
-    session.execute(delete(TrainerOffer).where(TrainerOffer.worker == worker))
+def withdraw(session: Session, worker: str, now: datetime) -> None:
+    """`worker` is stopping: its offers stop counting as live now (their schemas stay)."""
+    session.execute(
+        update(TrainerOffer).where(TrainerOffer.worker == worker).values(withdrawn_at=now)
+    )
+
+
+def _live(since: datetime) -> Any:
+    return (TrainerOffer.last_seen_at >= since) & TrainerOffer.withdrawn_at.is_(None)
 
 
 def latest(session: Session, name: str) -> TrainerOffer | None:
@@ -49,16 +65,14 @@ def latest(session: Session, name: str) -> TrainerOffer | None:
 def is_offered(session: Session, name: str, since: datetime) -> bool:
     """Whether some worker seen since `since` offers trainer `name`."""
     found = session.execute(
-        select(TrainerOffer.id)
-        .where(TrainerOffer.name == name, TrainerOffer.last_seen_at >= since)
-        .limit(1)
+        select(TrainerOffer.id).where(TrainerOffer.name == name, _live(since)).limit(1)
     ).first()
     return found is not None
 
 
 def summary(session: Session, since: datetime) -> Sequence[tuple[TrainerOffer, int]]:
     """Each trainer's latest offer, with how many workers seen since `since` offer it."""
-    live = func.count(TrainerOffer.id).filter(TrainerOffer.last_seen_at >= since)
+    live = func.count(TrainerOffer.id).filter(_live(since))
     counts = dict(
         session.execute(select(TrainerOffer.name, live).group_by(TrainerOffer.name)).all()
     )

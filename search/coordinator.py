@@ -50,6 +50,7 @@ def create_study(
         deadline_at=utcnow() + timedelta(seconds=timeout_s) if timeout_s else None,
         team_id=team_id,
         name=definition.name,
+        trainer=definition.trainer,
         tags=list(definition.tags),
         definition=definition.model_dump(mode="json"),
         budget_trials=definition.budget.trials,

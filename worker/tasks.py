@@ -20,6 +20,7 @@ from db.models import utcnow
 from db.outage import Outage
 from db.session import session_scope
 from db.settings import get_settings
+from search.definition import BUILTIN_TRAINER
 from worker.runner import run_trial
 from worker.sweeper import Sweeper, resend_queued
 
@@ -70,6 +71,9 @@ app.conf.update(
         "interval_max": 1,
     },
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+    # Every trial is sent to its trainer's queue (`trainer_queue`); anything sent without one
+    # goes to the built-in engine's.
+    task_default_queue=f"trainer.{BUILTIN_TRAINER}",
 )
 app.amqp.Connection = _PromptConnection
 
@@ -87,8 +91,15 @@ class _ReconnectingIsNoError(logging.Filter):
 logging.getLogger("celery.worker.consumer.consumer").addFilter(_ReconnectingIsNoError())
 
 
-def worker_argv(concurrency: int, name: str | None) -> list[str]:
-    """The arguments of `hpsearch worker`'s Celery worker.
+def trainer_queue(trainer: str) -> str:
+    """The Celery queue of a trainer's trials: only workers that have the trainer consume it."""
+    return f"trainer.{trainer}"
+
+
+def worker_argv(
+    concurrency: int, name: str | None, trainers: Sequence[str] = (BUILTIN_TRAINER,)
+) -> list[str]:
+    """The arguments of `hpsearch worker`'s Celery worker, consuming the queues of `trainers`.
 
     Without gossip, mingle and event heartbeats: nothing of hpsearch reads them (workers share
     no state but the database), and each is one more broker consumer that fails noisily when
@@ -102,6 +113,7 @@ def worker_argv(concurrency: int, name: str | None) -> list[str]:
         "--without-gossip",
         "--without-mingle",
         "--without-heartbeat",
+        f"--queues={','.join(trainer_queue(t) for t in trainers)}",
     ]
     return [*argv, f"--hostname={name}"] if name else argv
 
@@ -116,10 +128,22 @@ class CeleryDispatcher:
     """The distributed dispatcher: one Celery task per trial, on the configured broker."""
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
-        """Send the trials; those the broker did not take are left for the next re-send."""
+        """Send each trial to its trainer's queue; those the broker did not take are left for
+        the next re-send."""
+        if not trial_ids:
+            return
+        try:
+            with session_scope() as session:
+                trainers = queries.trainers_of(session, trial_ids)
+        except Exception as exc:  # committed as queued: the sweep sends them once it can
+            log.warning(
+                "could not route trials %s (%r); the next re-send sends them", trial_ids, exc
+            )
+            return
         for i, trial_id in enumerate(trial_ids):
             try:
-                run_trial_task.delay(trial_id)
+                queue = trainer_queue(trainers.get(trial_id, BUILTIN_TRAINER))
+                run_trial_task.apply_async((trial_id,), queue=queue)
             except Exception as exc:  # not only connection errors: kombu's AttributeError too
                 BROKER.failed(exc)
                 _unsent(list(trial_ids[i:]))

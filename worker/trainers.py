@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from db import trainers as offers
 from db.models import utcnow
 from db.session import session_scope
+from db.settings import get_settings
 from hpsearch.trainer import Trainer
 from search.trainer_schema import TrainerInfo
 
@@ -43,6 +44,15 @@ def installed() -> dict[str, Trainer]:
             continue
         found[trainer.name] = trainer
     return found
+
+
+def offered() -> dict[str, Trainer]:
+    """The trainers this process runs: those `HPSEARCH_TRAINERS` names, or every one installed;
+    LookupError for a name that is not installed."""
+    names = get_settings().trainers
+    if not names:
+        return installed()
+    return {name: get(name) for name in names.split(",")}
 
 
 def get(name: str) -> Trainer:
@@ -85,7 +95,7 @@ class Offers:
 
     def announce(self) -> None:
         """Offer every trainer installed here, as of now."""
-        described = [dataclasses.asdict(describe(t)) for t in installed().values()]
+        described = [dataclasses.asdict(describe(t)) for t in offered().values()]
         with session_scope(self.url) as session:
             offers.offer(session, self.worker, self.host, described, utcnow())
 
@@ -99,4 +109,4 @@ class Offers:
     def withdraw(self) -> None:
         """Take the offer back: this process is stopping."""
         with session_scope(self.url) as session:
-            offers.withdraw(session, self.worker)
+            offers.withdraw(session, self.worker, utcnow())

@@ -83,11 +83,13 @@ class Stack:
         """Start the API again on the same port."""
         self.api = self._start_api()
 
-    def start_worker(self, *, wait: bool = True) -> ManagedProcess:
-        """One more worker; `wait`: until Celery says it is ready."""
+    def start_worker(self, *, wait: bool = True, trainers: str | None = None) -> ManagedProcess:
+        """One more worker (running `trainers`, or every one installed); `wait`: until Celery
+        says it is ready."""
         number = len(self.started) + 1
+        only = ["--trainers", trainers] if trainers else []
         worker = ManagedProcess(
-            [*HPSEARCH, "worker", "--concurrency", "1", "--name", f"w{number}@%h"],
+            [*HPSEARCH, "worker", "--concurrency", "1", "--name", f"w{number}@%h", *only],
             log_dir=self.logs,
             name=f"worker{number}",
             env=self.env,

@@ -31,10 +31,12 @@ def test_an_offer_is_announced_kept_alive_and_withdrawn(sqlite_url: str) -> None
         assert offers.latest(session, "numpy").last_seen_at > first_seen  # type: ignore[union-attr]
     mine.withdraw()
     with session_scope(sqlite_url) as session:
-        assert offers.latest(session, "numpy") is None
-    mine.keep_alive()  # withdrawn meanwhile (say, by an operator): offered again
-    with session_scope(sqlite_url) as session:
+        # No longer live, but its schema still judges studies of it.
+        assert not offers.is_offered(session, "numpy", first_seen)
         assert offers.latest(session, "numpy") is not None
+    mine.keep_alive()  # withdrawn meanwhile: offered again, live
+    with session_scope(sqlite_url) as session:
+        assert offers.is_offered(session, "numpy", first_seen)
 
 
 def test_a_running_study_waits_while_no_live_worker_offers_its_trainer(sqlite_url: str) -> None:

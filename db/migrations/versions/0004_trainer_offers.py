@@ -1,4 +1,4 @@
-"""trainer offers
+"""trainer offers, and each study's trainer
 
 Revision ID: 0004
 Revises: 0003
@@ -29,14 +29,22 @@ def upgrade() -> None:
         sa.Column("worker", sa.String(length=200), nullable=False),
         sa.Column("host", sa.String(length=200), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_trainer_offers")),
         sa.UniqueConstraint("name", "worker", name=op.f("uq_trainer_offers_name_worker")),
     )
     with op.batch_alter_table("trainer_offers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_trainer_offers_name"), ["name"], unique=False)
+    # A trial goes to the queue of its study's trainer; every study so far used the engine.
+    with op.batch_alter_table("studies", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("trainer", sa.String(length=40), server_default="numpy", nullable=False)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("studies", schema=None) as batch_op:
+        batch_op.drop_column("trainer")
     with op.batch_alter_table("trainer_offers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_trainer_offers_name"))
     op.drop_table("trainer_offers")
