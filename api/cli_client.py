@@ -207,6 +207,8 @@ def _print_study(study: dict[str, Any]) -> None:
         console.print(f"  best    {_best_text(study)}: {params}")
     if study["eta_seconds"] is not None:
         console.print(f"  ETA     {_duration(study['eta_seconds'])}")
+    if study.get("waiting"):  # an older server does not say
+        console.print(f"  [yellow]waiting: {escape(study['waiting'])}[/yellow]")
 
 
 def _params_text(params: dict[str, Any]) -> str:

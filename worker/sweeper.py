@@ -82,20 +82,14 @@ class Sweeper:
         self.database = Outage("database (sweeps)", log)
 
     def start(self) -> Sweeper:
-        try:
-            self.offers.announce()  # before any study can be judged against them
-        except Exception:  # the database is away: the first sweep announces them
-            log.warning("announcing this process's trainers failed", exc_info=True)
+        self.offers.start()  # before any study can be judged against them
         self.thread.start()
         return self
 
     def stop(self) -> None:
         self.stopped.set()
         self.thread.join()
-        try:
-            self.offers.withdraw()
-        except Exception:  # they stop counting as live after `lost_after_s` anyway
-            log.warning("withdrawing this process's trainers failed", exc_info=True)
+        self.offers.stop()
 
     def _run(self) -> None:
         reachable_since: float | None = -math.inf  # None: the last sweep failed
@@ -113,10 +107,4 @@ class Sweeper:
             else:
                 self.database.succeeded()
                 reachable_since = now if reachable_since is None else reachable_since
-            self._keep_offer()
-
-    def _keep_offer(self) -> None:
-        try:
-            self.offers.keep_alive()
-        except Exception:  # the sweep says when the database is away; this would repeat it
-            log.debug("keeping this process's trainer offer alive failed", exc_info=True)
+            self.offers.refresh()

@@ -93,6 +93,27 @@ class Offers:
         self.host = socket.gethostname()
         self.worker = f"{self.host}:{os.getpid()}"
 
+    def start(self) -> None:
+        """Announce the offer; when the database is away, the first `refresh` does."""
+        try:
+            self.announce()
+        except Exception as exc:
+            log.warning("could not announce this process's trainers yet (%r)", exc)
+
+    def refresh(self) -> None:
+        """`keep_alive`, quiet on failure: the sweeps already say when the database is away."""
+        try:
+            self.keep_alive()
+        except Exception:
+            log.debug("keeping this process's trainer offer alive failed", exc_info=True)
+
+    def stop(self) -> None:
+        """`withdraw`; if that fails, the offer stops counting as live after `lost_after_s`."""
+        try:
+            self.withdraw()
+        except Exception as exc:
+            log.warning("could not withdraw this process's trainers (%r)", exc)
+
     def announce(self) -> None:
         """Offer every trainer installed here, as of now."""
         described = [dataclasses.asdict(describe(t)) for t in offered().values()]

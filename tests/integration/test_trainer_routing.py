@@ -3,12 +3,14 @@ Redis, PostgreSQL, uvicorn and two workers, one of which runs only the built-in 
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
 from tests.conftest import tiny_study
-from tests.integration.stack import Stack, stack_on
+from tests.integration.stack import HPSEARCH, Stack, stack_on
 from tests.servers import ManagedProcess, RedisServer
 
 RIDGE = {
@@ -80,6 +82,14 @@ def test_a_study_no_live_worker_can_run_says_it_waits_until_one_comes(
             shown = client.get(f"/api/v1/studies/{study_id}").json()
         assert shown["status"] == "running" and shown["trials_finished"] == 0
         assert shown["waiting"] == "no worker offers trainer 'ridge'"
+        told = subprocess.run(
+            [*HPSEARCH, "status", str(study_id)],
+            env={**os.environ, "HPSEARCH_URL": stack.base, "HPSEARCH_TOKEN": stack.token},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "waiting: no worker offers trainer 'ridge'" in told.stdout, told.stdout + told.stderr
         time.sleep(2)  # nothing takes its trials meanwhile: they wait on the ridge queue
         queued = stack.sql("SELECT count(*) FROM trials WHERE state = 'queued'")[0][0]
         assert queued == 2

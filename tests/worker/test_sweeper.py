@@ -12,6 +12,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
 from db import queries
+from db.migrate import upgrade
 from db.models import Study, StudyStatus, Trial, TrialState, utcnow
 from db.session import session_scope
 from db.settings import get_settings
@@ -161,8 +162,9 @@ def test_queued_trials_nobody_took_are_dispatched_again_once_per_period(sqlite_u
 
 
 def test_after_an_outage_no_trial_is_lost_until_workers_could_heartbeat_again(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    upgrade(sqlite_url)  # the sweeper offers this process's trainers there
     monkeypatch.setenv("HPSEARCH_SWEEP_EVERY_S", "0.01")
     monkeypatch.setenv("HPSEARCH_LOST_AFTER_S", "0.3")
     get_settings.cache_clear()

@@ -164,7 +164,8 @@ export function studyPage(root, studyId, onUnauthorized) {
       <div><div class="muted">Elapsed</div>${duration(elapsed(s.created_at, s.finished_at))}</div>
       <div><div class="muted">Best</div><span class="best">${best}</span></div>
       <div><div class="muted">Objective</div>${objective}</div>
-      <div><div class="muted">Team · strategy</div>${esc(s.team)} · ${esc(s.strategy)}</div>`;
+      <div><div class="muted">Team · strategy · trainer</div>${esc(s.team)} · ${esc(s.strategy)} · ${esc(s.trainer)}</div>
+      ${s.waiting ? `<div class="waiting"><div class="muted">Waiting</div>${esc(s.waiting)}</div>` : ""}`;
   }
 
   function renderBest() {
