@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from db.models import Trial
+from db.session import session_scope
 from db.settings import get_settings
+from search import coordinator
+from worker.runner import run_trial
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +25,17 @@ def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
+
+
+def run_first_trial(url: str, study_id: int) -> Trial:
+    """Queue a stored study's first trial and run it here, as a worker would; the trial as it
+    ended."""
+    (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=url)
+    run_trial(trial_id, url=url)
+    with session_scope(url) as session:
+        trial = session.get_one(Trial, trial_id)
+        session.expunge(trial)
+        return trial
 
 
 def tiny_study(**overrides: object) -> dict:

@@ -9,6 +9,7 @@ from functools import lru_cache
 from db.datasets import upload_id
 from db.settings import get_settings
 from hpsearch.trainer import Context, Dataset, Diverged, Trainer
+from search.definition import EPOCH_METRICS, OBJECTIVE_METRICS
 from worker.engine import (
     ENGINE_VERSION,
     ConfigError,
@@ -20,19 +21,6 @@ from worker.engine import (
 )
 from worker.engine.config import DatasetConfig
 
-# What the engine reports every epoch, and what it returns at the end.
-EPOCH_METRICS = ("val_accuracy", "val_rmse", "val_loss", "train_loss")
-FINAL_METRICS = (
-    "val_accuracy",
-    "val_rmse",
-    "val_loss",
-    "train_loss",
-    "test_accuracy",
-    "test_rmse",
-    "test_loss",
-    "train_seconds",
-)
-
 
 class NumpyTrainer(Trainer):
     """Linear, logistic, softmax and MLP models trained by hpsearch's own NumPy engine."""
@@ -41,7 +29,7 @@ class NumpyTrainer(Trainer):
     version = ENGINE_VERSION
     Config = TrainConfig
     step_metrics = EPOCH_METRICS
-    final_metrics = FINAL_METRICS
+    final_metrics = OBJECTIVE_METRICS
     step_name = "epoch"
 
     def train(self, config: TrainConfig, context: Context) -> Mapping[str, float]:  # type: ignore[override]

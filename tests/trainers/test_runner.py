@@ -14,8 +14,8 @@ from db.models import Trial, TrialState
 from db.session import session_scope
 from search import coordinator
 from search.definition import StudyDefinition
+from tests.conftest import run_first_trial
 from worker import trainers
-from worker.runner import run_trial
 
 
 def plugin_study(trainer: str, **overrides: Any) -> dict:
@@ -37,12 +37,7 @@ def run_one(url: str, document: dict, team: str = "alpha") -> Trial:
         team_row = accounts.team_named(session, team) or accounts.create_team(session, team)
         definition = StudyDefinition.model_validate(document)
         study_id = coordinator.create_study(session, team_id=team_row.id, definition=definition).id
-    (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=url)
-    run_trial(trial_id, url=url)
-    with session_scope(url) as session:
-        trial = session.get_one(Trial, trial_id)
-        session.expunge(trial)
-        return trial
+    return run_first_trial(url, study_id)
 
 
 def test_the_registry_loads_what_loads_and_logs_the_rest(

@@ -13,8 +13,7 @@ from db.settings import get_settings
 from search import coordinator
 from search.definition import StudyDefinition
 from tests.api.conftest import table_csv
-from tests.conftest import tiny_study
-from worker.runner import run_trial
+from tests.conftest import run_first_trial, tiny_study
 
 
 def _trial_on_upload(url: str) -> Trial:
@@ -36,12 +35,7 @@ def _trial_on_upload(url: str) -> Trial:
         )
         definition = StudyDefinition.model_validate(document)
         study_id = coordinator.create_study(session, team_id=team_id, definition=definition).id
-    (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=url)
-    run_trial(trial_id, url=url)
-    with session_scope(url) as session:
-        trial = session.get_one(Trial, trial_id)
-        session.expunge(trial)
-        return trial
+    return run_first_trial(url, study_id)
 
 
 @pytest.mark.parametrize(("limit", "refused"), [(119, True), (120, False)])

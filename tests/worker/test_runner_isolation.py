@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from db import accounts, datasets
 from db.migrate import upgrade
-from db.models import Trial, TrialState
+from db.models import TrialState
 from db.session import session_scope
 from search import coordinator
 from search.definition import StudyDefinition
 from tests.api.conftest import table_csv
-from tests.conftest import tiny_study
-from worker.runner import run_trial
+from tests.conftest import run_first_trial, tiny_study
 
 
 def test_a_trial_naming_another_teams_dataset_fails_without_reading_it(sqlite_url: str) -> None:
@@ -39,11 +38,8 @@ def test_a_trial_naming_another_teams_dataset_fails_without_reading_it(sqlite_ur
         )
         study = coordinator.create_study(session, team_id=beta.id, definition=definition)
         study_id = study.id
-    (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=sqlite_url)
-    run_trial(trial_id, url=sqlite_url)
-    with session_scope(sqlite_url) as session:
-        trial = session.get_one(Trial, trial_id)
-        assert trial.state == TrialState.FAILED
-        assert f"no dataset {theirs.id} in this study's team" in (trial.reason or "")
-        # With a wrong target the engine would have listed the columns: it never got the rows.
-        assert not any(column in (trial.reason or "") for column in ("x1", "x2", "colour"))
+    trial = run_first_trial(sqlite_url, study_id)
+    assert trial.state == TrialState.FAILED
+    assert f"no dataset {theirs.id} in this study's team" in (trial.reason or "")
+    # With a wrong target the engine would have listed the columns: it never got the rows.
+    assert not any(column in (trial.reason or "") for column in ("x1", "x2", "colour"))
