@@ -71,6 +71,13 @@ class ReadsDataset(_Base):
         found = context.dataset(os.environ["HPSEARCH_TEST_DATASET"])
         return {"loss": float(len(found.content)), "score": 0.0}
 
+class Crashes(_Base):
+    """Takes its whole process down, as a segfault in native code would."""
+    name = "crashes"
+    def train(self, config, context):
+        context.report(1, {"loss": 1.0})
+        os._exit(3)
+
 class NotATrainer:
     name = "not-a-trainer"
 '''
@@ -83,6 +90,7 @@ reports-nan = faulty_trainers:ReportsNan
 returns-inf = faulty_trainers:ReturnsInf
 raises-diverged = faulty_trainers:RaisesDiverged
 reads-dataset = faulty_trainers:ReadsDataset
+crashes = faulty_trainers:Crashes
 not-a-trainer = faulty_trainers:NotATrainer
 missing-module = no_such_module:Trainer
 """
