@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
-from functools import lru_cache
 
 from db.datasets import upload_id
 from db.settings import get_settings
@@ -48,14 +48,23 @@ class NumpyTrainer(Trainer):
         return result.metrics
 
 
-@lru_cache(maxsize=8)
+# Splits this process made, least recently used first: a worker runs many trials on the same
+# data, so it loads and preprocesses it once. Keyed by the dataset's id and its bytes' hash, not
+# by the bytes themselves, so that the cache holds no upload (up to 50 MB each) alive.
+_SPLITS: OrderedDict[tuple[str, int | None, int], Splits] = OrderedDict()
+MAX_CACHED_SPLITS = 8
+
+
 def _splits(dataset_json: str, dataset: Dataset | None) -> Splits:
-    # A worker runs many trials on the same data: load and preprocess it once per process.
-    # An upload's rows never change; the key holds its bytes, hashed once per bytes object.
-    config = DatasetConfig.model_validate_json(dataset_json)
-    upload = (
-        Upload(dataset.content, dataset.format, get_settings().max_dataset_cells)
-        if dataset
-        else None
-    )
-    return load_splits(config, upload)
+    # An upload's rows never change; `hash` of bytes is computed once per bytes object.
+    key = (dataset_json, *((dataset.id, hash(dataset.content)) if dataset else (None, 0)))
+    splits = _SPLITS.pop(key, None)
+    if splits is None:
+        config = DatasetConfig.model_validate_json(dataset_json)
+        limit = get_settings().max_dataset_cells
+        upload = Upload(dataset.content, dataset.format, limit) if dataset else None  # type: ignore[arg-type]
+        splits = load_splits(config, upload)
+    _SPLITS[key] = splits  # most recently used last
+    while len(_SPLITS) > MAX_CACHED_SPLITS:
+        _SPLITS.popitem(last=False)
+    return splits
