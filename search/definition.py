@@ -341,7 +341,8 @@ class StudyDefinition(_Section):
                 f"trainer {trainer.name} reports no '{metric}' every step"
                 f" (it reports {', '.join(trainer.step_metrics)})",
             )
-        for field, reason in trainer.config_errors(self.base_config()):
+        if errors := trainer.config_errors(self.base_config()):
+            field, reason = errors[0]
             raise SettingError(".".join(filter(None, ["config", field])), reason)
         for path, param in self.space.items():
             if not trainer.setting_exists(path):
