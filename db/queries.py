@@ -17,6 +17,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -281,14 +282,15 @@ def claim_trial(session: Session, trial_id: int, worker: str) -> Claimed | None:
     return Claimed(*row) if row is not None else None
 
 
-def heartbeat(session: Session, trial_id: int) -> None:
-    """Mark a running trial as alive now."""
+def heartbeat(session: Session, trial_id: int, study_id: int) -> StudyStatus | None:
+    """Mark a running trial as alive now; its study's status, as `study_status` gives it."""
     session.execute(
         update(Trial)
         .where(Trial.id == trial_id, Trial.state == TrialState.RUNNING)
         .values(heartbeat_at=utcnow()),
         execution_options=_UNSYNCED,
     )
+    return study_status(session, study_id)
 
 
 def add_metrics(session: Session, trial_id: int, reports: Sequence[tuple[int, dict]]) -> None:
@@ -364,12 +366,17 @@ def fail_queued_trials(session: Session, study_id: int, reason: str) -> None:
     )
 
 
-def mark_lost(session: Session, silent_since: datetime) -> list[int]:
-    """End running trials whose last heartbeat is older than `silent_since` as `failed: lost`;
-    the ids of their studies."""
+def mark_lost(
+    session: Session, silent_since: datetime | None = None, workers: Sequence[str] = ()
+) -> list[int]:
+    """End as `failed: lost` the running trials whose last heartbeat is older than
+    `silent_since`, and those of `workers` (processes known to be dead); their studies' ids."""
+    lost = Trial.worker.in_(workers)
+    if silent_since is not None:
+        lost = or_(lost, Trial.heartbeat_at < silent_since)
     rows = session.execute(
         update(Trial)
-        .where(Trial.state == TrialState.RUNNING, Trial.heartbeat_at < silent_since)
+        .where(Trial.state == TrialState.RUNNING, lost)
         .values(state=TrialState.FAILED, reason=LOST_REASON, finished_at=utcnow())
         .returning(Trial.study_id),
         execution_options=_UNSYNCED,
@@ -455,8 +462,15 @@ def expired_studies(session: Session, now: datetime) -> list[int]:
 
 
 def study_status(session: Session, study_id: int) -> StudyStatus | None:
-    """A study's status; None once it is deleted."""
-    return session.scalar(select(Study.status).where(Study.id == study_id))
+    """A study's status; None once it is deleted. A running study past its deadline is
+    `timed_out` already: its trials stop now, not at the sweep that records it."""
+    row = session.execute(
+        select(Study.status, Study.deadline_at < utcnow()).where(Study.id == study_id)
+    ).first()
+    if row is None:
+        return None
+    status, expired = row
+    return StudyStatus.TIMED_OUT if status == StudyStatus.RUNNING and expired else status
 
 
 def end_study(session: Session, study: Study, status: StudyStatus) -> None:

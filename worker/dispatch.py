@@ -6,13 +6,19 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import Protocol
 
+from db import queries
+from db.session import session_scope
 from db.settings import get_settings
+from search import coordinator
 from worker.blas import pin_blas_threads
-from worker.runner import run_trial
+from worker.runner import run_trial, worker_name_of
 from worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
@@ -32,7 +38,13 @@ class Dispatcher(Protocol):
 
 
 class LocalPool:
-    """The embedded dispatcher: a process pool in this process, refilling studies as trials end."""
+    """The embedded dispatcher: a process pool in this process, refilling studies as trials end.
+
+    A trial process that dies (a trainer's native code crashed it, or it was killed) breaks
+    the whole executor, which ends its other processes too: the pool then starts a new one,
+    ends the trials that were running in the old one as lost at once (their studies retry
+    them, as the sweeper would after `lost_after_s`), and dispatches again those not started.
+    """
 
     def __init__(
         self, workers: int, *, url: str | None = None, ignore_interrupts: bool = False
@@ -43,11 +55,15 @@ class LocalPool:
         self.interrupted = False
         pin_blas_threads()
         # spawn: a forked child would inherit this process's database connections.
-        self.pool = ProcessPoolExecutor(
+        self.make_pool = partial(
+            ProcessPoolExecutor,
             workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_ignore_interrupts if ignore_interrupts else None,
         )
+        self.pool = self.make_pool()
+        self.pids: set[int] = set()  # the current pool's processes, for when it breaks
+        self.replacing = threading.Lock()  # the refiller and the sweeper may both find it broken
         # Successors are submitted from a thread of their own: a done-callback runs on the
         # pool's manager thread, which must not submit to the pool it is managing.
         self.refiller = ThreadPoolExecutor(1, thread_name_prefix="refill")
@@ -57,22 +73,58 @@ class LocalPool:
         for trial_id in trial_ids:
             if self.interrupted:
                 return
-            future = self.pool.submit(run_trial, trial_id, url=self.url)
-            future.add_done_callback(self._when_done)
+            pool = self.pool
+            try:
+                future = pool.submit(run_trial, trial_id, url=self.url)
+            except BrokenProcessPool:  # found broken before its trials' callbacks ran
+                self._replace(pool)
+                pool = self.pool
+                future = pool.submit(run_trial, trial_id, url=self.url)
+            self.pids.update(pool._processes or {})  # no public way to know them
+            future.add_done_callback(partial(self._when_done, trial_id, pool))
 
-    def _when_done(self, future: Future[list[int]]) -> None:
+    def _when_done(
+        self, trial_id: int, pool: ProcessPoolExecutor, future: Future[list[int]]
+    ) -> None:
         # A trial that ends once the pool is stopping has nobody to dispatch its successors:
         # they stay queued in the database, for a resume or a sweep.
         with contextlib.suppress(RuntimeError):  # the refiller is shut down
-            self.refiller.submit(self._after_trial, future)
+            self.refiller.submit(self._after_trial, trial_id, pool, future)
 
-    def _after_trial(self, future: Future[list[int]]) -> None:
+    def _after_trial(
+        self, trial_id: int, pool: ProcessPoolExecutor, future: Future[list[int]]
+    ) -> None:
         if self.interrupted:  # its process was ended on purpose
             return
         try:
-            self.dispatch(future.result())
+            try:
+                successors = future.result()
+            except BrokenProcessPool:
+                self._replace(pool)
+                # Queued still if it never started: it runs now. If it was running, it is
+                # lost now, and its claim is refused.
+                successors = [trial_id]
+            self.dispatch(successors)
         except Exception:
             log.exception("a local trial process failed")
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """Start a new executor in place of `broken` (once, however many trials found it) and
+        end the trials that were running in its processes as lost."""
+        with self.replacing:
+            if self.pool is not broken:
+                return
+            dead, self.pids = [worker_name_of(pid) for pid in self.pids], set()
+            self.pool = self.make_pool()
+            with session_scope(self.url) as session:
+                studies = queries.mark_lost(session, workers=dead)
+        log.warning(
+            "a trial process died; its pool was restarted, and studies %s retry the trials"
+            " that ran there",
+            studies,
+        )
+        for study_id in studies:
+            coordinator.refill(study_id, dispatch=self.dispatch, url=self.url)
 
     def interrupt(self) -> None:
         """Stop now: end the trial processes mid-trial and dispatch nothing more. Their trials

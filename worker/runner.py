@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache, lru_cache
+from types import FrameType
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -37,7 +40,12 @@ FLUSH_EVERY_S = 1.0
 
 def worker_name() -> str:
     """This process, as it is recorded on the trials it runs."""
-    return f"{_hostname()}:{os.getpid()}"
+    return worker_name_of(os.getpid())
+
+
+def worker_name_of(pid: int) -> str:
+    """Process `pid` of this machine, as it is recorded on the trials it runs."""
+    return f"{_hostname()}:{pid}"
 
 
 @cache
@@ -70,8 +78,10 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     claimed, definition = started
     study_id, number, params = claimed.study_id, claimed.number, claimed.params
     recorder = _Recorder(trial_id, study_id, url, _PruningCheck(study_id, number, definition, url))
-    with _HEARTBEATS.beating(trial_id, url):
-        state, reason, values = _train(definition, params, _TrialContext(recorder, definition))
+    stopper = _Stopper(trial_id, recorder)
+    with _HEARTBEATS.beating(trial_id, study_id, url, stopper.study_ended):
+        context = _TrialContext(recorder, definition, stopper)
+        state, reason, values = _train(definition, params, context)
     if recorder.study_ended:
         timed_out = recorder.study_status == StudyStatus.TIMED_OUT
         state, reason = TrialState.FAILED, "timeout" if timed_out else coordinator.CANCELLED_REASON
@@ -113,7 +123,10 @@ def _train(definition: StudyDefinition, params: dict[str, Any], context: _TrialC
     try:
         trainer = trainers.get(definition.trainer)
         config = parse_config(trainer.Config, definition.trial_document(params))
-        metrics = dict(trainer.train(config, context))
+        with context.stopper.running_trainer():
+            metrics = dict(trainer.train(config, context))
+    except _Interrupted:  # its study ended: `run_trial` gives the trial the study's reason
+        return TrialState.FAILED, None, context.last or None
     except Diverged as exc:
         return TrialState.FAILED, _diverged(exc.reason), exc.metrics or None
     except ConfigError as exc:
@@ -161,8 +174,9 @@ def _dataset(dataset_id: int, study_id: int, url: str | None) -> Dataset | None:
 class _TrialContext:
     """What a trainer gets besides its config (`hpsearch.trainer.Context`)."""
 
-    def __init__(self, recorder: _Recorder, definition: StudyDefinition) -> None:
+    def __init__(self, recorder: _Recorder, definition: StudyDefinition, stopper: _Stopper) -> None:
         self.recorder = recorder
+        self.stopper = stopper
         self.seed = definition.seed
         self.diverged: str | None = None
         self.last: dict[str, float] = {}
@@ -175,14 +189,16 @@ class _TrialContext:
             self.diverged = f"diverged at step {step} ({bad} {values[bad]})"
             return True
         self.last = values
-        if self.recorder.report(step, values):
+        with self.stopper.shielded():
+            stop = self.recorder.report(step, values)
+        if stop:
             self.stopped_at = step
-            return True
-        return False
+        return stop
 
     def dataset(self, ref: str) -> Dataset:
         dataset_id = datasets.upload_id(ref)
-        found = None if dataset_id is None else _dataset(dataset_id, *self._scope())
+        with self.stopper.shielded():
+            found = None if dataset_id is None else _dataset(dataset_id, *self._scope())
         if found is None:
             raise LookupError(f"no dataset {ref} in this study's team")
         return found
@@ -276,6 +292,103 @@ class _Recorder:
         return status
 
 
+class _Interrupted(BaseException):
+    """Raised into a trainer still training when its study has ended. A BaseException, as
+    KeyboardInterrupt is: a trainer's `except Exception` must not swallow it."""
+
+
+# The signal that interrupts a trainer. Not SIGALRM, which training code may use for timeouts
+# of its own, nor SIGUSR1, Celery's soft time limit.
+_INTERRUPT = signal.SIGUSR2
+
+
+class _Stopper:
+    """Stops a trainer that does not stop by itself once its study ended (timed out, cancelled
+    or deleted): one that never reports, or never returns after `report` said stop.
+
+    The heartbeat thread reads the study's status with each beat and calls `study_ended`.
+    That raises `_Interrupted` in the trial's thread through a signal, but only while trainer
+    code runs there: never inside hpsearch's own `report`, reads or writes, where `report`
+    answers True instead. Every later beat interrupts again. A trainer still running
+    `lost_after_s` after the first interruption (stuck in native code, or swallowing it) has
+    its process killed, as Celery's hard time limit does, its trial's end written first.
+    """
+
+    def __init__(self, trial_id: int, recorder: _Recorder) -> None:
+        self.trial_id = trial_id
+        self.recorder = recorder
+        # Python runs signal handlers in the main thread only: a trial run in another thread
+        # (Celery's threads pool) can be stopped only by its own `report` calls.
+        self.interruptible = threading.current_thread() is threading.main_thread()
+        self.in_trainer = False  # trainer code runs now, not hpsearch's code it called
+        # Held by the heartbeat thread while it acts, and by the trial's thread as the trainer
+        # returns: no process is killed, nor signalled, for a trainer that already returned.
+        self.lock = threading.Lock()
+        self.training = False
+        self.interrupted_at: float | None = None
+
+    @contextmanager
+    def running_trainer(self) -> Iterator[None]:
+        """Trainer code runs inside: it may be interrupted."""
+        global _RUNNING
+        if self.interruptible:
+            _install_interrupt_handler()
+            _RUNNING, self.training, self.in_trainer = self, True, True
+        try:
+            yield
+        finally:
+            self.in_trainer = False  # first: a signal from here on is ignored
+            with self.lock:
+                _RUNNING, self.training = None, False
+
+    @contextmanager
+    def shielded(self) -> Iterator[None]:
+        """hpsearch's own code, called by the trainer, runs inside: it is never interrupted."""
+        was, self.in_trainer = self.in_trainer, False
+        try:
+            yield
+        finally:
+            self.in_trainer = was
+
+    def study_ended(self, status: StudyStatus | None, session: Session) -> None:
+        """Called by the heartbeat thread with each beat once the study no longer runs."""
+        self.recorder.study_status = status
+        with self.lock:
+            if not self.training:
+                return
+            now = time.monotonic()
+            self.interrupted_at = self.interrupted_at or now
+            if now - self.interrupted_at >= get_settings().lost_after_s:
+                self._kill(status, session)
+            if self.in_trainer:
+                signal.pthread_kill(threading.main_thread().ident or 0, _INTERRUPT)
+
+    def _kill(self, status: StudyStatus | None, session: Session) -> None:
+        reason = "timeout" if status == StudyStatus.TIMED_OUT else coordinator.CANCELLED_REASON
+        reason += " (its trainer did not stop: its process was killed)"
+        queries.finish_trial(session, self.trial_id, TrialState.FAILED, reason=reason)
+        session.commit()
+        log.error("trial %s: %s", self.trial_id, reason)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+# The stopper of the trial whose trainer runs in this process's main thread now, if any.
+_RUNNING: _Stopper | None = None
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    # A signal that arrives as the trainer returns finds nothing to interrupt: it is ignored.
+    if _RUNNING is not None and _RUNNING.in_trainer:
+        raise _Interrupted
+
+
+@cache
+def _install_interrupt_handler() -> None:
+    # Once per process and never removed: a signal sent just as a trainer returns must not
+    # meet the default action, which ends the process.
+    signal.signal(_INTERRUPT, _on_interrupt)
+
+
 class _Heartbeats:
     """Marks this process's running trials alive every `heartbeat_s`, even inside a long epoch.
 
@@ -286,14 +399,18 @@ class _Heartbeats:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.trials: dict[int, str | None] = {}  # trial id -> its database URL
+        self.trials: dict[int, _Beat] = {}
         self.started = False
         self.database = Outage("database (heartbeats)", log)
 
     @contextmanager
-    def beating(self, trial_id: int, url: str | None) -> Iterator[None]:
+    def beating(
+        self, trial_id: int, study_id: int, url: str | None, study_ended: _StudyEnded
+    ) -> Iterator[None]:
+        """Beat for this trial while inside; `study_ended` is called with each beat once its
+        study no longer runs."""
         with self.lock:
-            self.trials[trial_id] = url
+            self.trials[trial_id] = _Beat(study_id, url, study_ended)
             if not self.started:
                 threading.Thread(target=self._beat, name="heartbeat", daemon=True).start()
                 self.started = True
@@ -308,12 +425,14 @@ class _Heartbeats:
             time.sleep(get_settings().heartbeat_s)
             with self.lock:
                 running = list(self.trials.items())
-            for trial_id, url in running:
+            for trial_id, beat in running:
                 try:
                     # Untested connection (see `retrying`): a beat lost to a restart is
                     # logged, and the next one connects afresh.
-                    with session_scope(url, pre_ping=False) as session:
-                        queries.heartbeat(session, trial_id)
+                    with session_scope(beat.url, pre_ping=False) as session:
+                        status = queries.heartbeat(session, trial_id, beat.study_id)
+                        if status != StudyStatus.RUNNING:
+                            beat.study_ended(status, session)
                 except Exception as exc:  # a missed beat is not worth killing the trial for
                     if unreachable(exc):  # once per outage, not a trace per beat
                         self.database.failed(exc)
@@ -321,6 +440,16 @@ class _Heartbeats:
                         log.warning("heartbeat of trial %s failed", trial_id, exc_info=True)
                 else:
                     self.database.succeeded()
+
+
+_StudyEnded = Callable[[StudyStatus | None, Session], None]
+
+
+@dataclass(frozen=True)
+class _Beat:
+    study_id: int
+    url: str | None
+    study_ended: _StudyEnded
 
 
 _HEARTBEATS = _Heartbeats()

@@ -43,3 +43,36 @@ def test_a_trainer_that_kills_its_process_is_a_lost_trial_retried_then_failed(
         # one trial holds: the retry took the first run's place.
         assert rows == [("failed", "lost", 1, False), ("failed", "lost", 2, True)], rows
         assert stack.workers[0].is_running(), stack.describe()
+
+
+def test_a_trainer_that_never_returns_ends_at_its_studys_timeout_and_frees_its_worker(
+    fresh_database_url: str, redis_server: RedisServer, logs_dir: Path, tmp_path: Path
+) -> None:
+    site = install_test_trainers(tmp_path / "site")
+    env = {**FAST_LOSS, "PYTHONPATH": f"{ROOT}:{site}"}
+    objective = {"metric": "loss", "direction": "minimize"}
+    with stack_on(fresh_database_url, redis_server, logs_dir, workers=1, env=env) as stack:
+        hung = stack.submit(
+            {
+                "name": "hung",
+                "trainer": "sleeps",
+                "config": {"x": 0.5},
+                "objective": objective,
+                "budget": {"trials": 1, "timeout_s": 3},
+            }
+        )
+        assert stack.wait_for_end(hung) == "timed_out", stack.describe()
+        rows = stack.sql("SELECT state, reason FROM trials WHERE study_id = :s", s=hung)
+        assert rows == [("failed", "timeout")], rows
+        # The worker's one process is free again: the next study's trial runs on it.
+        after = stack.submit(
+            {
+                "name": "after",
+                "trainer": "quadratic",
+                "config": {"x": 0.5},
+                "objective": objective,
+                "budget": {"trials": 1},
+            }
+        )
+        assert stack.wait_for_end(after) == "complete", stack.describe()
+        assert stack.workers[0].is_running(), stack.describe()

@@ -13,7 +13,7 @@ from worker import trainers
 
 # Each trainer fails (or not) in one way the runner must turn into a result.
 FAULTY = '''
-import math, os
+import math, os, signal, time
 from pydantic import BaseModel, ConfigDict, Field
 from hpsearch.trainer import Diverged, Trainer
 
@@ -78,6 +78,32 @@ class Crashes(_Base):
         context.report(1, {"loss": 1.0})
         os._exit(3)
 
+class Sleeps(_Base):
+    """Never reports and never returns by itself, as a hung data loader would."""
+    name = "sleeps"
+    def train(self, config, context):
+        while True:
+            time.sleep(3600)
+
+class IgnoresStop(_Base):
+    """Reports every step, but trains on whatever `report` answers."""
+    name = "ignores-stop"
+    def train(self, config, context):
+        step = 0
+        while True:
+            step += 1
+            context.report(step, {"loss": 1.0})
+            time.sleep(0.05)
+
+class Stuck(_Base):
+    """Never returns to Python, as native code stuck in a loop would: every signal that can be
+    is blocked, and nothing it runs can be interrupted."""
+    name = "stuck"
+    def train(self, config, context):
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        open(os.environ["HPSEARCH_TEST_STUCK"], "w").close()  # out of reach from now on
+        time.sleep(3600)
+
 class NotATrainer:
     name = "not-a-trainer"
 '''
@@ -91,6 +117,9 @@ returns-inf = faulty_trainers:ReturnsInf
 raises-diverged = faulty_trainers:RaisesDiverged
 reads-dataset = faulty_trainers:ReadsDataset
 crashes = faulty_trainers:Crashes
+sleeps = faulty_trainers:Sleeps
+ignores-stop = faulty_trainers:IgnoresStop
+stuck = faulty_trainers:Stuck
 not-a-trainer = faulty_trainers:NotATrainer
 missing-module = no_such_module:Trainer
 """
