@@ -38,6 +38,9 @@ class TrialDetail(TrialPublic):
     when those params made no valid config, which the trial's reason then says)."""
     curve: list[dict[str, Any]]
     """Per-epoch metrics, each with its `step`."""
+    traceback: str | None
+    """A trial an exception ended (reason `error: Type: message`): its traceback's last lines,
+    as Python prints them on the worker."""
 
 
 class ImportancesPublic(BaseModel):

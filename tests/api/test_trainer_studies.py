@@ -1,12 +1,17 @@
 """Studies of a trainer plugin (the example `ridge`, installed by `make install-dev`): checked
-against its announced schema and metrics at submission, with errors naming the field."""
+against its announced schema and metrics at submission, with errors naming the field; a trial
+an exception of the trainer ended keeps its traceback."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import wait_done
+from api.main import create_app
+from tests.api.conftest import MakeToken, bearer, wait_done
 from tests.conftest import tiny_study
 
 
@@ -84,3 +89,49 @@ def test_the_trainers_the_workers_offer_are_listed_with_their_schema(client: Tes
     assert ridge["workers"] == listed["numpy"]["workers"] == 1
     assert ridge["version"] == "0.1.0" and "val_rmse" in ridge["final_metrics"]
     assert ridge["config_schema"]["properties"]["alpha"]["minimum"] == 0
+
+
+@pytest.fixture
+def plugin_client(
+    test_trainers: Path, sqlite_url: str, make_token: MakeToken
+) -> Iterator[TestClient]:
+    """A client of an app whose local pool has the test trainers (installed before it starts,
+    so that it offers them), signed in as `ana` of team `alpha`."""
+    with TestClient(create_app(), headers=bearer(make_token("ana", "alpha"))) as test_client:
+        yield test_client
+
+
+def test_a_trial_an_exception_ended_carries_its_traceback(plugin_client: TestClient) -> None:
+    created = plugin_client.post(
+        "/api/v1/studies",
+        json={
+            "name": "raises",
+            "trainer": "raises",
+            "config": {"x": 0.25},
+            "objective": {"metric": "loss", "direction": "minimize"},
+            "budget": {"trials": 1},
+        },
+    )
+    assert created.status_code == 201, created.text
+    study_id = created.json()["id"]
+    wait_done(plugin_client, study_id)
+    trial = plugin_client.get(f"/api/v1/studies/{study_id}/trials/0").json()
+    assert (trial["state"], trial["reason"]) == (
+        "failed",
+        "error: ValueError: cannot train at x=0.25",
+    )
+    lines = trial["traceback"].splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert "faulty_trainers.py" in lines[-3] and lines[-3].endswith(", in helper")
+    assert lines[-1] == "ValueError: cannot train at x=0.25"
+    # Listings carry the reason only: the traceback is on the trial's own page.
+    (listed,) = plugin_client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+    assert listed["reason"] == trial["reason"] and "traceback" not in listed
+
+
+def test_a_trial_no_exception_ended_has_no_traceback(client: TestClient) -> None:
+    created = client.post("/api/v1/studies", json=tiny_study(budget={"trials": 1}))
+    study_id = created.json()["id"]
+    assert wait_done(client, study_id)["status"] == "complete"
+    trial = client.get(f"/api/v1/studies/{study_id}/trials/0").json()
+    assert trial["state"] == "complete" and trial["traceback"] is None
