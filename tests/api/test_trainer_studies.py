@@ -4,13 +4,18 @@ an exception of the trainer ended keeps its traceback."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from db import trainers
+from db.models import utcnow
+from db.session import session_scope
 from tests.api.conftest import MakeToken, bearer, wait_done
 from tests.conftest import tiny_study
 
@@ -89,6 +94,53 @@ def test_the_trainers_the_workers_offer_are_listed_with_their_schema(client: Tes
     assert ridge["workers"] == listed["numpy"]["workers"] == 1
     assert ridge["version"] == "0.1.0" and "val_rmse" in ridge["final_metrics"]
     assert ridge["config_schema"]["properties"]["alpha"]["minimum"] == 0
+    assert ridge["hosts"] == listed["numpy"]["hosts"] == [socket.gethostname()]
+    settings = {s["path"]: s for s in ridge["settings"]}
+    assert settings["alpha"] == {
+        "path": "alpha",
+        "type": "number",
+        "default": 1.0,
+        "required": False,
+        "bounds": ">= 0",
+        "description": "L2 penalty on the weights.",
+    }
+    assert settings["data.n_samples"]["bounds"] == ">= 10, <= 1000000"
+    assert settings["data.upload"]["type"] == "string or null"
+    engine = {s["path"]: s for s in listed["numpy"]["settings"]}
+    assert engine["dataset.name"]["required"] and engine["model.hidden"]["default"] == [64]
+    assert engine["model.hidden"]["type"] == "list of integer"
+    assert engine["training.optimizer"]["type"].startswith("one of: gd, sgd, ")
+    # One path that members of a union share is listed once, with each member's type.
+    assert engine["training.schedule.type"]["type"] == (
+        '"constant" | "step" | "exponential" | "cosine"'
+    )
+
+
+def test_a_trainer_no_live_worker_offers_is_listed_with_none(
+    client: TestClient, sqlite_url: str
+) -> None:
+    long_ago = utcnow() - timedelta(days=1)
+    offer = {
+        "name": "gone",
+        "version": "2",
+        "config_schema": {"type": "object", "properties": {"k": {"type": "integer"}}},
+        "step_metrics": [],
+        "final_metrics": ["loss"],
+    }
+    with session_scope(sqlite_url) as session:
+        trainers.offer(session, "old-host:1", "old-host", [offer], long_ago)
+    listed = {t["name"]: t for t in client.get("/api/v1/trainers").json()}
+    assert (listed["gone"]["workers"], listed["gone"]["hosts"]) == (0, [])
+    assert listed["gone"]["settings"] == [
+        {
+            "path": "k",
+            "type": "integer",
+            "default": None,
+            "required": True,
+            "bounds": None,
+            "description": None,
+        }
+    ]
 
 
 @pytest.fixture
