@@ -18,6 +18,7 @@ from db.models import utcnow
 from db.session import session_scope
 from tests.api.conftest import MakeToken, bearer, wait_done
 from tests.conftest import tiny_study
+from tests.trainers.test_runner import plugin_study
 
 
 def ridge_study(**overrides: object) -> dict:
@@ -116,10 +117,9 @@ def test_the_trainers_the_workers_offer_are_listed_with_their_schema(client: Tes
     )
 
 
-def test_a_trainer_no_live_worker_offers_is_listed_with_none(
-    client: TestClient, sqlite_url: str
-) -> None:
-    long_ago = utcnow() - timedelta(days=1)
+def offer_from_a_gone_worker(url: str) -> None:
+    """Record trainer `gone` (one required integer setting `k`) as offered by a worker last
+    seen a day ago: listed, but by no live worker."""
     offer = {
         "name": "gone",
         "version": "2",
@@ -127,8 +127,14 @@ def test_a_trainer_no_live_worker_offers_is_listed_with_none(
         "step_metrics": [],
         "final_metrics": ["loss"],
     }
-    with session_scope(sqlite_url) as session:
-        trainers.offer(session, "old-host:1", "old-host", [offer], long_ago)
+    with session_scope(url) as session:
+        trainers.offer(session, "old-host:1", "old-host", [offer], utcnow() - timedelta(days=1))
+
+
+def test_a_trainer_no_live_worker_offers_is_listed_with_none(
+    client: TestClient, sqlite_url: str
+) -> None:
+    offer_from_a_gone_worker(sqlite_url)
     listed = {t["name"]: t for t in client.get("/api/v1/trainers").json()}
     assert (listed["gone"]["workers"], listed["gone"]["hosts"]) == (0, [])
     assert listed["gone"]["settings"] == [
@@ -154,16 +160,8 @@ def plugin_client(
 
 
 def test_a_trial_an_exception_ended_carries_its_traceback(plugin_client: TestClient) -> None:
-    created = plugin_client.post(
-        "/api/v1/studies",
-        json={
-            "name": "raises",
-            "trainer": "raises",
-            "config": {"x": 0.25},
-            "objective": {"metric": "loss", "direction": "minimize"},
-            "budget": {"trials": 1},
-        },
-    )
+    study = plugin_study("raises", config={"x": 0.25})
+    created = plugin_client.post("/api/v1/studies", json=study)
     assert created.status_code == 201, created.text
     study_id = created.json()["id"]
     wait_done(plugin_client, study_id)

@@ -7,18 +7,16 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from db import trainers
-from db.models import utcnow
-from db.session import session_scope
 from tests.api.conftest import token_maker
+from tests.api.test_trainer_studies import offer_from_a_gone_worker
 from tests.browser import support
 from tests.browser.conftest import Server, sign_in
 from tests.trainers.conftest import install_test_trainers
+from tests.trainers.test_runner import plugin_study
 
 WAIT_S = 120
 
@@ -36,15 +34,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
         process, base, token = support.serve(folder, url)
     try:
-        with session_scope(url) as session:
-            gone = {
-                "name": "gone",
-                "version": "2",
-                "config_schema": {"type": "object", "properties": {"k": {"type": "integer"}}},
-                "step_metrics": [],
-                "final_metrics": ["loss"],
-            }
-            trainers.offer(session, "old-host:1", "old-host", [gone], utcnow() - timedelta(days=1))
+        offer_from_a_gone_worker(url)
         yield Server(base, token, token_maker(url), url)
     finally:
         process.stop()
@@ -56,16 +46,6 @@ def ended(server: Server, study_id: int) -> None:
     while server.get(f"/studies/{study_id}")["finished_at"] is None:
         assert time.monotonic() < deadline, f"study {study_id} did not end"
         time.sleep(0.3)
-
-
-def plugin_study(trainer: str) -> dict:
-    return {
-        "name": f"{trainer}-study",
-        "trainer": trainer,
-        "config": {"x": 0.5},
-        "objective": {"metric": "loss", "direction": "minimize"},
-        "budget": {"trials": 1},
-    }
 
 
 def test_the_trainers_page_lists_each_trainer_its_workers_metrics_and_settings(
