@@ -38,6 +38,9 @@ class TrialDetail(TrialPublic):
     when those params made no valid config, which the trial's reason then says)."""
     curve: list[dict[str, Any]]
     """Per-epoch metrics, each with its `step`."""
+    traceback: str | None
+    """A trial an exception ended (reason `error: Type: message`): its traceback's last lines,
+    as Python prints them on the worker."""
 
 
 class ImportancesPublic(BaseModel):
@@ -212,6 +215,21 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+class SettingPublic(BaseModel):
+    """One setting of a trainer's config."""
+
+    path: str
+    """Dotted, as a study's `config` nests it and its `space` names it."""
+    type: str
+    """e.g. `number`, `integer or null`, `list of integer`, `one of: relu, tanh`."""
+    default: Any = None
+    required: bool
+    """No default: a study must give it."""
+    bounds: str | None
+    """e.g. `>= 0, < 1`; null when unbounded."""
+    description: str | None
+
+
 class TrainerPublic(BaseModel):
     """A trainer as the workers that offer it announced it."""
 
@@ -225,4 +243,9 @@ class TrainerPublic(BaseModel):
     """Its config as JSON schema: what a study's `config` and `space` are checked against."""
     workers: int
     """Workers seen lately that offer it (0: its studies wait)."""
+    hosts: list[str]
+    """The host of each of those workers, sorted (a host running two workers is listed twice)."""
     last_seen_at: datetime
+    settings: list[SettingPublic]
+    """Each leaf setting of its config by dotted path, read from `config_schema`: what a study's
+    `config` may fix and its `space` may search."""

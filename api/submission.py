@@ -13,7 +13,7 @@ from api.errors import Conflict, Invalid
 from api.presets import parse_ref
 from db import datasets, presets, queries
 from db import trainers as offers
-from db.models import Dataset, Study
+from db.models import Dataset, Study, TrainerOffer
 from db.settings import get_settings
 from search import coordinator
 from search.definition import BUILTIN_TRAINER, StudyDefinition
@@ -104,12 +104,17 @@ def offered_trainer(session: Session, name: str) -> TrainerInfo:
             f"trainer: no worker has offered trainer {name!r}; install its package on a worker",
             "trainer",
         )
+    return trainer_info(found)
+
+
+def trainer_info(offer: TrainerOffer) -> TrainerInfo:
+    """What a worker's offer says of its trainer, as the search layer reads it."""
     return TrainerInfo(
-        name=found.name,
-        version=found.version,
-        config_schema=found.config_schema,
-        step_metrics=tuple(found.step_metrics),
-        final_metrics=tuple(found.final_metrics),
+        name=offer.name,
+        version=offer.version,
+        config_schema=offer.config_schema,
+        step_metrics=tuple(offer.step_metrics),
+        final_metrics=tuple(offer.final_metrics),
     )
 
 

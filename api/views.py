@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.schemas import ImportancesPublic, StudyPublic, StudySummary, TrialPublic
+from api.schemas import (
+    ImportancesPublic,
+    SettingPublic,
+    StudyPublic,
+    StudySummary,
+    TrainerPublic,
+    TrialPublic,
+)
+from api.submission import trainer_info
 from db import queries, trainers
 from db.models import Study, StudyStatus, TrialState, utcnow
 from db.settings import get_settings
@@ -57,6 +66,28 @@ def live_window() -> timedelta:
     """How recently a worker must have been seen to count as alive: as long as a running trial
     may stay silent before it is lost."""
     return timedelta(seconds=get_settings().lost_after_s)
+
+
+def trainers_public(session: Session) -> list[TrainerPublic]:
+    """Every trainer a worker has offered, as last announced, with the hosts of the live
+    workers offering it and the settings of its config."""
+    return [
+        TrainerPublic(
+            name=offer.name,
+            version=offer.version,
+            step_metrics=offer.step_metrics,
+            final_metrics=offer.final_metrics,
+            config_schema=offer.config_schema,
+            workers=len(hosts),
+            hosts=hosts,
+            last_seen_at=offer.last_seen_at,
+            settings=[
+                SettingPublic(**dataclasses.asdict(setting))
+                for setting in trainer_info(offer).settings()
+            ],
+        )
+        for offer, hosts in trainers.summary(session, utcnow() - live_window())
+    ]
 
 
 def importances_public(session: Session, study: Study) -> ImportancesPublic:

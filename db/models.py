@@ -213,6 +213,9 @@ class Trial(Base):
     attempt: Mapped[int] = mapped_column(default=1)
     state: Mapped[TrialState] = mapped_column(_enum(TrialState), default=TrialState.QUEUED)
     reason: Mapped[str | None] = mapped_column(Text)
+    # The last lines of the traceback of an exception that ended it (a few KB at most); loaded
+    # only when asked for, since listings never show it.
+    traceback: Mapped[str | None] = mapped_column(Text, deferred=True)
     values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # The objective's value, kept apart from `values` so the best trial is an ORDER BY.
     value: Mapped[float | None]

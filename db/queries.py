@@ -21,7 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from db.models import (
     FINISHED_STATES,
@@ -119,9 +119,11 @@ def trials_since(
 
 
 def trial_by_number(session: Session, study_id: int, number: int) -> Trial | None:
-    """A study's trial number `number`."""
+    """A study's trial number `number`, with its traceback (deferred in listings)."""
     return session.scalars(
-        select(Trial).where(Trial.study_id == study_id, Trial.number == number)
+        select(Trial)
+        .where(Trial.study_id == study_id, Trial.number == number)
+        .options(undefer(Trial.traceback))
     ).one_or_none()
 
 
@@ -251,6 +253,7 @@ _FINISH = (
     .values(
         state=bindparam("new_state", type_=_t.state.type),
         reason=bindparam("new_reason", type_=_t.reason.type),
+        traceback=bindparam("new_traceback", type_=_t.traceback.type),
         values=bindparam("new_values", type_=_t["values"].type),
         value=bindparam("new_value", type_=_t.value.type),
         finished_at=bindparam("now", type_=_t.finished_at.type),
@@ -340,14 +343,17 @@ def finish_trial(
     reason: str | None = None,
     values: dict[str, Any] | None = None,
     value: float | None = None,
+    traceback: str | None = None,
 ) -> bool:
-    """End a running trial in one terminal state; False if it was not running any more."""
+    """End a running trial in one terminal state, with the traceback of the exception that
+    ended it if one did; False if it was not running any more."""
     result = session.execute(
         _FINISH,
         {
             "trial": trial_id,
             "new_state": state,
             "new_reason": reason,
+            "new_traceback": traceback,
             "new_values": values,
             "new_value": value,
             "now": utcnow(),

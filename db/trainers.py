@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from db.models import TrainerOffer
@@ -70,10 +70,14 @@ def is_offered(session: Session, name: str, since: datetime) -> bool:
     return found is not None
 
 
-def summary(session: Session, since: datetime) -> Sequence[tuple[TrainerOffer, int]]:
-    """Each trainer's latest offer, with how many workers seen since `since` offer it."""
-    live = func.count(TrainerOffer.id).filter(_live(since))
-    counts = dict(
-        session.execute(select(TrainerOffer.name, live).group_by(TrainerOffer.name)).all()
-    )
-    return [(latest(session, name), count) for name, count in sorted(counts.items())]  # type: ignore[misc]
+def summary(session: Session, since: datetime) -> list[tuple[TrainerOffer, list[str]]]:
+    """Each trainer's latest offer, with the host of each worker seen since `since` that offers
+    it (one entry per worker, sorted; empty when no live worker does)."""
+    live = session.execute(
+        select(TrainerOffer.name, TrainerOffer.host).where(_live(since)).order_by(TrainerOffer.host)
+    ).all()
+    names = session.scalars(select(TrainerOffer.name).distinct()).all()
+    return [
+        (latest(session, name), [host for offered, host in live if offered == name])  # type: ignore[misc]
+        for name in sorted(names)
+    ]

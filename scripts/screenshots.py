@@ -17,7 +17,7 @@ signs in with the admin token of the first start, and through the REST API runs
 Headless chromium (driven by Playwright, never a browser it downloads) then saves full-page
 pictures at 1400x1000: the studies list, the running tpe study, the finished coarse_to_fine
 study with its boxes per round (drawn over the trials and as a table), the best coarse_to_fine
-trial, and the presets page. The server is stopped by its pid at the end.
+trial, the presets page and the trainers page. The server is stopped by its pid at the end.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def some_trials(api: Api, study: dict, count: int = 3) -> list[int]:
 
 
 def pictures(page: Page, api: Api, base: str, c2f: dict, tpe: dict) -> None:
-    """The five pictures, the running tpe study's first."""
+    """The six pictures, the running tpe study's first."""
 
     # The running tpe study, once its charts are drawn and its progress has an ETA.
     page.goto(f"{base}/#/studies/{tpe['id']}")
@@ -209,6 +209,11 @@ def pictures(page: Page, api: Api, base: str, c2f: dict, tpe: dict) -> None:
     page.click("#nav a[href='#/presets']")
     expect(page.locator(".preset tr[data-ref]")).to_have_count(2)
     shoot(page, "dashboard-presets")
+
+    # The trainers the local pool offers: the built-in engine and the example ridge plugin.
+    page.click("#nav a[href='#/trainers']")
+    expect(page.locator(".trainer[data-trainer=ridge] .live")).to_contain_text("1 live worker")
+    shoot(page, "dashboard-trainers")
 
 
 def finished_c2f_with_presets(api: Api) -> dict:

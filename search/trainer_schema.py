@@ -5,8 +5,9 @@ trainer's code.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -19,6 +20,30 @@ class SettingError(ValueError):
     def __init__(self, field: str, reason: str) -> None:
         super().__init__(f"{field}: {reason}")
         self.field = field
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One leaf setting of a trainer's config, as a study file names it."""
+
+    path: str
+    type: str
+    """e.g. `number`, `integer or null`, `list of integer`, `one of: relu, tanh`."""
+    default: Any = None
+    required: bool = False
+    """True when the config has no default for it: a study must give it."""
+    bounds: str | None = None
+    """e.g. `>= 0, < 1`; None when unbounded."""
+    description: str | None = None
+
+
+# JSON schema's bound keywords, as a study file's author reads them.
+_BOUNDS = (
+    ("minimum", ">="),
+    ("exclusiveMinimum", ">"),
+    ("maximum", "<="),
+    ("exclusiveMaximum", "<"),
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +76,47 @@ class TrainerInfo:
             (".".join(str(p) for p in error.instance_path), error.message)
             for error in validator.iter_errors(config)
         ]
+
+    def settings(self) -> list[Setting]:
+        """Every leaf setting of the config by dotted path, in the schema's order; a path that
+        several members of a union have is listed once, with each member's type."""
+        found: dict[str, Setting] = {}
+        for setting in self._leaves(self.config_schema, ""):
+            known = found.get(setting.path)
+            if known is None:
+                found[setting.path] = setting
+            elif setting.type not in known.type.split(" | "):
+                found[setting.path] = replace(known, type=f"{known.type} | {setting.type}")
+        return list(found.values())
+
+    def _leaves(self, schema: dict[str, Any], prefix: str) -> Iterator[Setting]:
+        for member in self._members(schema):
+            for name, field in member.get("properties", {}).items():
+                path = f"{prefix}{name}"
+                if any("properties" in m for m in self._members(field)):
+                    yield from self._leaves(field, f"{path}.")
+                else:
+                    yield self._leaf(path, field)
+
+    def _leaf(self, path: str, field: dict[str, Any]) -> Setting:
+        kinds = [self._resolve(b) for b in self._alternatives(field)] or [self._resolve(field)]
+        bounded = next((k for k in kinds if k.get("type") != "null"), kinds[0])
+        if bounded.get("type") == "array":
+            bounded = self._resolve(bounded.get("items", {}))
+        bounds = [f"{sign} {bounded[key]}" for key, sign in _BOUNDS if key in bounded]
+        return Setting(
+            path=path,
+            type=" or ".join(_type_name(k) for k in kinds),
+            default=field.get("default"),
+            required="default" not in field,
+            bounds=", ".join(bounds) or None,
+            description=field.get("description"),
+        )
+
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in schema:
+            return self._defs.get(schema["$ref"].rsplit("/", 1)[-1], {})
+        return schema
 
     def _error(self, schema: dict[str, Any], value: Any) -> str | None:
         validator = jsonschema_rs.validator_for({**schema, "$defs": self._defs})
@@ -90,3 +156,14 @@ class TrainerInfo:
     @staticmethod
     def _alternatives(schema: dict[str, Any]) -> list[dict[str, Any]]:
         return list(schema.get("anyOf", schema.get("oneOf", [])))
+
+
+def _type_name(schema: dict[str, Any]) -> str:
+    """A leaf's type as a study file's author reads it."""
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "enum" in schema:
+        return "one of: " + ", ".join(str(choice) for choice in schema["enum"])
+    if schema.get("type") == "array":
+        return f"list of {_type_name(schema.get('items', {}))}"
+    return str(schema.get("type", "any"))

@@ -6,11 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import undefer
 
 from db.models import Trial
 from db.session import session_scope
 from db.settings import get_settings
 from search import coordinator
+from tests.trainers.conftest import install_test_trainers
+from worker import trainers
 from worker.runner import run_trial
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +36,7 @@ def run_first_trial(url: str, study_id: int) -> Trial:
     (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=url)
     run_trial(trial_id, url=url)
     with session_scope(url) as session:
-        trial = session.get_one(Trial, trial_id)
+        trial = session.get_one(Trial, trial_id, options=[undefer(Trial.traceback)])
         session.expunge(trial)
         return trial
 
@@ -54,3 +57,15 @@ def tiny_study(**overrides: object) -> dict:
     }
     study.update(overrides)
     return study
+
+
+@pytest.fixture
+def test_trainers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The test trainers installed for this process (and for processes it starts, through
+    PYTHONPATH)."""
+    folder = install_test_trainers(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    trainers.installed.cache_clear()
+    yield folder
+    trainers.installed.cache_clear()

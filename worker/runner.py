@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -81,7 +81,9 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     stopper = _Stopper(trial_id, recorder)
     with _HEARTBEATS.beating(trial_id, study_id, url, stopper.study_ended):
         context = _TrialContext(recorder, definition, stopper)
-        state, reason, values = _train(definition, params, context)
+        outcome = _train(definition, params, context)
+    # An error's outcome carries its traceback's last lines; every other outcome has none.
+    state, reason, values, error_traceback = Outcome(*outcome)
     if recorder.study_ended:
         timed_out = recorder.study_status == StudyStatus.TIMED_OUT
         state, reason = TrialState.FAILED, "timeout" if timed_out else coordinator.CANCELLED_REASON
@@ -91,7 +93,15 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
 
     def write_end(session: Session) -> None:
         queries.add_metrics(session, trial_id, recorder.pending)
-        queries.finish_trial(session, trial_id, state, reason=reason, values=values, value=value)
+        queries.finish_trial(
+            session,
+            trial_id,
+            state,
+            reason=reason,
+            values=values,
+            value=value,
+            traceback=error_traceback,
+        )
 
     def end_and_queue_next(session: Session) -> list[int]:
         write_end(session)
@@ -111,10 +121,22 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     return successors
 
 
-Outcome = tuple[TrialState, str | None, dict[str, float] | None]
+class Outcome(NamedTuple):
+    """How a trial ended; `traceback` only when an exception ended it."""
 
-# Lines of a failing trainer's traceback kept in the trial's reason: enough to find the line.
-TRACEBACK_LINES = 3
+    state: TrialState
+    reason: str | None
+    values: dict[str, float] | None
+    traceback: str | None = None
+
+
+# What of an exception a trial keeps: its message in the reason, short enough for a table cell,
+# and its traceback's last lines on the trial, each line cut too, so that a trainer raising a
+# megabyte of text stores under 4 KB.
+MESSAGE_CHARS = 500
+TRACEBACK_LINES = 15
+MESSAGE_LINES = 3  # of those 15, the exception's own, so that a long message hides no frame
+LINE_CHARS = 240
 
 
 def _train(definition: StudyDefinition, params: dict[str, Any], context: _TrialContext) -> Outcome:
@@ -126,14 +148,14 @@ def _train(definition: StudyDefinition, params: dict[str, Any], context: _TrialC
         with context.stopper.running_trainer():
             metrics = dict(trainer.train(config, context))
     except _Interrupted:  # its study ended: `run_trial` gives the trial the study's reason
-        return TrialState.FAILED, None, context.last or None
+        return Outcome(TrialState.FAILED, None, context.last or None)
     except Diverged as exc:
         return TrialState.FAILED, _diverged(exc.reason), exc.metrics or None
     except ConfigError as exc:
         return TrialState.FAILED, f"error: invalid config: {exc}", None
     except Exception as exc:  # a bug or bad data must end this trial, not the worker
         log.exception("trial failed with an unexpected error")
-        return TrialState.FAILED, _error_reason(exc), None
+        return Outcome(TrialState.FAILED, _error_reason(exc), None, _traceback_tail(exc))
     return context.outcome(trainer, metrics)
 
 
@@ -142,10 +164,22 @@ def _diverged(reason: str) -> str:
 
 
 def _error_reason(exc: Exception) -> str:
-    """`error: Type: message`, then the last frames of where it was raised."""
-    frames = traceback.extract_tb(exc.__traceback__)[-TRACEBACK_LINES:]
-    where = "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames)
-    return f"error: {type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
+    """`error: Type: message`, the message cut to its first `MESSAGE_CHARS` characters."""
+    return f"error: {type(exc).__name__}: {_cut(str(exc), MESSAGE_CHARS)}"
+
+
+def _traceback_tail(exc: Exception) -> str:
+    """The traceback's last frames as Python prints them (with this worker's full paths), then
+    the first lines of the exception itself: `TRACEBACK_LINES` lines of `LINE_CHARS` at most."""
+    message = "".join(traceback.format_exception_only(exc)).splitlines()[:MESSAGE_LINES]
+    frames = "".join(traceback.format_tb(exc.__traceback__)).splitlines()
+    lines = ["Traceback (most recent call last):", *frames][-(TRACEBACK_LINES - len(message)) :]
+    return "\n".join(_cut(line, LINE_CHARS) for line in lines + message)
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` characters, else its start with a mark of the cut."""
+    return text if len(text) <= limit else text[: limit - 2] + " …"
 
 
 _DEFINITIONS: dict[tuple[str, int], StudyDefinition] = {}

@@ -6,26 +6,14 @@ from fastapi import APIRouter
 
 from api.deps import CallerDep, SessionDep
 from api.schemas import TrainerPublic
-from api.views import live_window
-from db import trainers
-from db.models import utcnow
+from api.views import trainers_public
 
 router = APIRouter(prefix="/api/v1/trainers", tags=["trainers"])
 
 
 @router.get("")
 def list_trainers(session: SessionDep, caller: CallerDep) -> list[TrainerPublic]:
-    """Every trainer a worker has offered, its schema and metrics, and how many live workers
-    offer it now. Trainers are installed by whoever runs the workers: every team sees them."""
-    return [
-        TrainerPublic(
-            name=offer.name,
-            version=offer.version,
-            step_metrics=offer.step_metrics,
-            final_metrics=offer.final_metrics,
-            config_schema=offer.config_schema,
-            workers=workers,
-            last_seen_at=offer.last_seen_at,
-        )
-        for offer, workers in trainers.summary(session, utcnow() - live_window())
-    ]
+    """Every trainer a worker has offered, its schema, settings and metrics, and which live
+    workers offer it now. Trainers are installed by whoever runs the workers: every team sees
+    them."""
+    return trainers_public(session)

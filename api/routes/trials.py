@@ -41,7 +41,8 @@ def list_trials(
 def get_trial(
     study_id: StudyId, number: TrialNumber, request: Request, session: SessionDep, caller: CallerDep
 ) -> Response:
-    """One trial: its params, the full config it trained with, and its learning curve."""
+    """One trial: its params, the full config it trained with, its learning curve, and the
+    traceback of the exception that ended it, if one did."""
     study = study_for(session, caller, study_id)
     trial = queries.trial_by_number(session, study.id, number)
     if trial is None:
@@ -51,5 +52,6 @@ def get_trial(
         **TrialPublic.model_validate(trial, from_attributes=True).model_dump(),
         config=definition.trial_document(trial.params),
         curve=[{"step": m.step, **m.metrics} for m in queries.metrics_of(session, trial.id)],
+        traceback=trial.traceback,
     )
     return etagged(request, detail)

@@ -1,13 +1,24 @@
 """Studies of a trainer plugin (the example `ridge`, installed by `make install-dev`): checked
-against its announced schema and metrics at submission, with errors naming the field."""
+against its announced schema and metrics at submission, with errors naming the field; a trial
+an exception of the trainer ended keeps its traceback."""
 
 from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api.conftest import wait_done
+from api.main import create_app
+from db import trainers
+from db.models import utcnow
+from db.session import session_scope
+from tests.api.conftest import MakeToken, bearer, wait_done
 from tests.conftest import tiny_study
+from tests.trainers.test_runner import plugin_study
 
 
 def ridge_study(**overrides: object) -> dict:
@@ -84,3 +95,93 @@ def test_the_trainers_the_workers_offer_are_listed_with_their_schema(client: Tes
     assert ridge["workers"] == listed["numpy"]["workers"] == 1
     assert ridge["version"] == "0.1.0" and "val_rmse" in ridge["final_metrics"]
     assert ridge["config_schema"]["properties"]["alpha"]["minimum"] == 0
+    assert ridge["hosts"] == listed["numpy"]["hosts"] == [socket.gethostname()]
+    settings = {s["path"]: s for s in ridge["settings"]}
+    assert settings["alpha"] == {
+        "path": "alpha",
+        "type": "number",
+        "default": 1.0,
+        "required": False,
+        "bounds": ">= 0",
+        "description": "L2 penalty on the weights.",
+    }
+    assert settings["data.n_samples"]["bounds"] == ">= 10, <= 1000000"
+    assert settings["data.upload"]["type"] == "string or null"
+    engine = {s["path"]: s for s in listed["numpy"]["settings"]}
+    assert engine["dataset.name"]["required"] and engine["model.hidden"]["default"] == [64]
+    assert engine["model.hidden"]["type"] == "list of integer"
+    assert engine["training.optimizer"]["type"].startswith("one of: gd, sgd, ")
+    # One path that members of a union share is listed once, with each member's type.
+    assert engine["training.schedule.type"]["type"] == (
+        '"constant" | "step" | "exponential" | "cosine"'
+    )
+
+
+def offer_from_a_gone_worker(url: str) -> None:
+    """Record trainer `gone` (one required integer setting `k`) as offered by a worker last
+    seen a day ago: listed, but by no live worker."""
+    offer = {
+        "name": "gone",
+        "version": "2",
+        "config_schema": {"type": "object", "properties": {"k": {"type": "integer"}}},
+        "step_metrics": [],
+        "final_metrics": ["loss"],
+    }
+    with session_scope(url) as session:
+        trainers.offer(session, "old-host:1", "old-host", [offer], utcnow() - timedelta(days=1))
+
+
+def test_a_trainer_no_live_worker_offers_is_listed_with_none(
+    client: TestClient, sqlite_url: str
+) -> None:
+    offer_from_a_gone_worker(sqlite_url)
+    listed = {t["name"]: t for t in client.get("/api/v1/trainers").json()}
+    assert (listed["gone"]["workers"], listed["gone"]["hosts"]) == (0, [])
+    assert listed["gone"]["settings"] == [
+        {
+            "path": "k",
+            "type": "integer",
+            "default": None,
+            "required": True,
+            "bounds": None,
+            "description": None,
+        }
+    ]
+
+
+@pytest.fixture
+def plugin_client(
+    test_trainers: Path, sqlite_url: str, make_token: MakeToken
+) -> Iterator[TestClient]:
+    """A client of an app whose local pool has the test trainers (installed before it starts,
+    so that it offers them), signed in as `ana` of team `alpha`."""
+    with TestClient(create_app(), headers=bearer(make_token("ana", "alpha"))) as test_client:
+        yield test_client
+
+
+def test_a_trial_an_exception_ended_carries_its_traceback(plugin_client: TestClient) -> None:
+    study = plugin_study("raises", config={"x": 0.25})
+    created = plugin_client.post("/api/v1/studies", json=study)
+    assert created.status_code == 201, created.text
+    study_id = created.json()["id"]
+    wait_done(plugin_client, study_id)
+    trial = plugin_client.get(f"/api/v1/studies/{study_id}/trials/0").json()
+    assert (trial["state"], trial["reason"]) == (
+        "failed",
+        "error: ValueError: cannot train at x=0.25",
+    )
+    lines = trial["traceback"].splitlines()
+    assert lines[0] == "Traceback (most recent call last):"
+    assert "faulty_trainers.py" in lines[-3] and lines[-3].endswith(", in helper")
+    assert lines[-1] == "ValueError: cannot train at x=0.25"
+    # Listings carry the reason only: the traceback is on the trial's own page.
+    (listed,) = plugin_client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+    assert listed["reason"] == trial["reason"] and "traceback" not in listed
+
+
+def test_a_trial_no_exception_ended_has_no_traceback(client: TestClient) -> None:
+    created = client.post("/api/v1/studies", json=tiny_study(budget={"trials": 1}))
+    study_id = created.json()["id"]
+    assert wait_done(client, study_id)["status"] == "complete"
+    trial = client.get(f"/api/v1/studies/{study_id}/trials/0").json()
+    assert trial["state"] == "complete" and trial["traceback"] is None

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
+from db import accounts, queries
 from db.migrate import alembic_config, upgrade
-from db.models import Base
-from db.session import get_engine
+from db.models import Base, TrialState
+from db.session import get_engine, session_scope
+from search import coordinator
+from search.definition import StudyDefinition
+from tests.conftest import tiny_study
 
 
 def test_upgrade_creates_every_table_and_matches_the_models(sqlite_url: str) -> None:
@@ -21,3 +25,35 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
     with get_engine(sqlite_url).connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def check_the_traceback_migration(url: str) -> None:
+    """Migration 0005 both ways on the database at `url`, with a failed trial that keeps its
+    reason throughout and its traceback while the column exists."""
+    upgrade(url)
+    command.check(alembic_config(url))
+    with session_scope(url) as session:
+        team = accounts.create_team(session, "alpha")
+        definition = StudyDefinition.model_validate(tiny_study(budget={"trials": 1}))
+        study_id = coordinator.create_study(session, team_id=team.id, definition=definition).id
+    (trial_id,) = coordinator.refill(study_id, dispatch=lambda ids: None, url=url)
+    with session_scope(url) as session:
+        queries.claim_trial(session, trial_id, "test")
+        ended = queries.finish_trial(
+            session, trial_id, TrialState.FAILED, reason="error: E: m", traceback="line\nE: m"
+        )
+        assert ended
+    read = text("SELECT reason, traceback FROM trials WHERE id = :id")
+    with get_engine(url).connect() as connection:
+        assert connection.execute(read, {"id": trial_id}).one() == ("error: E: m", "line\nE: m")
+    command.downgrade(alembic_config(url), "0004")
+    columns = {c["name"] for c in inspect(get_engine(url)).get_columns("trials")}
+    assert "traceback" not in columns and "reason" in columns
+    upgrade(url)
+    command.check(alembic_config(url))
+    with get_engine(url).connect() as connection:
+        assert connection.execute(read, {"id": trial_id}).one() == ("error: E: m", None)
+
+
+def test_the_traceback_migration_runs_both_ways_and_keeps_the_trials(sqlite_url: str) -> None:
+    check_the_traceback_migration(sqlite_url)

@@ -4,12 +4,7 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-from worker import trainers
 
 # Each trainer fails (or not) in one way the runner must turn into a result.
 FAULTY = '''
@@ -46,6 +41,17 @@ class Raises(_Base):
 
 def helper(x):
     raise ValueError(f"cannot train at x={x}")
+
+class RaisesHuge(_Base):
+    """Raises a megabyte of message, in lines and in one line, from deep recursion."""
+    name = "raises-huge"
+    def train(self, config, context):
+        return deep(50)
+
+def deep(n):
+    if n:
+        return deep(n - 1)
+    raise RuntimeError("x" * 1_000_000 + "\\nsecond line" * 1000)
 
 class ReportsNan(_Base):
     name = "reports-nan"
@@ -112,6 +118,7 @@ ENTRY_POINTS = """
 [hpsearch.trainers]
 quadratic = faulty_trainers:Quadratic
 raises = faulty_trainers:Raises
+raises-huge = faulty_trainers:RaisesHuge
 reports-nan = faulty_trainers:ReportsNan
 returns-inf = faulty_trainers:ReturnsInf
 raises-diverged = faulty_trainers:RaisesDiverged
@@ -134,15 +141,3 @@ def install_test_trainers(folder: Path) -> Path:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: faulty-trainers\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(ENTRY_POINTS)
     return folder
-
-
-@pytest.fixture
-def test_trainers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The test trainers installed for this process (and for processes it starts, through
-    PYTHONPATH)."""
-    folder = install_test_trainers(tmp_path / "site")
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", str(folder))
-    trainers.installed.cache_clear()
-    yield folder
-    trainers.installed.cache_clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -62,13 +63,34 @@ def test_a_plugin_trial_completes_with_its_metrics_and_the_study_seed(
     assert trial.value == pytest.approx(0.04)
 
 
-def test_an_exception_is_a_failed_trial_with_its_message_and_where(
+def test_an_exception_is_a_failed_trial_with_its_message_and_traceback(
     sqlite_url: str, test_trainers: Path
 ) -> None:
     trial = run_one(sqlite_url, plugin_study("raises"))
     assert trial.state == TrialState.FAILED
-    assert (trial.reason or "").startswith("error: ValueError: cannot train at x=0.5 (at ")
-    assert "faulty_trainers.py" in (trial.reason or "") and "in helper" in (trial.reason or "")
+    assert trial.reason == "error: ValueError: cannot train at x=0.5"
+    lines = (trial.traceback or "").splitlines()
+    # As Python prints it, with the worker's full path of the trainer's file.
+    assert lines[0] == "Traceback (most recent call last):"
+    assert re.fullmatch(r'  File "/.+/site/faulty_trainers\.py", line \d+, in helper', lines[-3])
+    assert lines[-2].strip() == 'raise ValueError(f"cannot train at x={x}")'
+    assert lines[-1] == "ValueError: cannot train at x=0.5"
+
+
+def test_a_huge_exception_message_is_cut_in_the_reason_and_the_traceback(
+    sqlite_url: str, test_trainers: Path
+) -> None:
+    trial = run_one(sqlite_url, plugin_study("raises-huge"))
+    assert trial.state == TrialState.FAILED
+    reason, kept = trial.reason or "", trial.traceback or ""
+    assert reason.startswith("error: RuntimeError: xxx") and reason.endswith(" …")
+    assert len(reason) < 600 and "second line" not in reason
+    lines = kept.splitlines()
+    assert len(kept) < 4096 and len(lines) == 15
+    # The frames nearest the raise are kept, then the message's first lines, each cut.
+    assert "in deep" in lines[-5] and lines[-4].strip().startswith("raise RuntimeError(")
+    assert lines[-3].startswith("RuntimeError: xxx") and lines[-3].endswith(" …")
+    assert lines[-2:] == ["second line", "second line"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 import { presetsPage } from "./presets.js";
 import { studyPage } from "./study.js";
+import { trainersPage } from "./trainers.js";
 import { trialPage } from "./trial.js";
 import {
   TEAM_KEY, TOKEN_KEY, Unauthorized, api, badge, bar, duration, elapsed, esc, num, poll, when,
@@ -67,13 +68,15 @@ function route() {
   stopPage = page(root, location.hash);
 }
 
-/** The page a location hash names: #/studies/ID/trials/N, #/studies/ID, #/presets or #/. */
+/** The page a location hash names: #/studies/ID/trials/N, #/studies/ID, #/presets, #/trainers
+ * or #/. */
 function page(root, hash) {
   const trial = hash.match(/^#\/studies\/(\d+)\/trials\/(\d+)$/);
   if (trial) return trialPage(root, Number(trial[1]), Number(trial[2]), expired);
   const study = hash.match(/^#\/studies\/(\d+)/);
   if (study) return studyPage(root, Number(study[1]), expired);
   if (hash === "#/presets") return presetsPage(root, expired);
+  if (hash === "#/trainers") return trainersPage(root, expired);
   return studiesPage(root);
 }
 

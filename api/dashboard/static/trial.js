@@ -1,5 +1,6 @@
-// One trial: its params, the full config it ran with, its curves, its state and timings, and
-// what to do with it (publish as a preset, copy as a study file). Live while it runs.
+// One trial: its params, the full config it ran with, its curves, its state and timings (with
+// the traceback of an exception that ended it), and what to do with it (publish as a preset,
+// copy as a study file). Live while it runs.
 
 import { axes, curveTrace, note, PLOT_CONFIG } from "./charts.js";
 import { publishForm } from "./publish.js";
@@ -14,6 +15,7 @@ export function trialPage(root, studyId, number, onUnauthorized) {
     <p class="crumbs"><a class="study-link" href="#/studies/${studyId}">study</a> › trial ${number}</p>
     <h1>Trial ${number} <span class="status"></span></h1>
     <div class="card summary"></div>
+    <div class="card traceback-card" hidden><h2>Traceback <span class="muted">(its last lines, as the worker printed them)</span></h2><pre class="traceback"></pre></div>
     <div class="grid">
       <div class="card"><h2>Losses</h2><div id="loss-chart" class="chart"></div></div>
       <div class="card"><h2 class="metric-title">Metric</h2><div id="metric-chart" class="chart"></div></div>
@@ -56,6 +58,8 @@ export function trialPage(root, studyId, number, onUnauthorized) {
     $(".study-link").textContent = study.name;
     $(".status").innerHTML = badge(trial.state);
     $(".summary").innerHTML = summary(study, trial);
+    $(".traceback").textContent = trial.traceback ?? "";
+    $(".traceback-card").hidden = !trial.traceback;
     $(".params").innerHTML = Object.entries(trial.params)
       .map(([k, v]) => `<tr><th>${esc(k)}</th><td class="num">${typeof v === "number" ? num(v) : esc(JSON.stringify(v))}</td></tr>`)
       .join("") || `<tr><td class="muted">No searched params: the base config as it is.</td></tr>`;
