@@ -187,6 +187,7 @@ def test_an_optuna_study_is_the_warm_start_tpe_learns_from(
     assert study["trials_imported"] == 12
     assert study["trials_finished"] == 3
     assert study["trials_by_state"] == {"complete": 15}
+    assert "12 complete trials imported" in hpsearch("status", str(study_id)).stdout
     ours = _api(server, f"/studies/{study_id}/trials")["data"]
     complete = [t for t in theirs.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert [(t["params"], t["values"], t["reason"]) for t in ours[:12]] == [
