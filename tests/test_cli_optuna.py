@@ -276,3 +276,24 @@ def test_the_server_names_the_history_entry_and_field_it_refuses(
 
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["field"] == field
+
+
+def test_every_curve_pages_by_cursor_as_each_trials_own(
+    server: Server, pruned_study: dict[str, Any]
+) -> None:
+    study_id = pruned_study["id"]
+    with server.client() as client:
+        paged = list(client.metrics(study_id, page=7))
+        whole = list(client.metrics(study_id))
+    assert paged == whole
+    curves = [
+        (trial["number"], point)
+        for trial in _api(server, f"/studies/{study_id}/trials")["data"]
+        for point in _api(server, f"/studies/{study_id}/trials/{trial['number']}")["curve"]
+    ]
+    reports = [(r["trial_number"], {"step": r["step"], **r["metrics"]}) for r in whole]
+    assert len(reports) > 7 and sorted(reports, key=_by_step) == sorted(curves, key=_by_step)
+
+
+def _by_step(report: tuple[int, dict[str, Any]]) -> tuple[int, int]:
+    return report[0], report[1]["step"]
