@@ -17,13 +17,15 @@ from __future__ import annotations
 import json
 import warnings
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from search.definition import StudyDefinition
 from search.space import CategoricalParam, Space
@@ -34,6 +36,16 @@ _STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed
 
 class BridgeError(ValueError):
     """A study that cannot cross as asked; the message names the option or field at fault."""
+
+
+@contextmanager
+def _opened(storage: str) -> Iterator[None]:
+    """Failures to reach or read the storage as one line naming `--storage`."""
+    try:
+        yield
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BridgeError(f"--storage: cannot use {storage}: {reason}") from None
 
 
 @dataclass(frozen=True)
@@ -73,9 +85,14 @@ def to_optuna_trials(
         if trial["state"] not in _STATES:
             exported.skipped[trial["state"]] = exported.skipped.get(trial["state"], 0) + 1
             continue
-        exported.trials.append(
-            _frozen(space, metrics, trial, curves.get(trial["number"], {}), provenance)
-        )
+        try:
+            frozen = _frozen(space, metrics, trial, curves.get(trial["number"], {}), provenance)
+        except ValueError:
+            # A grid value outside the range, say: no Optuna distribution holds it.
+            why = "outside Optuna's distributions"
+            exported.skipped[why] = exported.skipped.get(why, 0) + 1
+            continue
+        exported.trials.append(frozen)
     return exported
 
 
@@ -127,6 +144,18 @@ def write_study(
 
     An existing study of that name is refused (appending would mix two studies' trials),
     unless `overwrite`, which deletes it first."""
+    with _opened(storage):
+        return _write(storage, name, definition, exported, provenance, overwrite)
+
+
+def _write(
+    storage: str,
+    name: str,
+    definition: StudyDefinition,
+    exported: Exported,
+    provenance: Provenance,
+    overwrite: bool,
+) -> optuna.Study:
     if name in optuna.study.get_all_study_names(storage):
         if not overwrite:
             raise BridgeError(
@@ -167,11 +196,14 @@ def read_history(
     Their directions must be the study file's objectives'. A trial whose params are not a
     point of the space (an unknown or missing parameter, a value out of range) is an error
     naming it, or with `skip_invalid` is left out and counted."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        known = ", ".join(optuna.study.get_all_study_names(storage)) or "none"
-        raise BridgeError(f"--study: no study {name!r} in {storage} (it has: {known})") from None
+    with _opened(storage):
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            known = ", ".join(optuna.study.get_all_study_names(storage)) or "none"
+            message = f"--study: no study {name!r} in {storage} (it has: {known})"
+            raise BridgeError(message) from None
+        trials = study.get_trials(deepcopy=False)
     wanted = [o.direction for o in definition.objectives]
     found = [d.name.lower() for d in study.directions]
     if found != wanted:
@@ -179,7 +211,7 @@ def read_history(
             f"objective: the study file {'/'.join(wanted)}s, Optuna study {name!r}"
             f" {'/'.join(found)}s"
         )
-    return history_of(study.get_trials(deepcopy=False), definition.search_space(), skip_invalid)
+    return history_of(trials, definition.search_space(), skip_invalid)
 
 
 def history_of(trials: Sequence[FrozenTrial], space: Space, skip_invalid: bool) -> History:

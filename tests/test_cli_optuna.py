@@ -220,6 +220,9 @@ def test_import_names_an_unknown_optuna_study_and_what_the_storage_has(
 
     assert result.returncode == 2
     assert "--study: no study 'nope'" in result.stdout and "theirs" in result.stdout
+    unusable = hpsearch("import", "optuna", str(path), "--storage", "nowhere", "--study", "x")
+    assert unusable.returncode == 2
+    assert "--storage: cannot use nowhere" in unusable.stdout
 
 
 def test_import_names_the_optuna_trial_and_param_outside_the_space(
