@@ -25,6 +25,7 @@ from rich.table import Table
 
 from api.cli_admin import DbOption, admin_app
 from api.cli_client import register as register_client
+from api.cli_optuna import register as register_optuna
 from api.errors import Invalid
 from api.study_file import read_study_file
 from api.submission import check_trainer
@@ -280,6 +281,7 @@ def db_upgrade(
 
 
 register_client(app)
+register_optuna(app)
 
 
 def main() -> None:

@@ -201,6 +201,8 @@ def _print_study(study: dict[str, Any]) -> None:
         f"  trials  {study['trials_finished']}/{study['budget_trials']} finished"
         f" ({counts or 'none yet'}), {study['trials_in_flight']} in flight"
     )
+    if study.get("trials_imported"):  # an older server does not say
+        console.print(f"  history {study['trials_imported']} complete trials imported, not run")
     best = study["best_trial"]
     if best is not None:
         params = escape(_params_text(best["params"]))

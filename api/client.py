@@ -27,6 +27,7 @@ TIMEOUT_S = 30.0
 RETRY_DELAYS_S = (0.25, 1.0, 2.0)
 MAX_WAIT_S = 10.0  # the longest Retry-After honoured
 TRIALS_PAGE = 200  # the API's default page; it allows up to 1000
+METRICS_PAGE = 5000  # reports per page; the API allows up to 10,000
 _REF = re.compile(r"^(?P<team>[^/@\s]+)/(?P<name>[^/@\s]+)(?:@(?P<version>latest|[1-9][0-9]*))?$")
 
 
@@ -195,10 +196,21 @@ class Client:
 
     def trials(self, study_id: int, page: int = TRIALS_PAGE) -> Iterator[dict[str, Any]]:
         """Every trial of a study in insertion order, fetched `page` at a time."""
+        return self._paged(f"/api/v1/studies/{study_id}/trials", page)
+
+    def definition(self, study_id: int) -> dict[str, Any]:
+        """A study's study file as the server stored it."""
+        return self._json("GET", f"/api/v1/studies/{study_id}/definition")
+
+    def metrics(self, study_id: int, page: int = METRICS_PAGE) -> Iterator[dict[str, Any]]:
+        """Every per-step report of every trial of a study, fetched `page` at a time."""
+        return self._paged(f"/api/v1/studies/{study_id}/metrics", page)
+
+    def _paged(self, path: str, page: int) -> Iterator[dict[str, Any]]:
+        """Every item of a listing paged by `after` cursor, `page` at a time."""
         cursor = 0
         while True:
-            params = {"after": cursor, "limit": page}
-            answer = self._json("GET", f"/api/v1/studies/{study_id}/trials", params=params)
+            answer = self._json("GET", path, params={"after": cursor, "limit": page})
             yield from answer["data"]
             if len(answer["data"]) < page:
                 return

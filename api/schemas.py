@@ -43,6 +43,19 @@ class TrialDetail(TrialPublic):
     as Python prints them on the worker."""
 
 
+class MetricReport(BaseModel):
+    trial_number: int
+    step: int
+    metrics: dict[str, Any]
+
+
+class MetricsPublic(BaseModel):
+    data: list[MetricReport]
+    """The reports of every trial of a study, in the order they were stored."""
+    next_cursor: int
+    """Pass as `after` to get the reports stored since this page."""
+
+
 class ImportancesPublic(BaseModel):
     metric: str
     """The objective the importances are of: the study's first."""
@@ -65,6 +78,9 @@ class StudyPublic(BaseModel):
     objectives: list[dict[str, Any]]
     trials_finished: int
     trials_in_flight: int
+    trials_imported: int = 0
+    """Complete trials brought in with the study file's `history`: in `trials_by_state`, not
+    in `trials_finished` nor in the budget."""
     budget_trials: int
     parallelism: int
     trials_by_state: dict[str, int]

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 
 from api.schemas import (
     ImportancesPublic,
+    MetricReport,
+    MetricsPublic,
     SettingPublic,
     StudyPublic,
     StudySummary,
@@ -43,6 +45,7 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
         objectives=objectives,
         trials_finished=progress.finished,
         trials_in_flight=progress.in_flight,
+        trials_imported=progress.imported,
         parallelism=study.parallelism,
         trials_by_state=progress.by_state,
         best_trial=TrialPublic.model_validate(best, from_attributes=True) if best else None,
@@ -111,6 +114,15 @@ def _importances(session: Session, study: Study) -> ImportancesPublic:
     ]
     answer = param_importances(definition.search_space(), records, objective.direction)
     return ImportancesPublic(metric=objective.metric, **answer)
+
+
+def metrics_public(session: Session, study_id: int, after: int, limit: int) -> MetricsPublic:
+    """A page of a study's per-step reports, every trial's, after the cursor `after`."""
+    rows = queries.study_metrics(session, study_id, after, limit)
+    return MetricsPublic(
+        data=[MetricReport(trial_number=r.number, step=r.step, metrics=r.metrics) for r in rows],
+        next_cursor=rows[-1].id if rows else after,
+    )
 
 
 def study_summary(study: Study, team: str, tally: queries.Tally) -> StudySummary:

@@ -38,6 +38,10 @@ from db.models import (
 LOCAL_TEAM = "local"
 # The reason a trial whose worker stopped heartbeating ends with.
 LOST_REASON = "lost"
+# The reason of a complete trial that ran elsewhere and came in with its study (its `history`):
+# not counted in the budget, nor in the finished trials the progress shows.
+IMPORTED_REASON = "imported"
+_RUN_HERE = (Trial.reason != IMPORTED_REASON) | Trial.reason.is_(None)
 
 
 def ensure_team(session: Session, name: str = LOCAL_TEAM) -> int:
@@ -58,23 +62,34 @@ class Progress:
     in_flight: int
     by_state: dict[str, int]
     last_finished_at: datetime | None
+    imported: int = 0
+    """Complete trials brought in with the study (in `by_state`, not in `finished`)."""
 
 
 def study_progress(session: Session, study_id: int) -> Progress:
-    """How many of a study's trials are in each state, and when the last one ended."""
+    """How many of a study's trials are in each state, and when the last one run here ended."""
+    imported = func.count(case((~_RUN_HERE, 1)))
     rows = session.execute(
-        select(Trial.state, func.count(), func.max(Trial.finished_at), func.count(Trial.retry_of))
+        select(
+            Trial.state,
+            func.count(),
+            func.max(case((_RUN_HERE, Trial.finished_at))),
+            func.count(Trial.retry_of),
+            imported,
+        )
         .where(Trial.study_id == study_id)
         .group_by(Trial.state)
     ).all()
-    by_state = {TrialState(state).value: count for state, count, _, _ in rows}
-    ends = [end for _, _, end, _ in rows if end is not None]
+    by_state = {TrialState(state).value: count for state, count, *_ in rows}
+    ends = [end for _, _, end, *_ in rows if end is not None]
     finished = sum(by_state.get(s.value, 0) for s in FINISHED_STATES)
+    brought = sum(n for *_, n in rows)
     return Progress(
-        finished=finished - sum(retries for *_, retries in rows),
+        finished=finished - sum(retries for *_, retries, _ in rows) - brought,
         in_flight=sum(by_state.get(s.value, 0) for s in IN_FLIGHT_STATES),
         by_state=by_state,
         last_finished_at=max(ends, default=None),
+        imported=brought,
     )
 
 
@@ -182,7 +197,7 @@ def tallies(session: Session, study_ids: Sequence[int]) -> dict[int, Tally]:
     rows = session.execute(
         select(
             Trial.study_id,
-            func.sum(case((Trial.state.in_(FINISHED_STATES), 1), else_=0))
+            func.sum(case((Trial.state.in_(FINISHED_STATES) & _RUN_HERE, 1), else_=0))
             - func.count(Trial.retry_of),
             func.min(complete_value),
             func.max(complete_value),
@@ -310,6 +325,43 @@ def queue_trials(session: Session, trials: Sequence[dict[str, Any]]) -> list[int
     if not trials:
         return []
     return list(session.scalars(_QUEUE, list(trials)))
+
+
+def add_imported_trials(
+    session: Session, study_id: int, trials: Sequence[tuple[dict[str, Any], dict[str, float]]]
+) -> None:
+    """Store (params, values by metric) pairs as a new study's first trials, complete and
+    marked imported; `value` is the first metric's (the dict's first key)."""
+    now = utcnow()
+    rows = [
+        {
+            "study_id": study_id,
+            "number": number,
+            "params": params,
+            "state": TrialState.COMPLETE,
+            "reason": IMPORTED_REASON,
+            "values": values,
+            "value": next(iter(values.values())),
+            "queued_at": now,
+            "started_at": now,
+            "finished_at": now,
+        }
+        for number, (params, values) in enumerate(trials)
+    ]
+    if rows:
+        session.execute(insert(_trials), rows)
+
+
+def study_metrics(session: Session, study_id: int, after: int, limit: int) -> Sequence[Row[Any]]:
+    """Up to `limit` reports (id, trial number, step, metrics) of a study's trials stored
+    after the report with id `after`, in storage order: every curve, a page at a time."""
+    return session.execute(
+        select(TrialMetric.id, Trial.number, TrialMetric.step, TrialMetric.metrics)
+        .join(Trial, Trial.id == TrialMetric.trial_id)
+        .where(Trial.study_id == study_id, TrialMetric.id > after)
+        .order_by(TrialMetric.id)
+        .limit(limit)
+    ).all()
 
 
 def metrics_of(session: Session, trial_id: int) -> Sequence[TrialMetric]:

@@ -43,8 +43,12 @@ def create_study(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
 ) -> Study:
-    """Store a new running study; `queue_next` in the same transaction queues its first
-    trials (or `refill`, after a commit)."""
+    """Store a new running study, its `history` as its first trials (complete, imported);
+    `queue_next` in the same transaction queues the trials to run (or `refill`, after a
+    commit).
+
+    The stored definition leaves the history out: the trials hold it, and the definition is
+    read whenever a process warms the study up."""
     timeout_s = definition.budget.timeout_s
     study = Study(
         deadline_at=utcnow() + timedelta(seconds=timeout_s) if timeout_s else None,
@@ -52,7 +56,7 @@ def create_study(
         name=definition.name,
         trainer=definition.trainer,
         tags=list(definition.tags),
-        definition=definition.model_dump(mode="json"),
+        definition=definition.model_dump(mode="json", exclude={"history"}),
         budget_trials=definition.budget.trials,
         parallelism=definition.budget.parallelism,
         created_by=created_by,
@@ -61,6 +65,12 @@ def create_study(
     )
     session.add(study)
     session.flush()
+    metrics = [o.metric for o in definition.objectives]
+    queries.add_imported_trials(
+        session,
+        study.id,
+        [(t.params, dict(zip(metrics, t.values, strict=True))) for t in definition.history],
+    )
     return study
 
 
@@ -142,7 +152,7 @@ def _queue_next(session: Session, study: Study) -> list[int]:
     # The open trials are exactly those not finished (see `sync`): no scan of the history,
     # which would make each refill cost grow with the study.
     in_flight = len(warm.open)
-    finished = len(history) - in_flight
+    finished = len(history) - in_flight - warm.imported
     # A lost trial that runs again is replaced by its retry, which takes its place in the
     # budget: a crash costs the study no configuration (a grid keeps every point).
     finished -= len(warm.retried) + len(warm.retries_due())
@@ -199,6 +209,7 @@ class _WarmStudy:
         self.open: dict[int, int] = {}  # trial id -> number, for trials not finished when read
         self.lost: dict[int, Row[Any]] = {}  # lost trials' rows, whose config may run again
         self.retried: set[int] = set()  # ids of lost trials that did run again
+        self.imported = 0  # trials brought in with the study: never run, not in the budget
 
     def sync(self, session: Session, study_id: int) -> list[TrialRecord]:
         """The history brought up to date with the database (the study's lock is held)."""
@@ -216,6 +227,8 @@ class _WarmStudy:
                 self.open[trial.id] = trial.number
             if trial.retry_of is not None:
                 self.retried.add(trial.retry_of)
+            if trial.reason == queries.IMPORTED_REASON:
+                self.imported += 1
             if trial.reason == queries.LOST_REASON and trial.attempt <= self.max_retries:
                 self.lost[trial.id] = trial
         return self.history
@@ -231,7 +244,7 @@ class _WarmStudy:
             _Planned(t.params, None, retry_of=t.id, attempt=t.attempt + 1)
             for t in self.retries_due()
         ][:room]
-        enqueued = self.definition.enqueue[len(history) - len(self.retried) :]
+        enqueued = self.definition.enqueue[len(history) - len(self.retried) - self.imported :]
         warm = again + [_Planned(c) for c in enqueued[: room - len(again)]]
         planned = [TrialRecord(len(history) + i, p.params, "queued") for i, p in enumerate(warm)]
         asked = self.strategy.ask(self.space, history + planned, room - len(warm))

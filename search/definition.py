@@ -167,6 +167,19 @@ class WarmStart(_Section):
     )
 
 
+# The most finished trials a study file may bring in as `history`.
+MAX_HISTORY = 10_000
+
+
+class HistoryTrial(_Section):
+    """A trial finished elsewhere (e.g. in an Optuna study), brought in as a warm start."""
+
+    params: dict[str, Any] = Field(description="A point of the space (space key -> value).")
+    values: list[float] = Field(
+        min_length=1, description="Its objectives' values, in the order of `objective`."
+    )
+
+
 # The built-in engine's trainer: a study that names none trains with it.
 BUILTIN_TRAINER = "numpy"
 
@@ -205,6 +218,12 @@ class StudyDefinition(_Section):
         None, description="A shared preset whose settings run first, before `enqueue`."
     )
     tags: list[Tag] = Field([], max_length=20, description="Labels to find the study by.")
+    history: list[HistoryTrial] = Field(
+        [],
+        max_length=MAX_HISTORY,
+        description="Trials finished elsewhere, stored as this study's first, complete trials:"
+        " the strategies learn from them; they are not run, and not counted in the budget.",
+    )
 
     @field_validator("space")
     @classmethod
@@ -309,6 +328,15 @@ class StudyDefinition(_Section):
         for i, config in enumerate(self.enqueue):
             if not space.contains(config):
                 raise ValueError(f"enqueue.{i}: {config} is not a point of the space")
+        for i, trial in enumerate(self.history):
+            if (mismatch := space.mismatch(trial.params)) is not None:
+                name, reason = mismatch
+                raise ValueError(f"history.{i}.params.{name}: {reason}")
+            if len(trial.values) != len(self.objectives):
+                raise ValueError(
+                    f"history.{i}.values: {len(trial.values)} values for"
+                    f" {len(self.objectives)} objectives"
+                )
         return self
 
     @property

@@ -126,16 +126,23 @@ class Space:
 
     def contains(self, config: Mapping[str, Any]) -> bool:
         """Whether `config` has exactly the active parameters, each within its range."""
+        return self.mismatch(config) is None
+
+    def mismatch(self, config: Mapping[str, Any]) -> tuple[str, str] | None:
+        """Why `config` is not a point of the space, as (parameter, reason); None if it is."""
         assigned: dict[str, Any] = {}
         for name, param in self.params.items():
             if not self.is_active(name, assigned):
                 if name in config:
-                    return False
+                    return name, "is inactive here (its `when` condition does not hold)"
                 continue
-            if name not in config or not _within(param, config[name]):
-                return False
+            if name not in config:
+                return name, "is missing"
+            if (reason := _outside(param, config[name])) is not None:
+                return name, reason
             assigned[name] = config[name]
-        return set(config) == set(assigned)
+        extra = sorted(set(config) - set(assigned))
+        return (extra[0], "is not a parameter of the space") if extra else None
 
     def grid_size(self, n: int) -> int:
         """How many points the grid over the active parameters has (`n` per numeric one)."""
@@ -185,12 +192,26 @@ class Space:
         return self._counts[key]
 
 
-def _within(param: ParamSpec, value: Any) -> bool:
+def _outside(param: ParamSpec, value: Any) -> str | None:
+    """Why `value` is not one `param` takes (not in its choices or range, or off its integer
+    or step grid, which Optuna's distributions refuse too); None when it is one."""
     if isinstance(param, CategoricalParam):
-        return value in param.choices or (param.values is not None and value in param.values)
+        if value in param.choices or (param.values is not None and value in param.values):
+            return None
+        return f"{value!r} is not one of the choices {param.choices}"
     if param.values is not None and value in param.values:
-        return True
-    return isinstance(value, int | float) and param.low <= value <= param.high
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return f"{value!r} is not a number"
+    if not param.low <= value <= param.high:
+        return f"{value!r} is not within [{param.low}, {param.high}]"
+    if isinstance(param, IntParam) and not float(value).is_integer():
+        return f"{value!r} is not an integer"
+    if param.step is not None and not param.log:
+        steps = (value - param.low) / param.step
+        if abs(steps - round(steps)) > 1e-8:
+            return f"{value!r} is not on the step {param.step} from {param.low}"
+    return None
 
 
 def _conditions_first(params: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:

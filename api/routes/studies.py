@@ -1,8 +1,9 @@
-"""Studies: create, list, get, importances, cancel, resume, delete."""
+"""Studies: create, list, get, definition, every trial's curve, importances, cancel, resume,
+delete."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
@@ -10,10 +11,10 @@ from api.access import study_for
 from api.deps import CallerDep, DispatcherDep, SessionDep
 from api.errors import Conflict
 from api.etag import NOT_MODIFIED, etagged
-from api.params import Offset, StudyId, TeamForNew
-from api.schemas import ImportancesPublic, StudiesPublic, StudyPublic
+from api.params import Cursor, Offset, StudyId, TeamForNew
+from api.schemas import ImportancesPublic, MetricsPublic, StudiesPublic, StudyPublic
 from api.submission import submit
-from api.views import importances_public, study_public, study_summary
+from api.views import importances_public, metrics_public, study_public, study_summary
 from db import queries
 from db.models import Role, StudyStatus
 from db.names import LongName, ShortName, Tag
@@ -88,6 +89,27 @@ def get_study(
     """A study's status, progress, best trial and ETA; 304 when the ETag still holds."""
     study = study_for(session, caller, study_id)
     return etagged(request, study_public(session, study, caller.team_names[study.team_id]))
+
+
+@router.get("/{study_id}/definition")
+def get_definition(study_id: StudyId, session: SessionDep, caller: CallerDep) -> dict[str, Any]:
+    """The study file as stored (defaults filled in, `history` left out: the trials hold it)."""
+    return study_for(session, caller, study_id).definition
+
+
+@router.get("/{study_id}/metrics", response_model=MetricsPublic, responses=NOT_MODIFIED)
+def list_metrics(
+    study_id: StudyId,
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    after: Cursor = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> Response:
+    """Every trial's per-step reports stored after the cursor, in storage order: the curves
+    of a whole study a page at a time (e.g. to export it)."""
+    study = study_for(session, caller, study_id)
+    return etagged(request, metrics_public(session, study.id, after, limit))
 
 
 @router.get("/{study_id}/importances", response_model=ImportancesPublic, responses=NOT_MODIFIED)

@@ -68,6 +68,12 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/studies/{study_id}/importances"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/importances", "read"
     ),
+    ("get", "/api/v1/studies/{study_id}/definition"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/definition", "read"
+    ),
+    ("get", "/api/v1/studies/{study_id}/metrics"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/metrics", "read"
+    ),
     ("delete", "/api/v1/studies/{study_id}"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}", "write"
     ),

@@ -196,3 +196,24 @@ def test_only_failures_of_the_config_itself_teach_the_strategy(
         study = session.get_one(Study, study_id)
         (record,) = coordinator._warm(session, study).sync(session, study_id)
     assert (record.state, record.interrupted) == ("failed", interrupted)
+
+
+def test_history_is_stored_complete_and_enqueued_configs_then_the_budget_follow_it(
+    sqlite_url: str,
+) -> None:
+    history = [{"params": {LR: 0.01 * (i + 1)}, "values": [0.1 * i]} for i in range(4)]
+    enqueue = [{LR: 0.123}]
+    study_id = new_study(
+        sqlite_url, history=history, enqueue=enqueue, budget={"trials": 3, "parallelism": 2}
+    )
+    trials = run_to_end(sqlite_url, study_id, lambda p: 0.5)
+    assert len(trials) == 4 + 3  # the budget counts the trials run here only
+    assert [(t.params, t.values, t.reason) for t in trials[:4]] == [
+        (h["params"], {"val_accuracy": h["values"][0]}, "imported") for h in history
+    ]
+    assert trials[4].params == enqueue[0]  # enqueued configs still run first of the new ones
+    with session_scope(sqlite_url) as session:
+        progress = queries.study_progress(session, study_id)
+        study = session.get(Study, study_id)
+        assert study is not None and "history" not in study.definition  # the trials hold it
+    assert (progress.finished, progress.imported) == (3, 4)

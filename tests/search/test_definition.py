@@ -67,3 +67,14 @@ def test_coarse_to_fine_rounds_share_the_budget_unless_given() -> None:
     assert built({"rounds": 4, "samples_per_round": 7}, 60).samples_per_round == 7
     errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", "samples_per_round": 1}))
     assert ("strategy", "coarse_to_fine", "samples_per_round") in errors
+
+
+def test_an_enqueued_fraction_of_an_int_parameter_is_refused_not_left_to_the_sampler() -> None:
+    # Optuna's IntDistribution holds no 3.5: accepted, it made every later proposal fail.
+    study = tiny_study(
+        space={"training.epochs": {"type": "int", "low": 2, "high": 8}},
+        strategy={"type": "tpe"},
+        enqueue=[{"training.epochs": 3.5}],
+    )
+    with pytest.raises(ValidationError, match="enqueue.0"):
+        StudyDefinition.model_validate(study)

@@ -142,3 +142,30 @@ def test_a_fine_float_step_is_thinned_without_listing_every_step() -> None:
 def test_bounds_and_values_are_finite_and_within_json_precision(param: dict) -> None:
     with pytest.raises(ValidationError):
         PARAM.validate_python(param)
+
+
+@pytest.mark.parametrize(
+    ("config", "mismatch"),
+    [
+        ({"opt": "adam", "batch": 16}, ("opt", "'adam' is not one of the choices")),
+        ({"opt": "sgd", "batch": 16.5}, ("batch", "16.5 is not an integer")),
+        ({"opt": "sgd", "batch": 12}, ("batch", "12 is not on the step 8 from 8")),
+        ({"opt": "sgd", "batch": 72}, ("batch", "72 is not within [8, 64]")),
+        ({"opt": "sgd", "batch": True}, ("batch", "True is not a number")),
+        ({"opt": "sgd", "batch": 16, "lr": 0.1}, ("lr", "is inactive here")),
+        ({"opt": "momentum", "batch": 16}, ("lr", "is missing")),
+        ({"opt": "sgd", "batch": 16, "x": 1}, ("x", "is not a parameter of the space")),
+    ],
+)
+def test_mismatch_names_the_parameter_and_why_a_config_is_not_a_point(
+    config: dict, mismatch: tuple[str, str]
+) -> None:
+    s = space(
+        opt={"type": "categorical", "choices": ["sgd", "momentum"]},
+        batch={"type": "int", "low": 8, "high": 64, "step": 8},
+        lr={"type": "float", "low": 0.1, "high": 0.9, "when": {"opt": ["momentum"]}},
+    )
+    found = s.mismatch(config)
+    assert found is not None and found[0] == mismatch[0] and found[1].startswith(mismatch[1])
+    assert not s.contains(config)
+    assert s.mismatch({"opt": "sgd", "batch": 16.0}) is None  # a whole float is an integer

@@ -159,7 +159,8 @@ export function studyPage(root, studyId, onUnauthorized) {
     $(".summary").innerHTML = `
       <div style="flex:1 1 320px">${bar(s.trials_finished, s.budget_trials, true)}
         <div><span class="progress-text">${s.trials_finished} / ${s.budget_trials} trials</span>
-          <span class="muted">· ${counts || "none yet"}</span></div></div>
+          <span class="muted">· ${counts || "none yet"}</span>
+          ${s.trials_imported ? `<span class="muted imported">· ${s.trials_imported} imported (history, not in the budget)</span>` : ""}</div></div>
       <div><div class="muted">ETA</div><span class="eta">${s.eta_seconds === null ? "—" : duration(s.eta_seconds)}</span></div>
       <div><div class="muted">Elapsed</div>${duration(elapsed(s.created_at, s.finished_at))}</div>
       <div><div class="muted">Best</div><span class="best">${best}</span></div>
