@@ -121,7 +121,7 @@ class Stack:
 
     def _start(self, *args: str, name: str) -> ManagedProcess:
         process = ManagedProcess(
-            [sys.executable, "-c", "from api.cli import main; main()", *args],
+            [sys.executable, "-c", "from hpsearch.cli.main import main; main()", *args],
             log_dir=self.logs,
             name=name,
             env=self.env,

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from db.models import (
+from hpsearch.db.models import (
     FINISHED_STATES,
     IN_FLIGHT_STATES,
     Study,

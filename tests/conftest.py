@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from db.models import Trial
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
-from worker.runner import run_trial
+from hpsearch.db.models import Trial
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.worker.runner import run_trial
 
 ROOT = Path(__file__).resolve().parent.parent
 

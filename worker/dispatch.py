@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Protocol
 
-from db.settings import get_settings
-from worker.blas import pin_blas_threads
-from worker.runner import run_trial
-from worker.sweeper import Sweeper
+from hpsearch.db.settings import get_settings
+from hpsearch.worker.blas import pin_blas_threads
+from hpsearch.worker.runner import run_trial
+from hpsearch.worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class LocalPool:
 def make_dispatcher(workers: int, *, url: str | None = None) -> Dispatcher:
     """Celery when a broker URL is configured, else a local pool of `workers` processes."""
     if get_settings().broker_url:
-        from worker.tasks import CeleryDispatcher  # imports Celery only where it is used
+        from hpsearch.worker.tasks import CeleryDispatcher  # imports Celery only where it is used
 
         return CeleryDispatcher()
     return LocalPool(workers, url=url)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CallerDep, SessionDep
-from api.schemas import TrainerPublic
-from api.views import live_window
-from db import trainers
-from db.models import utcnow
+from hpsearch.api.deps import CallerDep, SessionDep
+from hpsearch.api.schemas import TrainerPublic
+from hpsearch.api.views import live_window
+from hpsearch.db import trainers
+from hpsearch.db.models import utcnow
 
 router = APIRouter(prefix="/api/v1/trainers", tags=["trainers"])
 

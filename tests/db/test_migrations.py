@@ -3,9 +3,9 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect
 
-from db.migrate import alembic_config, upgrade
-from db.models import Base
-from db.session import get_engine
+from hpsearch.db.migrate import alembic_config, upgrade
+from hpsearch.db.models import Base
+from hpsearch.db.session import get_engine
 
 
 def test_upgrade_creates_every_table_and_matches_the_models(sqlite_url: str) -> None:

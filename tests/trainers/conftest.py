@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from worker import trainers
+from hpsearch.worker import trainers
 
 # Each trainer fails (or not) in one way the runner must turn into a result.
 FAULTY = '''

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.blas import pin_blas_threads
+from hpsearch.worker.blas import pin_blas_threads
 
 # BLAS reads its thread count once, when NumPy loads, and the imports below load it: pinned
 # first, it holds in this process and in every process it forks (Celery's pool) or spawns.
@@ -23,20 +23,20 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli_admin import DbOption, admin_app
-from api.cli_client import register as register_client
-from api.errors import Invalid
-from api.study_file import read_study_file
-from api.submission import check_trainer
-from db import accounts, queries
-from db.migrate import upgrade
-from db.models import Study, StudyStatus, Trial
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
-from search.definition import BUILTIN_TRAINER, StudyDefinition
-from worker import trainers
-from worker.dispatch import LocalPool
+from hpsearch.api.errors import Invalid
+from hpsearch.api.submission import check_trainer
+from hpsearch.cli.admin import DbOption, admin_app
+from hpsearch.cli.client import register as register_client
+from hpsearch.cli.study_file import read_study_file
+from hpsearch.db import accounts, queries
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Study, StudyStatus, Trial
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
+from hpsearch.worker import trainers
+from hpsearch.worker.dispatch import LocalPool
 
 app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -223,7 +223,7 @@ def serve(
     """Serve the REST API (with a local process pool unless HPSEARCH_BROKER_URL is set)."""
     import uvicorn
 
-    from api.main import create_app
+    from hpsearch.api.main import create_app
 
     upgrade()
     with session_scope() as session:
@@ -264,8 +264,8 @@ def worker(
         console.print(f"[red]--trainers: {exc}[/red]")
         raise typer.Exit(2) from None
     upgrade()
-    from worker.tasks import app as celery_app
-    from worker.tasks import worker_argv
+    from hpsearch.worker.tasks import app as celery_app
+    from hpsearch.worker.tasks import worker_argv
 
     celery_app.worker_main(worker_argv(concurrency, name, chosen))
 

@@ -16,10 +16,10 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from db import accounts
-from db.migrate import upgrade
-from db.models import ApiToken, Role, User, utcnow
-from db.session import session_scope
+from hpsearch.db import accounts
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import ApiToken, Role, User, utcnow
+from hpsearch.db.session import session_scope
 
 admin_app = typer.Typer(
     help="Manage users, teams and tokens (run on the server, against its database).",
