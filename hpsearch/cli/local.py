@@ -1,0 +1,180 @@
+"""`hpsearch run`: a study to its end on this machine, in the database given, with a local
+process pool. The server's modules load here, when the command runs, not with the CLI."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hpsearch.api.errors import Invalid
+from hpsearch.api.submission import check_trainer
+from hpsearch.cli.study_file import read_study_file
+from hpsearch.db import queries
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Study, StudyStatus, Trial
+from hpsearch.db.session import session_scope
+from hpsearch.search import coordinator
+from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
+from hpsearch.worker import trainers
+from hpsearch.worker.dispatch import LocalPool
+
+console = Console()
+
+POLL_S = 0.25
+# What sends a study's first trials once the pool exists: a refill, or a resume's dispatch.
+Start = Callable[[coordinator.Dispatch], object]
+
+
+def run_here(
+    study_file: Path | None, resume: int | None, url: str, db: str | None, workers: int
+) -> None:
+    """Run a new study from `study_file`, or continue stopped study `resume`, to its end;
+    print its best trial. `db` is the --db given (repeated in the command that resumes)."""
+    if study_file is not None:
+        study_id, definition, first = _start(study_file, url)
+    else:
+        assert resume is not None
+        study_id, definition, first = _resume(resume, url)
+    pool = LocalPool(workers or definition.budget.parallelism, url=url, ignore_interrupts=True)
+    try:
+        first(pool.dispatch)
+        _watch(study_id, definition, url)
+    except KeyboardInterrupt:
+        _interrupt(pool, study_id, url, db)
+        raise typer.Exit(130) from None
+    finally:
+        pool.shutdown()
+    _print_best(study_id, definition, url)
+
+
+def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
+    _, definition = read_study_file(study_file)
+    if definition.trainer != BUILTIN_TRAINER:  # judged by the trainers installed here
+        try:
+            check_trainer(definition, trainers.describe(trainers.get(definition.trainer)))
+        except LookupError as exc:
+            console.print(f"[red]{study_file}: trainer: {exc}[/red]")
+            raise typer.Exit(2) from None
+        except Invalid as exc:
+            console.print(f"[red]{study_file}: {exc}[/red]")
+            raise typer.Exit(2) from None
+    console.print(
+        f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
+        f"{definition.strategy.type} search, database {url}"
+    )
+    upgrade(url)
+    with session_scope(url) as session:
+        study = coordinator.create_study(
+            session, team_id=queries.ensure_team(session), definition=definition
+        )
+    console.print(f"study {study.id}")
+    return (
+        study.id,
+        definition,
+        lambda dispatch: coordinator.refill(study.id, dispatch=dispatch, url=url),
+    )
+
+
+def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
+    upgrade(url)
+    with session_scope(url) as session:
+        study = session.get(Study, study_id)
+        if study is None:
+            console.print(f"[red]No study {study_id} in {url}.[/red]")
+            raise typer.Exit(2)
+        definition = StudyDefinition.model_validate(study.definition)
+        try:
+            if study.status == StudyStatus.RUNNING:
+                # Its runner died without Ctrl-C (killed, power cut): run its queued trials;
+                # the pool's sweeper ends its running ones as lost and retries them.
+                coordinator.queue_next(session, study_id)
+                trial_ids = queries.queued_trials(session, study_id)
+            else:
+                trial_ids = coordinator.resume_study(session, study_id)
+        except ValueError:
+            console.print(
+                f"[red]Study {study_id} is {study.status.value}: only a stopped (interrupted,"
+                " killed, cancelled or timed-out) study resumes.[/red]"
+            )
+            raise typer.Exit(2) from None
+        finished = queries.study_progress(session, study_id).finished
+    console.print(
+        f"[bold]{definition.name}[/bold]: resuming study {study_id} at {finished} of"
+        f" {definition.budget.trials} finished trials, database {url}"
+    )
+    return study_id, definition, lambda dispatch: dispatch(trial_ids)
+
+
+def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None:
+    """Ctrl-C: end the trial processes, queue their trials again, say how to continue."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    pool.interrupt()
+    with session_scope(url) as session:
+        requeued = coordinator.interrupt_study(session, study_id)
+        finished = queries.study_progress(session, study_id).finished
+        status = queries.study_status(session, study_id)
+    if status != StudyStatus.CANCELLED:  # it ended on its own just before
+        console.print(f"\nInterrupted; study {study_id} had already ended ({status}).")
+        return
+    again = f" --db {shlex.quote(db)}" if db else ""
+    console.print(
+        f"\n[yellow]Interrupted.[/yellow] Study {study_id} stopped with {finished} finished"
+        f" trials kept; {requeued} interrupted trials will run again.\n"
+        f"Continue it with:  hpsearch run --resume {study_id}{again}"
+    )
+
+
+def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[best]}"),
+    )
+    metric = definition.objectives[0].metric
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("trials", total=definition.budget.trials, best="")
+        while True:
+            with session_scope(url) as session:
+                study = session.get_one(Study, study_id)
+                done = queries.study_progress(session, study_id).finished
+                best = queries.best_trial(session, study_id, definition.objectives[0].direction)
+                best_text = (
+                    f"best {metric} {best.value:.4f}" if best and best.value is not None else ""
+                )
+                progress.update(bar, completed=done, best=best_text)
+                if study.status != StudyStatus.RUNNING:
+                    return
+            time.sleep(POLL_S)
+
+
+def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
+    with session_scope(url) as session:
+        progress = queries.study_progress(session, study_id)
+        best: Trial | None = queries.best_trial(
+            session, study_id, definition.objectives[0].direction
+        )
+        counts = ", ".join(f"{n} {state}" for state, n in sorted(progress.by_state.items()))
+        console.print(f"study {study_id} finished: {counts}")
+        if best is None:
+            console.print("[red]no trial completed[/red]")
+            raise typer.Exit(1)
+        table = Table(title=f"best trial #{best.number} ({definition.objectives[0].metric})")
+        table.add_column("setting / metric")
+        table.add_column("value", justify="right")
+        for name, value in best.params.items():
+            table.add_row(name, json.dumps(value))
+        table.add_section()
+        for name, value in sorted((best.values or {}).items()):
+            table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
+        console.print(table)
