@@ -416,7 +416,7 @@ def serve(stack: ExitStack, url: str) -> tuple[int, int]:
         ],
         log_dir=logs,
         name="hpsearch-serve",
-        # PYTHONPATH: this checkout's code, not whichever hpsearch the venv installed.
+        # This checkout's code: hpsearch.* through the venv's editable install, tests/ by path.
         env={"PYTHONPATH": str(ROOT), "HPSEARCH_DATABASE_URL": url},
         cwd=ROOT,
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import hpsearch.api
 from hpsearch.db.models import Trial
 from hpsearch.db.session import session_scope
 from hpsearch.db.settings import get_settings
@@ -14,6 +15,14 @@ from hpsearch.search import coordinator
 from hpsearch.worker.runner import run_trial
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# hpsearch.api, .db, .search and .worker come from the venv's install, never from sys.path: the
+# editable install of `make install-dev` maps them onto a checkout's folders. A venv installed
+# from another checkout would test that one's code with these tests.
+if Path(hpsearch.api.__file__).parent != ROOT / "api":
+    pytest.exit(
+        f"hpsearch.api is {hpsearch.api.__file__}, not this checkout's: run make install-dev here"
+    )
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The client commands against a real `hpsearch serve` on 127.0.0.1 (SQLite, its local pool).
 
-Both the server and the commands run this checkout's code (`python -m hpsearch.cli.main` with
-PYTHONPATH set), not whatever `hpsearch` is installed.
+Both the server and the commands run this checkout's code (`python -m hpsearch.cli.main`; the
+venv's editable install maps hpsearch onto this checkout, which tests/conftest.py checks).
 """
 
 from __future__ import annotations

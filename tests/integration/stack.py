@@ -1,8 +1,9 @@
 """The distributed stack on real servers, shared by the integration tests: an API (uvicorn via
 `hpsearch serve`) and Celery workers (`hpsearch worker`) on one PostgreSQL database and one Redis.
 
-Every process runs this checkout's code (`python -m hpsearch.cli.main` with PYTHONPATH set), is
-our child and is stopped, killed or restarted by its own pid.
+Every process runs this checkout's code (`python -m hpsearch.cli.main`; the venv's editable
+install maps hpsearch onto this checkout, which tests/conftest.py checks), is our child and is
+stopped, killed or restarted by its own pid.
 """
 
 from __future__ import annotations
