@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from hpsearch.api import cli_client
+from hpsearch.cli import client as cli_client
 from hpsearch.client import (
     Client,
     Target,

@@ -151,7 +151,7 @@ def test_the_entry_points_name_hpsearch_modules(installed: Installed) -> None:
 def test_every_module_imports_from_the_installed_package_alone(
     installed: Installed, tmp_path: Path
 ) -> None:
-    # Any import left in the old style (`from db import x`) fails here: no `db` is installed.
+    # An import left in the old style, of a bare `db` or `api`, fails here: none is installed.
     modules = sorted(
         name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
         for name in _wheel_names(installed.wheel)
