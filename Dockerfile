@@ -14,6 +14,7 @@ COPY api ./api
 COPY worker ./worker
 COPY search ./search
 COPY db ./db
+COPY hpsearch ./hpsearch
 RUN pip install -c constraints.txt .
 
 # Celery refuses to be comfortable as root, and nothing here needs it.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from api.auth import Caller
-from api.errors import NotFound
-from db.models import Dataset, Role, Study
+from hpsearch.api.auth import Caller
+from hpsearch.api.errors import NotFound
+from hpsearch.db.models import Dataset, Role, Study
 
 
 def study_for(session: Session, caller: Caller, study_id: int, role: Role = Role.VIEWER) -> Study:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.errors import (
+from hpsearch.api.errors import (
     ApiError,
     Forbidden,
     Invalid,
@@ -21,11 +21,11 @@ from api.errors import (
     database_error,
     error_response,
 )
-from db import accounts
-from db.accounts import ROLE_RANK
-from db.models import Role
-from db.session import session_scope
-from db.settings import get_settings
+from hpsearch.db import accounts
+from hpsearch.db.accounts import ROLE_RANK
+from hpsearch.db.models import Role
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
 
 # Methods whose requests carry no body to read: authenticated by the route's dependency.
 BODILESS_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -113,7 +113,7 @@ class AuthenticateFirst:
     FastAPI reads a body (a whole multipart upload, say) before it resolves the route's
     dependencies, and `BodyLimit` reads it even earlier; this middleware, outside both, answers
     401 or 429 from the headers alone. The caller it finds is kept in the request's state for
-    `api.deps` to reuse. Bodiless methods authenticate in the route's own session instead.
+    `hpsearch.api.deps` to reuse. Bodiless methods authenticate in the route's own session instead.
     """
 
     def __init__(self, app: ASGIApp) -> None:

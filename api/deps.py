@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
-from api.auth import CALLER_STATE, Caller, authenticate
-from api.errors import DATABASE
-from db.session import session_scope
-from worker.dispatch import Dispatcher
+from hpsearch.api.auth import CALLER_STATE, Caller, authenticate
+from hpsearch.api.errors import DATABASE
+from hpsearch.db.session import session_scope
+from hpsearch.worker.dispatch import Dispatcher
 
 
 def _session() -> Iterator[Session]:

@@ -16,8 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from db.outage import Outage
-from db.session import unreachable
+from hpsearch.db.outage import Outage
+from hpsearch.db.session import unreachable
 
 log = logging.getLogger(__name__)
 

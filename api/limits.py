@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import BODILESS_METHODS
-from api.errors import error_response
+from hpsearch.api.auth import BODILESS_METHODS
+from hpsearch.api.errors import error_response
 
 
 class BodyLimit:

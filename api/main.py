@@ -8,15 +8,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from api.auth import AuthenticateFirst
-from api.dashboard import mount_dashboard
-from api.errors import install_error_handlers
-from api.limits import BodyLimit
-from api.routes import account, datasets, presets, studies, teams, trainers, trials
-from api.schemas import ErrorResponse
-from db.migrate import upgrade
-from db.settings import get_settings
-from worker.dispatch import make_dispatcher
+from hpsearch.api.auth import AuthenticateFirst
+from hpsearch.api.dashboard import mount_dashboard
+from hpsearch.api.errors import install_error_handlers
+from hpsearch.api.limits import BodyLimit
+from hpsearch.api.routes import account, datasets, presets, studies, teams, trainers, trials
+from hpsearch.api.schemas import ErrorResponse
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.settings import get_settings
+from hpsearch.worker.dispatch import make_dispatcher
 
 UPLOADS = "/api/v1/datasets"
 

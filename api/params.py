@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Path, Query
 
-from db import names
-from db.names import ShortName
+from hpsearch.db import names
+from hpsearch.db.names import ShortName
 
 # Ids are 32-bit integers on PostgreSQL: a larger one can name nothing, and must get a 422
 # rather than an overflow inside the database driver.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from api.schemas import PresetPublic
-from db.models import Preset, Team, Trial, User
+from hpsearch.api.schemas import PresetPublic
+from hpsearch.db.models import Preset, Team, Trial, User
 
 
 def parse_ref(ref: str) -> tuple[str, str, int | None]:

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.params import MAX_ID
-from db.models import Role
-from db.names import PresetName, ShortName
+from hpsearch.api.params import MAX_ID
+from hpsearch.db.models import Role
+from hpsearch.db.names import PresetName, ShortName
 
 
 class TrialPublic(BaseModel):

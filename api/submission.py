@@ -8,17 +8,17 @@ import hashlib
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.auth import Caller
-from api.errors import Conflict, Invalid
-from api.presets import parse_ref
-from db import datasets, presets, queries
-from db import trainers as offers
-from db.models import Dataset, Study, TrainerOffer
-from db.settings import get_settings
-from search import coordinator
-from search.definition import BUILTIN_TRAINER, StudyDefinition
-from search.trainer_schema import SettingError, TrainerInfo
-from worker.engine import BUILTIN_DATASETS
+from hpsearch.api.auth import Caller
+from hpsearch.api.errors import Conflict, Invalid
+from hpsearch.api.presets import parse_ref
+from hpsearch.db import datasets, presets, queries
+from hpsearch.db import trainers as offers
+from hpsearch.db.models import Dataset, Study, TrainerOffer
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
+from hpsearch.search.trainer_schema import SettingError, TrainerInfo
+from hpsearch.worker.engine import BUILTIN_DATASETS
 
 
 def submit(

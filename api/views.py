@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from api.schemas import (
+from hpsearch.api.schemas import (
     ImportancesPublic,
     MetricReport,
     MetricsPublic,
@@ -19,14 +19,14 @@ from api.schemas import (
     TrainerPublic,
     TrialPublic,
 )
-from api.submission import trainer_info
-from db import queries, trainers
-from db.models import Study, StudyStatus, TrialState, utcnow
-from db.settings import get_settings
-from search.definition import BUILTIN_TRAINER, StudyDefinition
-from search.importance import MAX_TRIALS, param_importances
-from search.pareto import pareto_front
-from search.strategies.base import TrialRecord
+from hpsearch.api.submission import trainer_info
+from hpsearch.db import queries, trainers
+from hpsearch.db.models import Study, StudyStatus, TrialState, utcnow
+from hpsearch.db.settings import get_settings
+from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
+from hpsearch.search.importance import MAX_TRIALS, param_importances
+from hpsearch.search.pareto import pareto_front
+from hpsearch.search.strategies.base import TrialRecord
 
 # Importances computed in this process, by (database, study, creation time, complete trials):
 # the dashboard asks at every poll, and the answer changes only when a trial completes.

@@ -55,12 +55,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, select, text  # noqa: E402
 
-from db import accounts  # noqa: E402
-from db.migrate import upgrade  # noqa: E402
-from db.models import Role, Trial, TrialMetric, TrialState  # noqa: E402
-from db.session import get_engine, session_scope  # noqa: E402
-from search import coordinator  # noqa: E402
-from search.definition import StudyDefinition  # noqa: E402
+from hpsearch.db import accounts  # noqa: E402
+from hpsearch.db.migrate import upgrade  # noqa: E402
+from hpsearch.db.models import Role, Trial, TrialMetric, TrialState  # noqa: E402
+from hpsearch.db.session import get_engine, session_scope  # noqa: E402
+from hpsearch.search import coordinator  # noqa: E402
+from hpsearch.search.definition import StudyDefinition  # noqa: E402
 from tests.servers import ManagedProcess, PostgresServer, free_port  # noqa: E402
 
 TARGET_P99_MS = 25.0
@@ -406,10 +406,17 @@ def serve(stack: ExitStack, url: str) -> tuple[int, int]:
     port = free_port()
     logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hpsearch-bench-")))
     server = ManagedProcess(
-        [sys.executable, "-c", "from api.cli import main; main()", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "from hpsearch.cli.main import main; main()",
+            "serve",
+            "--port",
+            str(port),
+        ],
         log_dir=logs,
         name="hpsearch-serve",
-        # PYTHONPATH: this checkout's code, not whichever hpsearch the venv installed.
+        # This checkout's code: hpsearch.* through the venv's editable install, tests/ by path.
         env={"PYTHONPATH": str(ROOT), "HPSEARCH_DATABASE_URL": url},
         cwd=ROOT,
     )

@@ -48,8 +48,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.engine import Splits, TrainConfig, train  # noqa: E402
-from worker.engine.training import Trainer  # noqa: E402
+from hpsearch.worker.engine import Splits, TrainConfig, train  # noqa: E402
+from hpsearch.worker.engine.training import Trainer  # noqa: E402
 
 SIZES = [64, 128, 128, 10]
 N_TRAIN, N_VAL, N_TEST = 20_000, 2_000, 2_000

@@ -29,13 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from db import queries  # noqa: E402
-from db.migrate import upgrade  # noqa: E402
-from db.session import session_scope  # noqa: E402
-from search import coordinator  # noqa: E402
-from search.definition import StudyDefinition  # noqa: E402
-from worker.engine import load_splits, train  # noqa: E402
-from worker.runner import run_trial  # noqa: E402
+from hpsearch.db import queries  # noqa: E402
+from hpsearch.db.migrate import upgrade  # noqa: E402
+from hpsearch.db.session import session_scope  # noqa: E402
+from hpsearch.search import coordinator  # noqa: E402
+from hpsearch.search.definition import StudyDefinition  # noqa: E402
+from hpsearch.worker.engine import load_splits, train  # noqa: E402
+from hpsearch.worker.runner import run_trial  # noqa: E402
 
 LOW, HIGH = 1e-4, 1.0
 STUDY = {

@@ -102,7 +102,7 @@ class Stack:
     def __init__(self, stack: ExitStack, url: str, broker: str) -> None:
         self.stack, self.url = stack, url
         self.logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hpsearch-scale-")))
-        # PYTHONPATH: this checkout's code, not whichever hpsearch the venv installed.
+        # This checkout's code: hpsearch.* through the venv's editable install, tests/ by path.
         self.env = {"PYTHONPATH": str(ROOT), "HPSEARCH_DATABASE_URL": url}
         self.env["HPSEARCH_BROKER_URL"] = broker
         port = free_port()
@@ -121,7 +121,7 @@ class Stack:
 
     def _start(self, *args: str, name: str) -> ManagedProcess:
         process = ManagedProcess(
-            [sys.executable, "-c", "from api.cli import main; main()", *args],
+            [sys.executable, "-c", "from hpsearch.cli.main import main; main()", *args],
             log_dir=self.logs,
             name=name,
             env=self.env,

@@ -29,9 +29,9 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from search.definition import StudyDefinition  # noqa: E402
-from search.strategies.base import TrialRecord  # noqa: E402
-from worker.engine import load_splits, train  # noqa: E402
+from hpsearch.search.definition import StudyDefinition  # noqa: E402
+from hpsearch.search.strategies.base import TrialRecord  # noqa: E402
+from hpsearch.worker.engine import load_splits, train  # noqa: E402
 
 # The target: reach random's mark within this many trials on at least this many tasks.
 TARGET_TRIALS, TARGET_TASKS = 30, 2

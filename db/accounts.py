@@ -20,8 +20,8 @@ from sqlalchemy import ColumnElement, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from db.models import ApiToken, Invitation, Membership, Role, Team, User, utcnow
-from db.names import check_name
+from hpsearch.db.models import ApiToken, Invitation, Membership, Role, Team, User, utcnow
+from hpsearch.db.names import check_name
 
 TOKEN_PREFIX = "hps_"
 # The part of a token shown in listings: enough to tell tokens apart, useless to an attacker.

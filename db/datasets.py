@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Dataset, Study
+from hpsearch.db.models import Dataset, Study
 
 # An uploaded dataset is named by its id in a config: ASCII digits, within a 64-bit integer.
 _UPLOAD_ID = re.compile(r"[0-9]{1,18}")

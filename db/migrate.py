@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from db.settings import get_settings
+from hpsearch.db.settings import get_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

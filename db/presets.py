@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from db.models import Preset, Team
+from hpsearch.db.models import Preset, Team
 
 PUBLIC = "public"
 

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, undefer
 
-from db.models import (
+from hpsearch.db.models import (
     FINISHED_STATES,
     IN_FLIGHT_STATES,
     Study,

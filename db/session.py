@@ -14,9 +14,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, defer, sessionmaker
 
-from db.models import Study
-from db.outage import Outage
-from db.settings import get_settings
+from hpsearch.db.models import Study
+from hpsearch.db.outage import Outage
+from hpsearch.db.settings import get_settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

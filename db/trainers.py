@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from db.models import TrainerOffer
+from hpsearch.db.models import TrainerOffer
 
 # Offers of workers unseen this long are forgotten when another worker announces itself: the
 # table keeps what workers offer, not every process that ever ran.

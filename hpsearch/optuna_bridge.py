@@ -27,9 +27,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from search.definition import StudyDefinition
-from search.space import CategoricalParam, Space
-from search.strategies.optuna_samplers import distribution, encode
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.search.space import CategoricalParam, Space
+from hpsearch.search.strategies.optuna_samplers import distribution, encode
 
 _STATES = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "failed": TrialState.FAIL}
 

@@ -17,11 +17,11 @@ from typing import Any
 from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
-from db import queries
-from db.models import FINISHED_STATES, Study, StudyStatus, utcnow
-from db.session import lock_study, session_scope
-from search.definition import StudyDefinition
-from search.strategies.base import TrialRecord
+from hpsearch.db import queries
+from hpsearch.db.models import FINISHED_STATES, Study, StudyStatus, utcnow
+from hpsearch.db.session import lock_study, session_scope
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.search.strategies.base import TrialRecord
 
 log = logging.getLogger(__name__)
 

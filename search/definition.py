@@ -23,16 +23,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from db.names import IDENTIFIER, LongName, Tag
-from search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
-from search.space import CategoricalParam, FloatParam, IntParam, Param, ParamSpec, Space
-from search.strategies.base import Strategy
-from search.strategies.coarse_to_fine import CoarseToFineStrategy
-from search.strategies.grid import GridStrategy
-from search.strategies.optuna_samplers import SPACE_FILLING, OptunaStrategy, make_sampler
-from search.strategies.random import RandomStrategy
-from search.trainer_schema import SettingError, TrainerInfo
-from worker.engine.config import (
+from hpsearch.db.names import IDENTIFIER, LongName, Tag
+from hpsearch.search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
+from hpsearch.search.space import CategoricalParam, FloatParam, IntParam, Param, ParamSpec, Space
+from hpsearch.search.strategies.base import Strategy
+from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy
+from hpsearch.search.strategies.grid import GridStrategy
+from hpsearch.search.strategies.optuna_samplers import SPACE_FILLING, OptunaStrategy, make_sampler
+from hpsearch.search.strategies.random import RandomStrategy
+from hpsearch.search.trainer_schema import SettingError, TrainerInfo
+from hpsearch.worker.engine.config import (
     ConfigError,
     DatasetConfig,
     ModelConfig,

@@ -2,9 +2,9 @@
 
 Pure like the strategies: a space and trial records in, plain data out. The trials are copied
 into an in-memory Optuna study through `optuna.trial.create_trial`, with the distributions the
-Optuna samplers use (`search.strategies.optuna_samplers.distribution`), and each trial carries
-only its active parameters: a conditional parameter is absent where its condition failed,
-which is how Optuna represents a conditional search space.
+Optuna samplers use (`hpsearch.search.strategies.optuna_samplers.distribution`), and each
+trial carries only its active parameters: a conditional parameter is absent where its condition
+failed, which is how Optuna represents a conditional search space.
 
 The evaluator is Optuna's `PedAnovaImportanceEvaluator` (PED-ANOVA, Watanabe et al. 2023, with
 Optuna 5's conditional extension): it needs only NumPy, whereas `FanovaImportanceEvaluator`
@@ -25,9 +25,9 @@ from typing import Any
 import optuna
 from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
 
-from search.space import Space
-from search.strategies.base import TrialRecord
-from search.strategies.optuna_samplers import distribution, encode
+from hpsearch.search.space import Space
+from hpsearch.search.strategies.base import TrialRecord
+from hpsearch.search.strategies.optuna_samplers import distribution, encode
 
 EVALUATOR = "ped-anova"
 # The latest trials used, at most: PED-ANOVA is linear in the trials, but building 10,000

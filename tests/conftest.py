@@ -8,15 +8,24 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import undefer
 
-from db.models import Trial
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
+import hpsearch.api
+from hpsearch.db.models import Trial
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.worker import trainers
+from hpsearch.worker.runner import run_trial
 from tests.trainers.conftest import install_test_trainers
-from worker import trainers
-from worker.runner import run_trial
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# hpsearch.api, .db, .search and .worker come from the venv's install, never from sys.path: the
+# editable install of `make install-dev` maps them onto a checkout's folders. A venv installed
+# from another checkout would test that one's code with these tests.
+if Path(hpsearch.api.__file__).parent != ROOT / "api":
+    pytest.exit(
+        f"hpsearch.api is {hpsearch.api.__file__}, not this checkout's: run make install-dev here"
+    )
 
 
 @pytest.fixture

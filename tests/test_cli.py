@@ -11,8 +11,8 @@ import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from db import accounts
-from db.session import session_scope
+from hpsearch.db import accounts
+from hpsearch.db.session import session_scope
 from tests.conftest import tiny_study
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")

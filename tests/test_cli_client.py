@@ -1,7 +1,7 @@
 """The client commands against a real `hpsearch serve` on 127.0.0.1 (SQLite, its local pool).
 
-Both the server and the commands run this checkout's code (`python -m api.cli` with
-PYTHONPATH set), not whatever `hpsearch` is installed.
+Both the server and the commands run this checkout's code (`python -m hpsearch.cli.main`; the
+venv's editable install maps hpsearch onto this checkout, which tests/conftest.py checks).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import httpx
 import pytest
 import yaml
 
-from api import cli_client
-from api.client import (
+from hpsearch.cli import client as cli_client
+from hpsearch.client import (
     Client,
     Target,
     Unreachable,
@@ -33,7 +33,7 @@ from api.client import (
 from tests.conftest import ROOT, tiny_study
 from tests.servers import ManagedProcess, free_port
 
-HPSEARCH = [sys.executable, "-m", "api.cli"]
+HPSEARCH = [sys.executable, "-m", "hpsearch.cli.main"]
 WATCH_TIMEOUT_S = 120  # a bound for a hung command, not a speed requirement
 
 

@@ -12,10 +12,10 @@ import optuna
 import pytest
 import yaml
 
-from api.client import new_idempotency_key
-from search.definition import StudyDefinition
-from search.strategies.base import TrialRecord
-from search.strategies.optuna_samplers import distribution
+from hpsearch.client import new_idempotency_key
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.search.strategies.base import TrialRecord
+from hpsearch.search.strategies.optuna_samplers import distribution
 from tests.conftest import tiny_study
 from tests.test_cli_client import Run, Server, _finish, _output, hpsearch, server
 

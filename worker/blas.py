@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from db.settings import get_settings
+from hpsearch.db.settings import get_settings
 
 # BLAS libraries read these when they load: set before the pool's processes import NumPy, they
 # keep N trial processes on N cores from each starting N threads.
@@ -16,7 +16,8 @@ def pin_blas_threads(threads: int | None = None) -> None:
     HPSEARCH_BLAS_THREADS setting); 0 leaves the variables as the environment set them.
 
     It only reaches a process that loads NumPy after the call: spawned processes, and processes
-    forked from one that had not loaded NumPy yet (hence its call at the top of `api/cli.py`).
+    forked from one that had not loaded NumPy yet (hence its call at the top of
+    `hpsearch/cli/main.py`).
     """
     threads = get_settings().blas_threads if threads is None else threads
     if threads:

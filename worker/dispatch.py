@@ -13,13 +13,13 @@ from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Protocol
 
-from db import queries
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
-from worker.blas import pin_blas_threads
-from worker.runner import run_trial, worker_name_of
-from worker.sweeper import Sweeper
+from hpsearch.db import queries
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.worker.blas import pin_blas_threads
+from hpsearch.worker.runner import run_trial, worker_name_of
+from hpsearch.worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class LocalPool:
 def make_dispatcher(workers: int, *, url: str | None = None) -> Dispatcher:
     """Celery when a broker URL is configured, else a local pool of `workers` processes."""
     if get_settings().broker_url:
-        from worker.tasks import CeleryDispatcher  # imports Celery only where it is used
+        from hpsearch.worker.tasks import CeleryDispatcher  # imports Celery only where it is used
 
         return CeleryDispatcher()
     return LocalPool(workers, url=url)

@@ -6,11 +6,11 @@ import json
 from collections import OrderedDict
 from collections.abc import Mapping
 
-from db.datasets import upload_id
-from db.settings import get_settings
+from hpsearch.db.datasets import upload_id
+from hpsearch.db.settings import get_settings
+from hpsearch.search.definition import EPOCH_METRICS, OBJECTIVE_METRICS
 from hpsearch.trainer import Context, Dataset, Diverged, Trainer
-from search.definition import EPOCH_METRICS, OBJECTIVE_METRICS
-from worker.engine import (
+from hpsearch.worker.engine import (
     ENGINE_VERSION,
     ConfigError,
     Splits,
@@ -19,7 +19,7 @@ from worker.engine import (
     load_splits,
     train,
 )
-from worker.engine.config import DatasetConfig
+from hpsearch.worker.engine.config import DatasetConfig
 
 
 class NumpyTrainer(Trainer):

@@ -19,17 +19,17 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from db import datasets, queries
-from db.models import Study, StudyStatus, TrialState
-from db.outage import Outage
-from db.session import retrying, session_scope, unreachable
-from db.settings import get_settings
+from hpsearch.db import datasets, queries
+from hpsearch.db.models import Study, StudyStatus, TrialState
+from hpsearch.db.outage import Outage
+from hpsearch.db.session import retrying, session_scope, unreachable
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.search.pruners import NoPruner
 from hpsearch.trainer import Dataset, Diverged, Trainer
-from search import coordinator
-from search.definition import StudyDefinition
-from search.pruners import NoPruner
-from worker import trainers
-from worker.engine.config import ConfigError, parse_config
+from hpsearch.worker import trainers
+from hpsearch.worker.engine.config import ConfigError, parse_config
 
 log = logging.getLogger(__name__)
 

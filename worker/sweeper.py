@@ -8,7 +8,7 @@ a thread: there is no extra service to start, and sweeps from several workers at
 harmless, because each step is one conditional UPDATE and claiming a trial twice is refused.
 
 A worker whose connection to the broker comes back re-sends at once the queued trials sent
-before it was lost (`resend_queued`, from `worker.tasks`), rather than waiting for a sweep.
+before it was lost (`resend_queued`, from `hpsearch.worker.tasks`), rather than waiting for a sweep.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from db import queries
-from db.models import utcnow
-from db.outage import Outage
-from db.session import session_scope, unreachable
-from db.settings import get_settings
-from search import coordinator
-from search.coordinator import Dispatch
-from worker.trainers import Offers
+from hpsearch.db import queries
+from hpsearch.db.models import utcnow
+from hpsearch.db.outage import Outage
+from hpsearch.db.session import session_scope, unreachable
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.search.coordinator import Dispatch
+from hpsearch.worker.trainers import Offers
 
 log = logging.getLogger(__name__)
 

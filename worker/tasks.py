@@ -15,14 +15,14 @@ from celery.signals import worker_ready, worker_shutdown
 from celery.worker.consumer.consumer import CONNECTION_ERROR
 from kombu import Connection
 
-from db import queries
-from db.models import utcnow
-from db.outage import Outage
-from db.session import session_scope
-from db.settings import get_settings
-from search.definition import BUILTIN_TRAINER
-from worker.runner import run_trial
-from worker.sweeper import Sweeper, resend_queued
+from hpsearch.db import queries
+from hpsearch.db.models import utcnow
+from hpsearch.db.outage import Outage
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search.definition import BUILTIN_TRAINER
+from hpsearch.worker.runner import run_trial
+from hpsearch.worker.sweeper import Sweeper, resend_queued
 
 log = logging.getLogger(__name__)
 

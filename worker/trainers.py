@@ -14,12 +14,12 @@ import socket
 from functools import cache
 from importlib.metadata import entry_points
 
-from db import trainers as offers
-from db.models import utcnow
-from db.session import session_scope
-from db.settings import get_settings
+from hpsearch.db import trainers as offers
+from hpsearch.db.models import utcnow
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search.trainer_schema import TrainerInfo
 from hpsearch.trainer import Trainer
-from search.trainer_schema import TrainerInfo
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 from fastapi import APIRouter, status
 
-from api.deps import CallerDep, SessionDep
-from api.errors import NotFound
-from api.params import InvitationId, TokenId
-from api.schemas import (
+from hpsearch.api.deps import CallerDep, SessionDep
+from hpsearch.api.errors import NotFound
+from hpsearch.api.params import InvitationId, TokenId
+from hpsearch.api.schemas import (
     InvitationPublic,
     MePublic,
     TeamPublic,
@@ -17,8 +17,8 @@ from api.schemas import (
     TokenCreated,
     TokenPublic,
 )
-from db import accounts
-from db.models import utcnow
+from hpsearch.db import accounts
+from hpsearch.db.models import utcnow
 
 router = APIRouter(prefix="/api/v1", tags=["account"])
 

@@ -6,16 +6,16 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from api.access import dataset_for
-from api.deps import CallerDep, SessionDep
-from api.errors import Invalid
-from api.params import DatasetId, TeamForNew
-from api.schemas import DatasetPublic
-from db import datasets
-from db.models import Dataset, Role
-from db.names import LongName, check_name
-from db.settings import get_settings
-from worker.engine import ConfigError, Upload, describe_upload
+from hpsearch.api.access import dataset_for
+from hpsearch.api.deps import CallerDep, SessionDep
+from hpsearch.api.errors import Invalid
+from hpsearch.api.params import DatasetId, TeamForNew
+from hpsearch.api.schemas import DatasetPublic
+from hpsearch.db import datasets
+from hpsearch.db.models import Dataset, Role
+from hpsearch.db.names import LongName, check_name
+from hpsearch.db.settings import get_settings
+from hpsearch.worker.engine import ConfigError, Upload, describe_upload
 
 router = APIRouter(prefix="/api/v1/datasets", tags=["datasets"])
 

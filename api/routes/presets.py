@@ -9,16 +9,16 @@ from typing import Annotated, Literal
 import yaml
 from fastapi import APIRouter, Query, Response, status
 
-from api.access import study_for
-from api.deps import CallerDep, SessionDep
-from api.errors import Invalid, NotFound
-from api.params import PresetName, TeamName, Version
-from api.presets import preset_public
-from api.schemas import PresetCreate, PresetPublic, PresetsPublic
-from db import datasets, presets, queries
-from db.models import Dataset, Preset, Role, TrialState
-from search.definition import StudyDefinition
-from worker.engine import ENGINE_VERSION
+from hpsearch.api.access import study_for
+from hpsearch.api.deps import CallerDep, SessionDep
+from hpsearch.api.errors import Invalid, NotFound
+from hpsearch.api.params import PresetName, TeamName, Version
+from hpsearch.api.presets import preset_public
+from hpsearch.api.schemas import PresetCreate, PresetPublic, PresetsPublic
+from hpsearch.db import datasets, presets, queries
+from hpsearch.db.models import Dataset, Preset, Role, TrialState
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.worker.engine import ENGINE_VERSION
 
 router = APIRouter(prefix="/api/v1/presets", tags=["presets"])
 

@@ -7,19 +7,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from api.access import study_for
-from api.deps import CallerDep, DispatcherDep, SessionDep
-from api.errors import Conflict
-from api.etag import NOT_MODIFIED, etagged
-from api.params import Cursor, Offset, StudyId, TeamForNew
-from api.schemas import ImportancesPublic, MetricsPublic, StudiesPublic, StudyPublic
-from api.submission import submit
-from api.views import importances_public, metrics_public, study_public, study_summary
-from db import queries
-from db.models import Role, StudyStatus
-from db.names import LongName, ShortName, Tag
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.api.access import study_for
+from hpsearch.api.deps import CallerDep, DispatcherDep, SessionDep
+from hpsearch.api.errors import Conflict
+from hpsearch.api.etag import NOT_MODIFIED, etagged
+from hpsearch.api.params import Cursor, Offset, StudyId, TeamForNew
+from hpsearch.api.schemas import ImportancesPublic, MetricsPublic, StudiesPublic, StudyPublic
+from hpsearch.api.submission import submit
+from hpsearch.api.views import importances_public, metrics_public, study_public, study_summary
+from hpsearch.db import queries
+from hpsearch.db.models import Role, StudyStatus
+from hpsearch.db.names import LongName, ShortName, Tag
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
 
 router = APIRouter(prefix="/api/v1/studies", tags=["studies"])
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import CallerDep, SessionDep
-from api.errors import Conflict, NotFound
-from api.params import InvitationId, TeamName, UserName
-from api.schemas import InvitationCreate, InvitationPublic, MemberPublic, MemberUpdate, TeamPublic
-from db import accounts
-from db.models import Role, User
+from hpsearch.api.deps import CallerDep, SessionDep
+from hpsearch.api.errors import Conflict, NotFound
+from hpsearch.api.params import InvitationId, TeamName, UserName
+from hpsearch.api.schemas import (
+    InvitationCreate,
+    InvitationPublic,
+    MemberPublic,
+    MemberUpdate,
+    TeamPublic,
+)
+from hpsearch.db import accounts
+from hpsearch.db.models import Role, User
 
 router = APIRouter(prefix="/api/v1/teams", tags=["teams"])
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import CallerDep, SessionDep
-from api.schemas import TrainerPublic
-from api.views import trainers_public
+from hpsearch.api.deps import CallerDep, SessionDep
+from hpsearch.api.schemas import TrainerPublic
+from hpsearch.api.views import trainers_public
 
 router = APIRouter(prefix="/api/v1/trainers", tags=["trainers"])
 

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.access import study_for
-from api.deps import CallerDep, SessionDep
-from api.errors import NotFound
-from api.etag import NOT_MODIFIED, etagged
-from api.params import Cursor, StudyId, TrialNumber
-from api.schemas import TrialDetail, TrialPublic, TrialsPublic
-from db import queries
-from search.definition import StudyDefinition
+from hpsearch.api.access import study_for
+from hpsearch.api.deps import CallerDep, SessionDep
+from hpsearch.api.errors import NotFound
+from hpsearch.api.etag import NOT_MODIFIED, etagged
+from hpsearch.api.params import Cursor, StudyId, TrialNumber
+from hpsearch.api.schemas import TrialDetail, TrialPublic, TrialsPublic
+from hpsearch.db import queries
+from hpsearch.search.definition import StudyDefinition
 
 router = APIRouter(prefix="/api/v1/studies/{study_id}/trials", tags=["trials"])
 

@@ -1,4 +1,5 @@
-"""Alembic environment: migrations on `db.session`'s engine, serialised across processes."""
+"""Alembic environment: migrations on `hpsearch.db.session`'s engine, serialised across
+processes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import text
 
-from db.models import Base, UTCDateTime
-from db.session import get_engine
+from hpsearch.db.models import Base, UTCDateTime
+from hpsearch.db.session import get_engine
 
 # Any constant works; it only has to be the same for every hpsearch process.
 _MIGRATION_LOCK_ID = 7_231_004

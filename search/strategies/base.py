@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from search.space import Space
+from hpsearch.search.space import Space
 
 
 @dataclass(frozen=True)

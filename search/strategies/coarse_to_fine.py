@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from search.space import CategoricalParam, IntParam, ParamSpec, Space
-from search.strategies.base import Proposal, Strategy, TrialRecord
-from search.strategies.random import fraction_of, latin_hypercube_row, value_at
+from hpsearch.search.space import CategoricalParam, IntParam, ParamSpec, Space
+from hpsearch.search.strategies.base import Proposal, Strategy, TrialRecord
+from hpsearch.search.strategies.random import fraction_of, latin_hypercube_row, value_at
 
 Box = dict[str, ParamSpec]
 FINISHED = ("complete", "pruned", "failed")

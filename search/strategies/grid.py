@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from search.space import Space
-from search.strategies.base import Proposal, Strategy, TrialRecord
+from hpsearch.search.space import Space
+from hpsearch.search.strategies.base import Proposal, Strategy, TrialRecord
 
 
 class Grid:

@@ -38,9 +38,9 @@ from optuna.distributions import (
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import TrialState
 
-from search.space import CategoricalParam, FloatParam, ParamSpec, Space
-from search.strategies.base import Proposal, Strategy, TrialRecord
-from search.strategies.random import latin_hypercube_row
+from hpsearch.search.space import CategoricalParam, FloatParam, ParamSpec, Space
+from hpsearch.search.strategies.base import Proposal, Strategy, TrialRecord
+from hpsearch.search.strategies.random import latin_hypercube_row
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

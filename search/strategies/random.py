@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from search.space import CategoricalParam, FloatParam, IntParam, ParamSpec, Space
-from search.strategies.base import Proposal, Strategy, TrialRecord
+from hpsearch.search.space import CategoricalParam, FloatParam, IntParam, ParamSpec, Space
+from hpsearch.search.strategies.base import Proposal, Strategy, TrialRecord
 
 
 class RandomStrategy(Strategy):

@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from db import accounts
-from db.migrate import upgrade
-from db.models import Role
-from db.session import session_scope
+from hpsearch.api.main import create_app
+from hpsearch.db import accounts
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Role
+from hpsearch.db.session import session_scope
 
 MakeToken = Callable[..., str]
 

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
-from db.models import ApiToken, utcnow
-from db.session import session_scope
-from db.settings import get_settings
+from hpsearch.db.models import ApiToken, utcnow
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
 from tests.api.conftest import MakeToken, bearer, table_csv
 
 

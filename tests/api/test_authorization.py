@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from db.settings import get_settings
+from hpsearch.api.main import create_app
+from hpsearch.db.settings import get_settings
 from tests.api.conftest import bearer, table_csv, token_maker, wait_done
 from tests.conftest import tiny_study
 

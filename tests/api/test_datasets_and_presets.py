@@ -10,7 +10,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from db.settings import get_settings
+from hpsearch.db.settings import get_settings
 from tests.api.conftest import MakeToken, bearer, table_csv, wait_done
 from tests.conftest import tiny_study
 

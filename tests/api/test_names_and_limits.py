@@ -8,8 +8,8 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from db.names import NAME_PATTERN, PRESET_NAME_PATTERN, TAG_PATTERN
-from db.settings import get_settings
+from hpsearch.db.names import NAME_PATTERN, PRESET_NAME_PATTERN, TAG_PATTERN
+from hpsearch.db.settings import get_settings
 from tests.api.conftest import MakeToken, bearer, table_csv
 from tests.conftest import tiny_study
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from search.strategies.random import RandomStrategy
+from hpsearch.api.main import create_app
+from hpsearch.search.strategies.random import RandomStrategy
 from tests.api.conftest import MakeToken, bearer, wait_done
 from tests.conftest import tiny_study
 

@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from db.models import Study, Trial, TrialMetric
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.db.models import Study, Trial, TrialMetric
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
 from tests.api.conftest import wait_done
 from tests.conftest import tiny_study
 

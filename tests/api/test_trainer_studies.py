@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.main import create_app
-from db import trainers
-from db.models import utcnow
-from db.session import session_scope
+from hpsearch.api.main import create_app
+from hpsearch.db import trainers
+from hpsearch.db.models import utcnow
+from hpsearch.db.session import session_scope
 from tests.api.conftest import MakeToken, bearer, wait_done
 from tests.conftest import tiny_study
 from tests.trainers.test_runner import plugin_study

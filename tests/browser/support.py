@@ -36,7 +36,16 @@ def serve(folder: Path, database_url: str) -> tuple[ManagedProcess, str, str]:
     which the first start prints."""
     port = free_port()
     process = ManagedProcess(
-        [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "hpsearch.cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
         log_dir=folder,
         name="api",
         env={

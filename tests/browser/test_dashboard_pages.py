@@ -13,7 +13,7 @@ import pytest
 import yaml
 from playwright.sync_api import Page, expect
 
-from search.definition import StudyDefinition
+from hpsearch.search.definition import StudyDefinition
 from tests.api.conftest import bearer
 from tests.browser.conftest import Server, sign_in
 from tests.conftest import tiny_study

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from db import accounts
-from db.migrate import upgrade
-from db.models import Invitation, Role
-from db.session import session_scope
+from hpsearch.db import accounts
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Invitation, Role
+from hpsearch.db.session import session_scope
 
 
 def test_a_token_gives_its_user_and_all_their_teams_by_name(sqlite_url: str) -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import inspect, text
 
-from db import accounts, queries
-from db.migrate import alembic_config, upgrade
-from db.models import Base, TrialState
-from db.session import get_engine, session_scope
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.db import accounts, queries
+from hpsearch.db.migrate import alembic_config, upgrade
+from hpsearch.db.models import Base, TrialState
+from hpsearch.db.session import get_engine, session_scope
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
 from tests.conftest import tiny_study
 
 

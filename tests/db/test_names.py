@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from db import accounts
-from db.migrate import upgrade
-from db.names import NAME_PATTERN, PRESET_NAME_PATTERN, REFUSED_CATEGORIES, printable
-from db.session import session_scope
+from hpsearch.db import accounts
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.names import NAME_PATTERN, PRESET_NAME_PATTERN, REFUSED_CATEGORIES, printable
+from hpsearch.db.session import session_scope
 
 HPSEARCH = str(Path(sys.executable).parent / "hpsearch")
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from db.outage import Outage
+from hpsearch.db.outage import Outage
 
 
 def test_many_failures_from_many_threads_log_one_line_and_the_recovery_one(

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from db import session as db_session
-from db.session import retrying
+from hpsearch.db import session as db_session
+from hpsearch.db.session import retrying
 
 
 def away() -> OperationalError:

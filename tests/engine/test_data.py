@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.engine import BUILTIN_DATASETS, ConfigError, load_splits
-from worker.engine.config import DatasetConfig, PreprocessConfig
-from worker.engine.data import load_table, split_rows
-from worker.engine.preprocessing import Features, fit_preprocessor, numeric_features
-from worker.engine.tables import DATA_DIR
+from hpsearch.worker.engine import BUILTIN_DATASETS, ConfigError, load_splits
+from hpsearch.worker.engine.config import DatasetConfig, PreprocessConfig
+from hpsearch.worker.engine.data import load_table, split_rows
+from hpsearch.worker.engine.preprocessing import Features, fit_preprocessor, numeric_features
+from hpsearch.worker.engine.tables import DATA_DIR
 
 
 def dataset(name: str = "iris", seed: int = 0, **preprocess: object) -> DatasetConfig:

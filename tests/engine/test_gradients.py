@@ -12,12 +12,18 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from worker.engine.activations import ACTIVATIONS, get_activation
-from worker.engine.config import ConfigError, ModelConfig
-from worker.engine.initializers import He
-from worker.engine.layers import BatchNorm, BatchNormWork, Dense, Dropout
-from worker.engine.losses import LOSSES, BinaryCrossEntropy, CrossEntropy, encode_targets, get_loss
-from worker.engine.models import build_model
+from hpsearch.worker.engine.activations import ACTIVATIONS, get_activation
+from hpsearch.worker.engine.config import ConfigError, ModelConfig
+from hpsearch.worker.engine.initializers import He
+from hpsearch.worker.engine.layers import BatchNorm, BatchNormWork, Dense, Dropout
+from hpsearch.worker.engine.losses import (
+    LOSSES,
+    BinaryCrossEntropy,
+    CrossEntropy,
+    encode_targets,
+    get_loss,
+)
+from hpsearch.worker.engine.models import build_model
 
 EPS = 1e-6
 TOLERANCE = 1e-6

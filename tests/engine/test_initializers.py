@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from worker.engine.config import ConfigError, ModelConfig
-from worker.engine.initializers import INITIALIZERS, get_initializer
-from worker.engine.models import build_model
+from hpsearch.worker.engine.config import ConfigError, ModelConfig
+from hpsearch.worker.engine.initializers import INITIALIZERS, get_initializer
+from hpsearch.worker.engine.models import build_model
 
 
 @pytest.mark.parametrize("name", sorted(INITIALIZERS))

@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from worker.engine.config import ConfigError, TrainingConfig
-from worker.engine.optimizers import (
+from hpsearch.worker.engine.config import ConfigError, TrainingConfig
+from hpsearch.worker.engine.optimizers import (
     GD,
     NAG,
     OPTIMIZERS,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from worker.engine.config import ConfigError, TrainConfig
-from worker.engine.schedules import Constant, Cosine, Exponential, Step, build_schedule
+from hpsearch.worker.engine.config import ConfigError, TrainConfig
+from hpsearch.worker.engine.schedules import Constant, Cosine, Exponential, Step, build_schedule
 
 
 def test_constant() -> None:

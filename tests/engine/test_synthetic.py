@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from worker.engine import load_splits
-from worker.engine.config import DatasetConfig
-from worker.engine.data import load_table
+from hpsearch.worker.engine import load_splits
+from hpsearch.worker.engine.config import DatasetConfig
+from hpsearch.worker.engine.data import load_table
 
 SYNTHETIC = ["linear", "cubic", "blobs", "moons", "spirals"]
 

@@ -12,9 +12,9 @@ import zlib
 import numpy as np
 import pytest
 
-from worker.engine import ConfigError, Upload, load_splits
-from worker.engine.config import DatasetConfig
-from worker.engine.data import load_table, split_rows
+from hpsearch.worker.engine import ConfigError, Upload, load_splits
+from hpsearch.worker.engine.config import DatasetConfig
+from hpsearch.worker.engine.data import load_table, split_rows
 
 # --- Factories -----------------------------------------------------------------------------
 

@@ -7,8 +7,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from worker.engine import ENGINE_VERSION, ConfigError, Splits, TrainConfig, load_splits, train
-from worker.engine.training import Trainer
+from hpsearch.worker.engine import (
+    ENGINE_VERSION,
+    ConfigError,
+    Splits,
+    TrainConfig,
+    load_splits,
+    train,
+)
+from hpsearch.worker.engine.training import Trainer
 
 EPOCH_KEYS = {
     "train_loss",

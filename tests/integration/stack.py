@@ -1,8 +1,9 @@
 """The distributed stack on real servers, shared by the integration tests: an API (uvicorn via
 `hpsearch serve`) and Celery workers (`hpsearch worker`) on one PostgreSQL database and one Redis.
 
-Every process runs this checkout's code (`python -m api.cli` with PYTHONPATH set), is our child
-and is stopped, killed or restarted by its own pid.
+Every process runs this checkout's code (`python -m hpsearch.cli.main`; the venv's editable
+install maps hpsearch onto this checkout, which tests/conftest.py checks), is our child and is
+stopped, killed or restarted by its own pid.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.pool import NullPool
 from tests.conftest import ROOT
 from tests.servers import ManagedProcess, RedisServer, free_port
 
-HPSEARCH = [sys.executable, "-m", "api.cli"]
+HPSEARCH = [sys.executable, "-m", "hpsearch.cli.main"]
 TERMINAL = {"complete", "pruned", "failed"}
 STUDY_TIMEOUT_S = 240  # a bound for a hung study, not a speed requirement
 

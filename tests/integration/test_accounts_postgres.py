@@ -6,10 +6,10 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
-from db import accounts
-from db.migrate import alembic_config, upgrade
-from db.models import Role
-from db.session import get_engine, session_scope
+from hpsearch.db import accounts
+from hpsearch.db.migrate import alembic_config, upgrade
+from hpsearch.db.models import Role
+from hpsearch.db.session import get_engine, session_scope
 
 
 def test_the_invitations_migration_runs_both_ways_and_matches_the_models(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from db.settings import Settings
+from hpsearch.db.settings import Settings
 from tests.conftest import ROOT, tiny_study
 from tests.integration.stack import (
     HPSEARCH,

@@ -17,7 +17,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from api.main import create_app
+from hpsearch.api.main import create_app
 from tests.servers import LiveApi, serving_api
 
 

@@ -5,12 +5,12 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
-from db import queries
-from db.migrate import upgrade
-from db.models import Study, StudyStatus, Trial, TrialState
-from db.session import session_scope
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.db import queries
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Study, StudyStatus, Trial, TrialState
+from hpsearch.db.session import session_scope
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
 from tests.conftest import tiny_study
 
 

@@ -6,10 +6,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from search.definition import StudyDefinition
-from search.strategies.coarse_to_fine import CoarseToFineStrategy
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy
+from hpsearch.worker.engine.config import ConfigError
 from tests.conftest import ROOT, tiny_study
-from worker.engine.config import ConfigError
 
 
 def errors_of(document: dict) -> list[tuple[str, ...]]:

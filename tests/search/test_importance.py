@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from search.importance import param_importances
-from search.space import CategoricalParam, FloatParam, IntParam, Space
-from search.strategies.base import TrialRecord
+from hpsearch.search.importance import param_importances
+from hpsearch.search.space import CategoricalParam, FloatParam, IntParam, Space
+from hpsearch.search.strategies.base import TrialRecord
 
 SPACE = Space(
     {

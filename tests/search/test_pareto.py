@@ -4,7 +4,7 @@ import itertools
 
 import numpy as np
 
-from search.pareto import dominates, pareto_front
+from hpsearch.search.pareto import dominates, pareto_front
 
 
 def test_dominance_follows_each_direction() -> None:

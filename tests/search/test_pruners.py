@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from search.pruners import HyperbandPruner, MedianPruner
+from hpsearch.search.pruners import HyperbandPruner, MedianPruner
 
 
 def median_pruner(direction: str = "minimize") -> MedianPruner:

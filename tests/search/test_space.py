@@ -5,7 +5,7 @@ import math
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from search.space import Param, Space
+from hpsearch.search.space import Param, Space
 
 PARAM = TypeAdapter(Param)
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 import pytest
 from pydantic import TypeAdapter
 
-from search.space import Param, Space
-from search.strategies.base import Strategy, TrialRecord
-from search.strategies.coarse_to_fine import CoarseToFineStrategy
-from search.strategies.grid import Grid, GridStrategy
-from search.strategies.optuna_samplers import SAMPLER_KINDS, OptunaStrategy, make_sampler
-from search.strategies.random import RandomStrategy
+from hpsearch.search.space import Param, Space
+from hpsearch.search.strategies.base import Strategy, TrialRecord
+from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy
+from hpsearch.search.strategies.grid import Grid, GridStrategy
+from hpsearch.search.strategies.optuna_samplers import SAMPLER_KINDS, OptunaStrategy, make_sampler
+from hpsearch.search.strategies.random import RandomStrategy
 
 PARAM = TypeAdapter(Param)
 

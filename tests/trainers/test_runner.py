@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from db import accounts, datasets
-from db.migrate import upgrade
-from db.models import Trial, TrialState
-from db.session import session_scope
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.db import accounts, datasets
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Trial, TrialState
+from hpsearch.db.session import session_scope
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.worker import trainers
 from tests.conftest import run_first_trial
-from worker import trainers
 
 
 def plugin_study(trainer: str, **overrides: Any) -> dict:
@@ -44,7 +44,7 @@ def run_one(url: str, document: dict, team: str = "alpha") -> Trial:
 def test_the_registry_loads_what_loads_and_logs_the_rest(
     test_trainers: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="worker.trainers"):
+    with caplog.at_level(logging.ERROR, logger="hpsearch.worker.trainers"):
         found = trainers.installed()
     assert {"numpy", "quadratic", "raises", "reports-nan"} <= set(found)
     assert "not-a-trainer" not in found and "missing-module" not in found

@@ -16,10 +16,10 @@ from types import FrameType
 
 import pytest
 
-from db.models import TrialState
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
+from hpsearch.db.models import TrialState
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
 from tests.conftest import ROOT
 from tests.trainers.test_runner import plugin_study, run_one
 

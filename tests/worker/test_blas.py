@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
-from db.settings import get_settings
+from hpsearch.db.settings import get_settings
+from hpsearch.worker.blas import BLAS_THREAD_VARIABLES
+from hpsearch.worker.dispatch import LocalPool
 from tests.conftest import ROOT
-from worker.blas import BLAS_THREAD_VARIABLES
-from worker.dispatch import LocalPool
 
 GETTERS = (
     "scipy_openblas_get_num_threads64_",
@@ -81,7 +81,7 @@ def test_the_cli_pins_blas_before_numpy_loads_so_a_forked_worker_inherits_it() -
     # What `hpsearch worker` does: import the CLI (which loads NumPy), then Celery's prefork
     # pool forks the trial processes from it. A forked child keeps its parent's BLAS threads.
     probe = (
-        "import os, api.cli\n"
+        "import os, hpsearch.cli.main\n"
         "from tests.worker.test_blas import openblas_threads\n"
         "if os.fork() == 0:\n"
         "    print(openblas_threads(), flush=True)\n"

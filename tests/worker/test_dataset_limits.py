@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from db import datasets, queries
-from db.migrate import upgrade
-from db.models import Trial, TrialState
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.db import datasets, queries
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Trial, TrialState
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
 from tests.api.conftest import table_csv
 from tests.conftest import run_first_trial, tiny_study
 

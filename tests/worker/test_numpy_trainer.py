@@ -6,8 +6,8 @@ import gc
 import weakref
 
 from hpsearch.trainer import Dataset
+from hpsearch.worker import numpy_trainer
 from tests.api.conftest import table_csv
-from worker import numpy_trainer
 
 CONFIG = '{"name": "7", "target": "label"}'
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from api.views import study_public
-from db import accounts
-from db import trainers as offers
-from db.migrate import upgrade
-from db.models import TrainerOffer, utcnow
-from db.session import session_scope
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.api.views import study_public
+from hpsearch.db import accounts
+from hpsearch.db import trainers as offers
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import TrainerOffer, utcnow
+from hpsearch.db.session import session_scope
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.worker.trainers import Offers, installed
 from tests.conftest import tiny_study
-from worker.trainers import Offers, installed
 
 
 def test_an_offer_is_announced_kept_alive_and_withdrawn(sqlite_url: str) -> None:

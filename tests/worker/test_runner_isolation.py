@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from db import accounts, datasets
-from db.migrate import upgrade
-from db.models import TrialState
-from db.session import session_scope
-from search import coordinator
-from search.definition import StudyDefinition
+from hpsearch.db import accounts, datasets
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import TrialState
+from hpsearch.db.session import session_scope
+from hpsearch.search import coordinator
+from hpsearch.search.definition import StudyDefinition
 from tests.api.conftest import table_csv
 from tests.conftest import run_first_trial, tiny_study
 

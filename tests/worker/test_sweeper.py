@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 
-from db import queries
-from db.migrate import upgrade
-from db.models import Study, StudyStatus, Trial, TrialState, utcnow
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
+from hpsearch.db import queries
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Study, StudyStatus, Trial, TrialState, utcnow
+from hpsearch.db.session import session_scope
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.worker import sweeper
+from hpsearch.worker.sweeper import sweep
 from tests.search.test_coordinator import Recorder, finish, new_study
-from worker import sweeper
-from worker.sweeper import sweep
 
 
 @pytest.fixture(autouse=True)

@@ -2,16 +2,22 @@
 
 Imports nothing of the rest of hpsearch::
 
-    from worker.engine import TrainConfig, load_splits, train
+    from hpsearch.worker.engine import TrainConfig, load_splits, train
 
     config = TrainConfig.parse({"dataset": {"name": "iris"}, "model": {"type": "softmax"}})
     result = train(config, load_splits(config.dataset), lambda epoch, metrics: None)
     result.status, result.metrics["val_accuracy"]
 """
 
-from worker.engine.config import ConfigError, TrainConfig
-from worker.engine.data import BUILTIN_DATASETS, Splits, Upload, describe_upload, load_splits
-from worker.engine.training import TrainResult, train
+from hpsearch.worker.engine.config import ConfigError, TrainConfig
+from hpsearch.worker.engine.data import (
+    BUILTIN_DATASETS,
+    Splits,
+    Upload,
+    describe_upload,
+    load_splits,
+)
+from hpsearch.worker.engine.training import TrainResult, train
 
 ENGINE_VERSION = "0.1.0"
 

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from worker.engine.registry import lookup
+from hpsearch.worker.engine.registry import lookup
 
 Array = np.ndarray
 

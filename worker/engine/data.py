@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from worker.engine.config import ConfigError, DatasetConfig
-from worker.engine.preprocessing import Preprocessor, fit_preprocessor
-from worker.engine.registry import lookup
-from worker.engine.synthetic import SYNTHETIC
-from worker.engine.tables import (
+from hpsearch.worker.engine.config import ConfigError, DatasetConfig
+from hpsearch.worker.engine.preprocessing import Preprocessor, fit_preprocessor
+from hpsearch.worker.engine.registry import lookup
+from hpsearch.worker.engine.synthetic import SYNTHETIC
+from hpsearch.worker.engine.tables import (
     SHIPPED_FILES,
     Table,
     Task,

@@ -13,14 +13,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from worker.engine.registry import lookup
+from hpsearch.worker.engine.registry import lookup
 
 
 class Initializer(ABC):
     """Draws one weight matrix.
 
     ``data_dependent`` initialisers (LSUV) are finished by the model on a batch of training
-    data after every layer has been drawn (`worker.engine.models.Network.lsuv`).
+    data after every layer has been drawn (`hpsearch.worker.engine.models.Network.lsuv`).
     """
 
     data_dependent: ClassVar[bool] = False

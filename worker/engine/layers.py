@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from worker.engine.initializers import Initializer
+from hpsearch.worker.engine.initializers import Initializer
 
 Array = np.ndarray
 

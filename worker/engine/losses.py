@@ -19,7 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from worker.engine.registry import lookup
+from hpsearch.worker.engine.registry import lookup
 
 Array = np.ndarray
 

@@ -5,10 +5,11 @@ linear, logistic and softmax regression are the head alone; an MLP adds one bloc
 in another (``Network.grad``); ``params`` and ``grads`` name their views ("dense0.W",
 "bn0.gamma", ...), so an optimizer updates every parameter with a few whole-vector operations.
 
-Data flows feature-major, one column per sample (see `worker.engine.layers`): ``forward`` takes
-a batch ``x`` of shape (n_features + 1, B) whose last row is ones — ``augment(X)[rows].T`` —
-and returns the outputs (logits) of shape (n_outputs, B). The arrays in between belong to a
-`Workspace` made once per batch size, so a training step allocates nothing.
+Data flows feature-major, one column per sample (see `hpsearch.worker.engine.layers`):
+``forward`` takes a batch ``x`` of shape (n_features + 1, B) whose last row is ones —
+``augment(X)[rows].T`` — and returns the outputs (logits) of shape (n_outputs, B). The arrays
+in between belong to a `Workspace` made once per batch size, so a training step allocates
+nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from typing import Literal
 
 import numpy as np
 
-from worker.engine.activations import Activation, get_activation
-from worker.engine.config import ConfigError, ModelConfig
-from worker.engine.initializers import Initializer
-from worker.engine.layers import BatchNorm, BatchNormWork, Dense, Dropout
-from worker.engine.losses import Loss, encode_targets
-from worker.engine.registry import lookup
+from hpsearch.worker.engine.activations import Activation, get_activation
+from hpsearch.worker.engine.config import ConfigError, ModelConfig
+from hpsearch.worker.engine.initializers import Initializer
+from hpsearch.worker.engine.layers import BatchNorm, BatchNormWork, Dense, Dropout
+from hpsearch.worker.engine.losses import Loss, encode_targets
+from hpsearch.worker.engine.registry import lookup
 
 Array = np.ndarray
 # train: batch statistics, running statistics updated, dropout on. eval: running statistics,

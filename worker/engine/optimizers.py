@@ -23,9 +23,9 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from worker.engine import kernels
-from worker.engine.config import ConfigError, TrainingConfig
-from worker.engine.registry import lookup
+from hpsearch.worker.engine import kernels
+from hpsearch.worker.engine.config import ConfigError, TrainingConfig
+from hpsearch.worker.engine.registry import lookup
 
 Array = np.ndarray
 State = dict[str, Any]

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worker.engine.config import ConfigError, PreprocessConfig
-from worker.engine.registry import lookup
+from hpsearch.worker.engine.config import ConfigError, PreprocessConfig
+from hpsearch.worker.engine.registry import lookup
 
 Stats = tuple[np.ndarray, np.ndarray]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
-from worker.engine.config import ConfigError
+from hpsearch.worker.engine.config import ConfigError
 
 T = TypeVar("T")
 

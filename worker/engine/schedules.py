@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-from worker.engine.config import (
+from hpsearch.worker.engine.config import (
     ConfigError,
     ConstantSchedule,
     CosineSchedule,
     ExponentialSchedule,
     StepSchedule,
 )
-from worker.engine.registry import lookup
+from hpsearch.worker.engine.registry import lookup
 
 ScheduleConfig = ConstantSchedule | StepSchedule | ExponentialSchedule | CosineSchedule
 

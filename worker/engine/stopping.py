@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 
-from worker.engine.config import ConfigError, StoppingConfig
+from hpsearch.worker.engine.config import ConfigError, StoppingConfig
 
 Metrics = dict[str, float]
 

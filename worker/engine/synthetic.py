@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from worker.engine.preprocessing import numeric_features
-from worker.engine.tables import Table, Task
+from hpsearch.worker.engine.preprocessing import numeric_features
+from hpsearch.worker.engine.tables import Table, Task
 
 SEED = 0
 LINEAR_WEIGHTS = np.array([1.5, -2.0, 0.5, 0.0, 3.0])

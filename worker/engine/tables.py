@@ -31,8 +31,8 @@ from typing import IO, Literal, NoReturn
 
 import numpy as np
 
-from worker.engine.config import ConfigError
-from worker.engine.preprocessing import (
+from hpsearch.worker.engine.config import ConfigError
+from hpsearch.worker.engine.preprocessing import (
     MAX_CATEGORIES,
     MISSING_CATEGORY,
     Features,

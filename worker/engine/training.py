@@ -18,14 +18,21 @@ from typing import Literal
 
 import numpy as np
 
-from worker.engine.config import ConfigError, TrainConfig
-from worker.engine.data import Splits, load_splits
-from worker.engine.initializers import get_initializer
-from worker.engine.losses import encode_targets, get_loss
-from worker.engine.models import EVAL_CHUNK, Network, Workspace, augment, build_model, resolve_loss
-from worker.engine.optimizers import build_optimizer, flush_period, flush_subnormals
-from worker.engine.schedules import build_schedule
-from worker.engine.stopping import Divergence, Metrics, StopRule, stop_rules
+from hpsearch.worker.engine.config import ConfigError, TrainConfig
+from hpsearch.worker.engine.data import Splits, load_splits
+from hpsearch.worker.engine.initializers import get_initializer
+from hpsearch.worker.engine.losses import encode_targets, get_loss
+from hpsearch.worker.engine.models import (
+    EVAL_CHUNK,
+    Network,
+    Workspace,
+    augment,
+    build_model,
+    resolve_loss,
+)
+from hpsearch.worker.engine.optimizers import build_optimizer, flush_period, flush_subnormals
+from hpsearch.worker.engine.schedules import build_schedule
+from hpsearch.worker.engine.stopping import Divergence, Metrics, StopRule, stop_rules
 
 Array = np.ndarray
 Report = Callable[[int, Metrics], bool | None]

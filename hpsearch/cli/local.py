@@ -1,48 +1,32 @@
-"""The `hpsearch` command: run a study here, serve the API, run a worker, upgrade the database."""
+"""`hpsearch run`: a study to its end on this machine, in the database given, with a local
+process pool. The server's modules load here, when the command runs, not with the CLI."""
 
 from __future__ import annotations
 
-from worker.blas import pin_blas_threads
-
-# BLAS reads its thread count once, when NumPy loads, and the imports below load it: pinned
-# first, it holds in this process and in every process it forks (Celery's pool) or spawns.
-pin_blas_threads()
-
-import json  # noqa: E402 (every import from here on)
-import logging
-import os
+import json
 import shlex
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.cli_admin import DbOption, admin_app
-from api.cli_client import register as register_client
-from api.cli_optuna import register as register_optuna
-from api.errors import Invalid
-from api.study_file import read_study_file
-from api.submission import check_trainer
-from db import accounts, queries
-from db.migrate import upgrade
-from db.models import Study, StudyStatus, Trial
-from db.session import session_scope
-from db.settings import get_settings
-from search import coordinator
-from search.definition import BUILTIN_TRAINER, StudyDefinition
-from worker import trainers
-from worker.dispatch import LocalPool
+from hpsearch.api.errors import Invalid
+from hpsearch.api.submission import check_trainer
+from hpsearch.cli.study_file import read_study_file
+from hpsearch.db import queries
+from hpsearch.db.migrate import upgrade
+from hpsearch.db.models import Study, StudyStatus, Trial
+from hpsearch.db.session import session_scope
+from hpsearch.search import coordinator
+from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
+from hpsearch.worker import trainers
+from hpsearch.worker.dispatch import LocalPool
 
-app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(admin_app, name="admin")
 console = Console()
 
 POLL_S = 0.25
@@ -50,31 +34,11 @@ POLL_S = 0.25
 Start = Callable[[coordinator.Dispatch], object]
 
 
-@app.command()
-def run(
-    study_file: Annotated[
-        Path | None, typer.Argument(help="The study, as YAML or JSON (not with --resume).")
-    ] = None,
-    db: DbOption = None,
-    workers: Annotated[int, typer.Option(help="Local processes; 0: the study's parallelism.")] = 0,
-    resume: Annotated[
-        int | None,
-        typer.Option(
-            metavar="ID",
-            help="Continue study ID of the database where it stopped (Ctrl-C, cancel, timeout)"
-            " instead of starting a new one: its finished trials are kept, the trials that were"
-            " running run again.",
-        ),
-    ] = None,
+def run_here(
+    study_file: Path | None, resume: int | None, url: str, db: str | None, workers: int
 ) -> None:
-    """Run a study to its end on this machine (SQLite + local process pool), showing progress.
-
-    Ctrl-C stops it at once and prints the command that continues it: hpsearch run --resume ID.
-    """
-    url = db or get_settings().database_url
-    if (study_file is None) == (resume is None):
-        console.print("[red]Give a study file, or --resume ID of a stopped study.[/red]")
-        raise typer.Exit(2)
+    """Run a new study from `study_file`, or continue stopped study `resume`, to its end;
+    print its best trial. `db` is the --db given (repeated in the command that resumes)."""
     if study_file is not None:
         study_id, definition, first = _start(study_file, url)
     else:
@@ -214,83 +178,3 @@ def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
         for name, value in sorted((best.values or {}).items()):
             table.add_row(name, f"{value:.6g}" if isinstance(value, float) else str(value))
         console.print(table)
-
-
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-) -> None:
-    """Serve the REST API (with a local process pool unless HPSEARCH_BROKER_URL is set)."""
-    import uvicorn
-
-    from api.main import create_app
-
-    upgrade()
-    with session_scope() as session:
-        secret = accounts.bootstrap_admin(session, queries.ensure_team(session))
-    if secret:
-        console.print(
-            "First start: user [bold]admin[/bold] (admin of team local) can sign in with this"
-            f" token, shown once:\n\n    {secret}\n\n"
-            "Use it as 'Authorization: Bearer <token>', in the dashboard, or as HPSEARCH_TOKEN."
-        )
-    uvicorn.run(create_app(), host=host, port=port)
-
-
-@app.command()
-def worker(
-    concurrency: Annotated[int, typer.Option(help="Trial processes in this worker.")] = 1,
-    name: Annotated[str | None, typer.Option(help="Celery node name.")] = None,
-    trainers_: Annotated[
-        str | None,
-        typer.Option(
-            "--trainers", help="Comma-separated trainers to run; default: every one installed."
-        ),
-    ] = None,
-) -> None:
-    """Run a Celery worker that trains trials (needs HPSEARCH_BROKER_URL)."""
-    if not get_settings().broker_url:
-        console.print(
-            "[red]HPSEARCH_BROKER_URL is not set: a worker needs a broker (redis://...)."
-            " Without one, `hpsearch run` and `hpsearch serve` train locally.[/red]"
-        )
-        raise typer.Exit(2)
-    if trainers_:  # read by this worker's sweeper too, which offers just these
-        os.environ["HPSEARCH_TRAINERS"] = trainers_
-        get_settings.cache_clear()
-    try:
-        chosen = sorted(trainers.offered())
-    except LookupError as exc:
-        console.print(f"[red]--trainers: {exc}[/red]")
-        raise typer.Exit(2) from None
-    upgrade()
-    from worker.tasks import app as celery_app
-    from worker.tasks import worker_argv
-
-    celery_app.worker_main(worker_argv(concurrency, name, chosen))
-
-
-@db_app.command("upgrade")
-def db_upgrade(
-    db: DbOption = None,
-) -> None:
-    """Bring the database schema to the newest version."""
-    upgrade(db)
-    console.print(f"database {db or get_settings().database_url} is at the newest schema")
-
-
-register_client(app)
-register_optuna(app)
-
-
-def main() -> None:
-    """Entry point with logging set up."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    app()
-
-
-if __name__ == "__main__":
-    main()

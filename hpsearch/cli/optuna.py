@@ -11,10 +11,10 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from api.cli_client import TokenOption, UrlOption, _connected, _fail, console
-from api.client import ApiError, new_idempotency_key
-from api.study_file import read_study_file
-from search.definition import StudyDefinition
+from hpsearch.cli.client import TokenOption, UrlOption, _connected, _fail, console
+from hpsearch.cli.study_file import read_study_file
+from hpsearch.client import ApiError, new_idempotency_key
+from hpsearch.search.definition import StudyDefinition
 
 export_app = typer.Typer(help="Write a study somewhere else.", no_args_is_help=True)
 import_app = typer.Typer(help="Start a study from trials run somewhere else.", no_args_is_help=True)

@@ -7,6 +7,8 @@ teams).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Annotated, NoReturn
 
@@ -16,10 +18,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from db import accounts
-from db.migrate import upgrade
-from db.models import ApiToken, Role, User, utcnow
-from db.session import session_scope
+from hpsearch.db import accounts
+from hpsearch.db.models import ApiToken, Role, User, utcnow
 
 admin_app = typer.Typer(
     help="Manage users, teams and tokens (run on the server, against its database).",
@@ -30,6 +30,18 @@ console = Console()
 DbOption = Annotated[str | None, typer.Option(help="Database URL (default: HPSEARCH_DATABASE_URL)")]
 
 
+@contextmanager
+def _database(db: str | None) -> Iterator[Session]:
+    """A session on the database at `db`, brought to the newest schema first."""
+    # Alembic loads here, when an admin command runs, not with every `hpsearch` command.
+    from hpsearch.db.migrate import upgrade
+    from hpsearch.db.session import session_scope
+
+    upgrade(db)
+    with session_scope(db) as session:
+        yield session
+
+
 def _fail(message: str) -> NoReturn:
     console.print(f"[red]{message}[/red]")
     raise typer.Exit(2)
@@ -38,9 +50,8 @@ def _fail(message: str) -> NoReturn:
 @admin_app.command("create-team")
 def create_team(name: str, db: DbOption = None) -> None:
     """Create a team."""
-    upgrade(db)
     try:
-        with session_scope(db) as session:
+        with _database(db) as session:
             team = accounts.create_team(session, name)
             console.print(f"team {team.name} (id {team.id}) created")
     except accounts.AccountError as exc:
@@ -55,9 +66,8 @@ def create_user(
     db: DbOption = None,
 ) -> None:
     """Create a user, optionally in a team with a role."""
-    upgrade(db)
     try:
-        with session_scope(db) as session:
+        with _database(db) as session:
             user = accounts.create_user(session, name)
             if team is not None:
                 found = accounts.team_named(session, team)
@@ -72,8 +82,7 @@ def create_user(
 @admin_app.command("set-role")
 def set_role(team: str, user: str, role: Role, db: DbOption = None) -> None:
     """Add a user to a team, or change their role there."""
-    upgrade(db)
-    with session_scope(db) as session:
+    with _database(db) as session:
         found_team = accounts.team_named(session, team)
         if found_team is None:
             _fail(f"no team {team!r}")
@@ -91,9 +100,8 @@ def create_token(
     db: DbOption = None,
 ) -> None:
     """Issue a token for a user and print it (once: only its hash is stored)."""
-    upgrade(db)
     try:
-        with session_scope(db) as session:
+        with _database(db) as session:
             found = _user(session, user)
             expires = utcnow() + timedelta(days=expires_days) if expires_days else None
             _, secret = accounts.issue_token(session, found.id, name, expires)
@@ -105,11 +113,10 @@ def create_token(
 @admin_app.command("list-tokens")
 def list_tokens(user: str, db: DbOption = None) -> None:
     """A user's tokens, newest first, by prefix (the secrets are never stored)."""
-    upgrade(db)
     table = Table(title=f"tokens of {escape(user)}")
     for column in ("id", "name", "prefix", "state", "created", "expires", "last used"):
         table.add_column(column, overflow="fold")
-    with session_scope(db) as session:
+    with _database(db) as session:
         for token in accounts.tokens_of(session, _user(session, user).id):
             table.add_row(
                 str(token.id),
@@ -126,8 +133,7 @@ def list_tokens(user: str, db: DbOption = None) -> None:
 @admin_app.command("revoke-token")
 def revoke_token(user: str, token_id: int, db: DbOption = None) -> None:
     """Revoke one of a user's tokens (its id from list-tokens); it stops working at once."""
-    upgrade(db)
-    with session_scope(db) as session:
+    with _database(db) as session:
         if not accounts.revoke_token(session, _user(session, user).id, token_id):
             _fail(f"user {user!r} has no token {token_id}")
     console.print(f"token {token_id} of {escape(user)} revoked")

@@ -10,8 +10,8 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
-from api.errors import describe_error
-from search.definition import StudyDefinition
+from hpsearch.api.errors import describe_error
+from hpsearch.search.definition import StudyDefinition
 
 console = Console()
 

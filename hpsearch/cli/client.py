@@ -17,7 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from api.client import (
+from hpsearch.cli.study_file import read_study_file
+from hpsearch.client import (
     DEFAULT_URL,
     ApiError,
     Client,
@@ -29,10 +30,16 @@ from api.client import (
     resolve,
     write_config,
 )
-from api.study_file import read_study_file
-from db.datasets import content_hash
-from db.settings import get_settings
-from worker.engine import ENGINE_VERSION, ConfigError, TrainConfig, Upload, load_splits, train
+from hpsearch.db.datasets import content_hash
+from hpsearch.db.settings import get_settings
+from hpsearch.worker.engine import (
+    ENGINE_VERSION,
+    ConfigError,
+    TrainConfig,
+    Upload,
+    load_splits,
+    train,
+)
 
 console = Console()
 presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
