@@ -66,5 +66,8 @@ def adam_update() -> Callable[..., None]:
 
     try:
         return compiled(cache=True)
-    except RuntimeError:  # no writable cache directory anywhere: compile for this process only
+    # No writable cache directory anywhere (RuntimeError), or a cache this code cannot load: one
+    # written when this module had another name (ImportError, as before hpsearch.worker), or by
+    # another numba. Either costs a compile for this process, never the trial.
+    except Exception:
         return compiled(cache=False)
