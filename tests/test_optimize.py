@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import _thread
 import math
+import os
 import re
+import subprocess
+import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -95,7 +98,9 @@ class LineFit(Trainer):
         return {"error": abs(config.slope - 0.5), "slope": config.slope}
 
 
-def test_a_trainer_class_is_the_studys_trainer_with_its_config_model(tmp_path: Path) -> None:
+def test_a_trainer_class_is_the_studys_trainer_with_its_config_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     document = study(
         config={"steps": 3},
         space={"slope": {"type": "float", "low": -2.0, "high": 2.0}},
@@ -103,8 +108,9 @@ def test_a_trainer_class_is_the_studys_trainer_with_its_config_model(tmp_path: P
         objective={"metric": "error", "direction": "minimize"},
         budget={"trials": 9, "parallelism": 3},  # on three threads
     )
-    result = hpsearch.optimize(document, LineFit, db=tmp_path / "runs.db")
+    result = hpsearch.optimize(document, LineFit, db=tmp_path / "runs.db", progress=True)
     assert [trial["state"] for trial in result.trials] == ["complete"] * 9
+    assert re.search(r"trials .* 9/9 .* best error 0\.0000", capsys.readouterr().err)
     assert result.best is not None and result.best.params == {"slope": 0.5}
     assert result.best.config == {"steps": 3, "slope": 0.5}
     assert result.best.values == {"error": 0.0, "slope": 0.5}
@@ -239,3 +245,45 @@ def _studies(url: str) -> list[Any]:
 
     with session_scope(url) as session:
         return list(session.query(Study).all())
+
+
+STUBBORN = """
+import sys, time
+import hpsearch
+
+def stubborn(config, context):
+    # Swallows every interruption, as native code that never returns to Python would.
+    until = time.monotonic() + 3
+    while time.monotonic() < until:
+        try:
+            time.sleep(0.05)
+        except BaseException:
+            pass
+    return {"loss": 1.0}
+
+def sleeps(config, context):
+    time.sleep(3600)
+
+study = {"name": "late", "config": {}, "objective": {"metric": "loss", "direction": "minimize"},
+         "budget": {"trials": 1, "timeout_s": 0.5}}
+for objective in (sleeps, stubborn):
+    result = hpsearch.optimize(study, objective, db=sys.argv[1])
+    print(result.status, [(t["state"], t["reason"]) for t in result.trials])
+"""
+
+
+def test_a_trainer_that_does_not_stop_is_interrupted_and_never_kills_the_process(
+    tmp_path: Path,
+) -> None:
+    # In a process of its own: a runner that kills its process must not take the tests down.
+    env = {**os.environ, "HPSEARCH_HEARTBEAT_S": "0.2", "HPSEARCH_LOST_AFTER_S": "0.5"}
+    done = subprocess.run(
+        [sys.executable, "-c", STUBBORN, str(tmp_path / "runs.db")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    # One interrupted where it sleeps; one that swallowed it trains on to its end, unkilled.
+    assert done.stdout.splitlines() == ["timed_out [('failed', 'timeout')]"] * 2
