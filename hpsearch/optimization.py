@@ -11,7 +11,9 @@ here: on this thread when the study's parallelism is 1, else on that many thread
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -21,12 +23,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
+from sqlalchemy.orm import Session
 
 from hpsearch.api.errors import describe_error
 from hpsearch.cli.local import StudyBar
 from hpsearch.db import queries
 from hpsearch.db.migrate import upgrade
-from hpsearch.db.models import Study, Trial
+from hpsearch.db.models import Study, StudyStatus, Trial
 from hpsearch.db.session import session_scope
 from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
@@ -260,10 +263,39 @@ def _create(definition: StudyDefinition, url: str) -> int:
 def _resume(study_id: int, url: str) -> list[int]:
     """Run a stopped study on: the trials it queues (and those an interruption left)."""
     with session_scope(url) as session:
+        if queries.study_status(session, study_id) == StudyStatus.RUNNING:
+            return _take_over(session, study_id)
         try:
             return coordinator.resume_study(session, study_id)
         except ValueError as exc:
             raise StudyError("study", f"study {study_id}: {exc}") from None
+
+
+def _take_over(session: Session, study_id: int) -> list[int]:
+    """A study still `running` whose process was killed (no Ctrl-C): its running trials end
+    lost, to be retried as a dead worker's are, and its queued ones run. Refused while a
+    process that may still run it lives: nothing runs twice."""
+    workers = queries.running_workers(session, study_id)
+    alive = [worker for worker in workers if not _dead_here(worker)]
+    if alive:
+        raise StudyError("study", f"study {study_id}: still running, in process {', '.join(alive)}")
+    queries.mark_lost(session, workers=workers)
+    coordinator.queue_next(session, study_id)
+    return queries.queued_trials(session, study_id)
+
+
+def _dead_here(worker: str) -> bool:
+    """Whether `worker` (`host:pid`) was a process of this machine that is gone."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process, alive
+        return False
+    return False
 
 
 def _run(

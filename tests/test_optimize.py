@@ -287,3 +287,50 @@ def test_a_trainer_that_does_not_stop_is_interrupted_and_never_kills_the_process
     assert done.returncode == 0, done.stderr
     # One interrupted where it sleeps; one that swallowed it trains on to its end, unkilled.
     assert done.stdout.splitlines() == ["timed_out [('failed', 'timeout')]"] * 2
+
+
+KILLED = """
+import pathlib, sys, time
+import hpsearch
+
+def objective(config, context):
+    if config["x"] == 0.5:  # the third point of the grid
+        pathlib.Path(sys.argv[2]).touch()
+        time.sleep(3600)
+    return {"loss": config["x"]}
+
+study = {"name": "killed", "config": {}, "objective": {"metric": "loss", "direction": "minimize"},
+         "space": {"x": {"type": "float", "low": 0, "high": 1, "values": [0, 0.25, 0.5, 0.75, 1]}},
+         "strategy": {"type": "grid"}, "budget": {"trials": 5}}
+hpsearch.optimize(study, objective, db=sys.argv[1])
+"""
+
+
+def test_a_study_whose_process_was_killed_continues_and_retries_its_trial(
+    tmp_path: Path,
+) -> None:
+    db, started = tmp_path / "runs.db", tmp_path / "started"
+    process = subprocess.Popen([sys.executable, "-c", KILLED, str(db), str(started)])
+    try:
+        while not started.exists():
+            assert process.poll() is None, "the run ended before its third trial"
+            threading.Event().wait(0.1)
+        with pytest.raises(
+            hpsearch.StudyError, match=f"still running, in process .+:{process.pid}"
+        ):
+            hpsearch.optimize(1, paraboloid, db=db)  # while it runs, nothing runs twice
+    finally:
+        process.kill()
+        process.wait()
+
+    def objective(config: dict[str, Any], context: Context) -> dict[str, float]:
+        return {"loss": config["x"]}
+
+    result = hpsearch.optimize(1, objective, db=db)
+    ends = [(t["params"]["x"], t["state"], t["reason"]) for t in result.trials]
+    assert result.status == "complete"
+    # The grid's five points, each complete once; the killed run's trial lost, then retried.
+    assert sorted(e for e in ends if e[1] == "complete") == [
+        (x, "complete", None) for x in (0, 0.25, 0.5, 0.75, 1)
+    ]
+    assert [e for e in ends if e[1] != "complete"] == [(0.5, "failed", "lost")]
