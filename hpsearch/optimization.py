@@ -145,7 +145,10 @@ def _url(db: str | Path | None) -> str:
 def _document(study: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(study, Mapping):
         return dict(study)
-    document = yaml.safe_load(Path(study).read_text())
+    try:
+        document = yaml.safe_load(Path(study).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise StudyError(None, f"cannot read {study}: {exc}") from None
     if not isinstance(document, dict):
         raise StudyError(None, f"{study}: a study file is one mapping (name, space, ...)")
     return document

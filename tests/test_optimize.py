@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import BaseModel, Field
 
 import hpsearch
@@ -178,6 +179,21 @@ def test_a_study_it_cannot_run_is_an_error_naming_the_field(
         hpsearch.optimize(study(**overrides), paraboloid, db=tmp_path / "runs.db", **options)
     assert raised.value.field == field
     assert str(raised.value).startswith(f"{field}: ") and message in str(raised.value)
+
+
+def test_a_study_file_runs_and_an_unreadable_one_or_an_unknown_id_is_an_error(
+    tmp_path: Path,
+) -> None:
+    path, db = tmp_path / "study.yaml", tmp_path / "runs.db"
+    path.write_text(yaml.safe_dump(study(budget={"trials": 3})))
+    result = hpsearch.optimize(path, paraboloid, db=db)
+    assert [t["state"] for t in result.trials] == ["complete"] * 3
+    path.write_text("name: [unclosed")
+    with pytest.raises(hpsearch.StudyError, match=f"cannot read {path}: while parsing"):
+        hpsearch.optimize(path, paraboloid, db=db)
+    with pytest.raises(hpsearch.StudyError, match="study: no study 99 in sqlite:///") as raised:
+        hpsearch.optimize(99, paraboloid, db=db)
+    assert raised.value.field == "study"
 
 
 def test_an_installed_trainers_name_is_refused(tmp_path: Path, test_trainers: Path) -> None:
