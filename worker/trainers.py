@@ -78,11 +78,16 @@ def running_here(trainer: Trainer) -> AbstractContextManager[None]:
 
 @contextmanager
 def _here(trainer: Trainer) -> Iterator[None]:
+    # Another run of the same trainer in this process (a thread of its own) keeps it found.
+    previous = _HERE.get(trainer.name)
     _HERE[trainer.name] = trainer
     try:
         yield
     finally:
-        _HERE.pop(trainer.name, None)
+        if previous is None:
+            _HERE.pop(trainer.name, None)
+        else:
+            _HERE[trainer.name] = previous
 
 
 def get(name: str) -> Trainer:
