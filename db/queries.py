@@ -468,6 +468,14 @@ def requeue_running(session: Session, study_id: int) -> list[int]:
     return sorted(ids)
 
 
+def running_workers(session: Session, study_id: int) -> list[str]:
+    """The workers (`host:pid`) running a study's trials now, as they recorded themselves."""
+    statement = select(Trial.worker).where(
+        Trial.study_id == study_id, Trial.state == TrialState.RUNNING
+    )
+    return sorted({worker or "" for worker in session.scalars(statement)})
+
+
 def queued_trials(session: Session, study_id: int) -> list[int]:
     """A study's queued trials."""
     statement = select(Trial.id).where(Trial.study_id == study_id, Trial.state == TrialState.QUEUED)

@@ -134,10 +134,10 @@ class TrainerInfo:
         nodes = [self.config_schema]
         for part in path.split("."):
             nodes = [
-                node["properties"][part]
+                child
                 for parent in nodes
                 for node in self._members(parent)
-                if part in node.get("properties", {})
+                if (child := _child(node, part)) is not None
             ]
         return nodes
 
@@ -156,6 +156,17 @@ class TrainerInfo:
     @staticmethod
     def _alternatives(schema: dict[str, Any]) -> list[dict[str, Any]]:
         return list(schema.get("anyOf", schema.get("oneOf", [])))
+
+
+def _child(node: dict[str, Any], part: str) -> dict[str, Any] | None:
+    """The schema of key `part` of an object schema; None when it has no such key. A config
+    that takes any key (pydantic's `extra="allow"`, or a schema of anything) has every one."""
+    if part in node.get("properties", {}):
+        return node["properties"][part]
+    extra = node.get("additionalProperties", not node)
+    if extra is True:
+        return {}
+    return extra or None
 
 
 def _type_name(schema: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ import logging
 import multiprocessing
 import signal
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -143,6 +144,84 @@ class LocalPool:
         self.sweeper.stop()
         self.refiller.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class InProcess:
+    """The dispatcher of `hpsearch.optimize`: trials run in this process, the caller's, whose
+    trainer may be one no other process can import (a function defined in a notebook).
+
+    With one thread, trials run on the caller's own thread inside `run`: as in a pool's process,
+    a trainer that does not stop when its study ends is interrupted there. With several, they
+    run on threads of their own, where Python delivers no signal: only `report` stops a trial.
+    This process is never killed for a trainer that does not stop.
+    """
+
+    def __init__(self, threads: int, *, url: str | None = None) -> None:
+        self.url = url
+        self.threads = threads
+        self.queued: deque[int] = deque()
+        self.running = 0
+        self.stopping = False
+        self.changed = threading.Condition()
+        self.workers: list[threading.Thread] = []
+
+    def dispatch(self, trial_ids: Sequence[int]) -> None:
+        with self.changed:
+            self.queued.extend(trial_ids)
+            self.changed.notify_all()
+
+    def run(self, tick: Callable[[], None], every_s: float = 0.25) -> None:
+        """Run the dispatched trials and those queued after them until none is left, calling
+        `tick` as trials end (and every `every_s` while they run on threads)."""
+        if self.threads == 1:
+            self._work(tick)
+            return
+        self.workers = [
+            threading.Thread(target=self._work, name=f"trial-{i}", daemon=True)
+            for i in range(self.threads)
+        ]
+        for worker in self.workers:
+            worker.start()
+        while True:
+            with self.changed:
+                if not (self.queued or self.running):
+                    return
+                self.changed.wait(every_s)
+            tick()
+
+    def _work(self, tick: Callable[[], None] | None = None) -> None:
+        while (trial_id := self._next()) is not None:
+            successors: list[int] = []
+            try:
+                successors = run_trial(trial_id, url=self.url, in_caller=True)
+            finally:
+                with self.changed:
+                    self.running -= 1
+                    self.dispatch(successors)
+            if tick is not None:
+                tick()
+
+    def _next(self) -> int | None:
+        """The next trial to run; None once nothing is queued nor running (or on `stop`)."""
+        with self.changed:
+            while not self.stopping and not self.queued and self.running:
+                self.changed.wait()
+            if self.stopping or not self.queued:
+                return None
+            self.running += 1
+            return self.queued.popleft()
+
+    def stop(self) -> None:
+        """Start no trial more; those running go on (see `join`)."""
+        with self.changed:
+            self.stopping = True
+            self.changed.notify_all()
+
+    def join(self) -> None:
+        """Wait for the trials running on threads to end: they stop at their next `report` once
+        their study no longer runs."""
+        for worker in self.workers:
+            worker.join()
 
 
 def make_dispatcher(workers: int, *, url: str | None = None) -> Dispatcher:

@@ -53,13 +53,16 @@ def _hostname() -> str:
     return socket.gethostname()  # a system call per trial otherwise
 
 
-def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
+def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False) -> list[int]:
     """Run a queued trial to exactly one terminal state; return the trials queued after it.
 
     The trial's end and the trials the coordinator queues in its place are written in one
     transaction; the caller dispatches the returned ids. Runs nothing (and returns []) when
     the trial is not queued any more (another worker claimed it, or a redelivered message
     found it finished): running it again would count it twice.
+
+    `in_caller`: this process is the user's own (`hpsearch.optimize`), never killed for a
+    trainer that does not stop.
     """
 
     def claim(session: Session) -> tuple[queries.Claimed, StudyDefinition] | None:
@@ -78,7 +81,7 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     claimed, definition = started
     study_id, number, params = claimed.study_id, claimed.number, claimed.params
     recorder = _Recorder(trial_id, study_id, url, _PruningCheck(study_id, number, definition, url))
-    stopper = _Stopper(trial_id, recorder)
+    stopper = _Stopper(trial_id, recorder, may_kill=not in_caller)
     with _HEARTBEATS.beating(trial_id, study_id, url, stopper.study_ended):
         context = _TrialContext(recorder, definition, stopper)
         outcome = _train(definition, params, context)
@@ -92,8 +95,7 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
     value = values.get(definition.objectives[0].metric) if values and not failed else None
 
     def write_end(session: Session) -> None:
-        queries.add_metrics(session, trial_id, recorder.pending)
-        queries.finish_trial(
+        ended = queries.finish_trial(
             session,
             trial_id,
             state,
@@ -102,6 +104,10 @@ def run_trial(trial_id: int, *, url: str | None = None) -> list[int]:
             value=value,
             traceback=error_traceback,
         )
+        # A trial no longer running here (lost, or queued again by an interruption) keeps
+        # no curve of this run: it runs again from its start.
+        if ended:
+            queries.add_metrics(session, trial_id, recorder.pending)
 
     def end_and_queue_next(session: Session) -> list[int]:
         write_end(session)
@@ -345,12 +351,14 @@ class _Stopper:
     code runs there: never inside hpsearch's own `report`, reads or writes, where `report`
     answers True instead. Every later beat interrupts again. A trainer still running
     `lost_after_s` after the first interruption (stuck in native code, or swallowing it) has
-    its process killed, as Celery's hard time limit does, its trial's end written first.
+    its process killed, as Celery's hard time limit does, its trial's end written first; unless
+    `may_kill` is False (the process is the user's own), where it trains on until it returns.
     """
 
-    def __init__(self, trial_id: int, recorder: _Recorder) -> None:
+    def __init__(self, trial_id: int, recorder: _Recorder, *, may_kill: bool = True) -> None:
         self.trial_id = trial_id
         self.recorder = recorder
+        self.may_kill = may_kill
         # Python runs signal handlers in the main thread only: a trial run in another thread
         # (Celery's threads pool) can be stopped only by its own `report` calls.
         self.interruptible = threading.current_thread() is threading.main_thread()
@@ -392,7 +400,7 @@ class _Stopper:
                 return
             now = time.monotonic()
             self.interrupted_at = self.interrupted_at or now
-            if now - self.interrupted_at >= get_settings().lost_after_s:
+            if self.may_kill and now - self.interrupted_at >= get_settings().lost_after_s:
                 self._kill(status, session)
             if self.in_trainer:
                 signal.pthread_kill(threading.main_thread().ident or 0, _INTERRUPT)

@@ -2,7 +2,9 @@
 ``hpsearch.trainers`` by the packages installed here, the built-in engine (`numpy`) among them.
 
 A trainer that fails to load is logged and left out: one team's broken package must not stop a
-worker serving the others.
+worker serving the others. A trainer that lives only in its caller's process (`hpsearch.optimize`
+with a function defined in a notebook) is found while it runs there (`running_here`), and never
+offered to other processes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import dataclasses
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -55,8 +59,41 @@ def offered() -> dict[str, Trainer]:
     return {name: get(name) for name in names.split(",")}
 
 
+# Trainers of this process only, by name: `running_here`.
+_HERE: dict[str, Trainer] = {}
+
+
+def running_here(trainer: Trainer) -> AbstractContextManager[None]:
+    """While inside, `get(trainer.name)` answers `trainer` in this process. It is not installed,
+    so `Offers` never offers it: no other process could import it. ValueError at once when its
+    name is another trainer's, installed or running here: a study names its trainer by name."""
+    _check(trainer)
+    known = _HERE.get(trainer.name) or installed().get(trainer.name)
+    if known is not None and type(known) is not type(trainer):
+        raise ValueError(
+            f"'{trainer.name}' is already the name of trainer {type(known).__qualname__}"
+        )
+    return _here(trainer)
+
+
+@contextmanager
+def _here(trainer: Trainer) -> Iterator[None]:
+    # Another run of the same trainer in this process (a thread of its own) keeps it found.
+    previous = _HERE.get(trainer.name)
+    _HERE[trainer.name] = trainer
+    try:
+        yield
+    finally:
+        if previous is None:
+            _HERE.pop(trainer.name, None)
+        else:
+            _HERE[trainer.name] = previous
+
+
 def get(name: str) -> Trainer:
     """The trainer `name`; LookupError, naming the ones there are, when it is not here."""
+    if name in _HERE:
+        return _HERE[name]
     trainers = installed()
     if name not in trainers:
         raise LookupError(

@@ -134,28 +134,49 @@ def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None
 
 
 def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[best]}"),
-    )
-    metric = definition.objectives[0].metric
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("trials", total=definition.budget.trials, best="")
-        while True:
-            with session_scope(url) as session:
-                study = session.get_one(Study, study_id)
-                done = queries.study_progress(session, study_id).finished
-                best = queries.best_trial(session, study_id, definition.objectives[0].direction)
-                best_text = (
-                    f"best {metric} {best.value:.4f}" if best and best.value is not None else ""
-                )
-                progress.update(bar, completed=done, best=best_text)
-                if study.status != StudyStatus.RUNNING:
-                    return
+    with StudyBar(study_id, definition, url) as bar:
+        while bar.update():
             time.sleep(POLL_S)
+
+
+class StudyBar:
+    """A study's progress bar: trials finished of its budget, time, best value so far."""
+
+    def __init__(
+        self, study_id: int, definition: StudyDefinition, url: str, out: Console = console
+    ) -> None:
+        self.study_id, self.url = study_id, url
+        self.objective = definition.objectives[0]
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[best]}"),
+            console=out,
+        )
+        self.bar = self.progress.add_task("trials", total=definition.budget.trials, best="")
+
+    def __enter__(self) -> StudyBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def update(self) -> bool:
+        """Show the study as the database has it now; whether it still runs."""
+        with session_scope(self.url) as session:
+            study = session.get_one(Study, self.study_id)
+            done = queries.study_progress(session, self.study_id).finished
+            best = queries.best_trial(session, self.study_id, self.objective.direction)
+            best_text = (
+                f"best {self.objective.metric} {best.value:.4f}"
+                if best and best.value is not None
+                else ""
+            )
+            self.progress.update(self.bar, completed=done, best=best_text)
+            return study.status == StudyStatus.RUNNING
 
 
 def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
