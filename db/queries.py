@@ -260,7 +260,12 @@ _CLAIM = (
         started_at=bindparam("now", type_=_t.started_at.type),
         heartbeat_at=bindparam("now", type_=_t.heartbeat_at.type),
     )
-    .returning(_t.study_id, _t.number, _t.params)
+    .returning(
+        _t.study_id,
+        _t.number,
+        _t.params,
+        select(Study.created_at).where(Study.id == _t.study_id).scalar_subquery(),
+    )
 )
 _FINISH = (
     update(_trials)
@@ -290,6 +295,9 @@ class Claimed:
     study_id: int
     number: int
     params: dict[str, Any]
+    # With the id, what tells this study from an earlier one of the same id: SQLite gives a
+    # deleted study's id to the next one, and a worker caches what it read by study.
+    study_created_at: datetime
 
 
 def claim_trial(session: Session, trial_id: int, worker: str) -> Claimed | None:

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache, lru_cache
 from types import FrameType
 from typing import Any, NamedTuple
@@ -71,7 +72,7 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
             # is one round trip to the server instead of three.
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         claimed = queries.claim_trial(session, trial_id, worker_name())
-        return None if claimed is None else (claimed, _definition(session, claimed.study_id))
+        return None if claimed is None else (claimed, _definition(session, claimed))
 
     started = retrying(claim, url)
     if started is None:
@@ -83,7 +84,7 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
     recorder = _Recorder(trial_id, study_id, url, _PruningCheck(study_id, number, definition, url))
     stopper = _Stopper(trial_id, recorder, may_kill=not in_caller)
     with _HEARTBEATS.beating(trial_id, study_id, url, stopper.study_ended):
-        context = _TrialContext(recorder, definition, stopper)
+        context = _TrialContext(recorder, definition, stopper, claimed.study_created_at)
         outcome = _train(definition, params, context)
     # An error's outcome carries its traceback's last lines; every other outcome has none.
     state, reason, values, error_traceback = Outcome(*outcome)
@@ -188,22 +189,24 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 2] + " …"
 
 
-_DEFINITIONS: dict[tuple[str, int], StudyDefinition] = {}
+_DEFINITIONS: dict[tuple[str, int, datetime], StudyDefinition] = {}
 
 
-def _definition(session: Session, study_id: int) -> StudyDefinition:
+def _definition(session: Session, claimed: queries.Claimed) -> StudyDefinition:
     """A study's parsed definition, read and parsed once per process (it never changes)."""
-    key = (str(session.get_bind().url), study_id)
+    key = (str(session.get_bind().url), claimed.study_id, claimed.study_created_at)
     if key not in _DEFINITIONS:
         if len(_DEFINITIONS) >= 256:
             _DEFINITIONS.clear()  # a worker serving many studies keeps only recent ones
-        study = session.get_one(Study, study_id)
+        study = session.get_one(Study, claimed.study_id)
         _DEFINITIONS[key] = StudyDefinition.model_validate(study.definition)
     return _DEFINITIONS[key]
 
 
 @lru_cache(maxsize=4)
-def _dataset(dataset_id: int, study_id: int, url: str | None) -> Dataset | None:
+def _dataset(
+    dataset_id: int, study_id: int, study_created_at: datetime, url: str | None
+) -> Dataset | None:
     # Uploads never change, and a worker trains many trials on one: read it once per process.
     # Scoped to the study's team here too, whatever the submission checked: no row of another
     # team's dataset is read, nor named in the trial's reason.
@@ -214,9 +217,16 @@ def _dataset(dataset_id: int, study_id: int, url: str | None) -> Dataset | None:
 class _TrialContext:
     """What a trainer gets besides its config (`hpsearch.trainer.Context`)."""
 
-    def __init__(self, recorder: _Recorder, definition: StudyDefinition, stopper: _Stopper) -> None:
+    def __init__(
+        self,
+        recorder: _Recorder,
+        definition: StudyDefinition,
+        stopper: _Stopper,
+        study_created_at: datetime,
+    ) -> None:
         self.recorder = recorder
         self.stopper = stopper
+        self.study_created_at = study_created_at
         self.seed = definition.seed
         self.diverged: str | None = None
         self.last: dict[str, float] = {}
@@ -243,8 +253,8 @@ class _TrialContext:
             raise LookupError(f"no dataset {ref} in this study's team")
         return found
 
-    def _scope(self) -> tuple[int, str | None]:
-        return self.recorder.study_id, self.recorder.url
+    def _scope(self) -> tuple[int, datetime, str | None]:
+        return self.recorder.study_id, self.study_created_at, self.recorder.url
 
     def outcome(self, trainer: Trainer, metrics: dict[str, float]) -> Outcome:
         """The trial's end, from what the trainer returned and what it reported."""

@@ -11,7 +11,7 @@ import pytest
 
 from hpsearch.db import accounts, datasets
 from hpsearch.db.migrate import upgrade
-from hpsearch.db.models import Trial, TrialState
+from hpsearch.db.models import Study, Trial, TrialState
 from hpsearch.db.session import session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
@@ -140,3 +140,16 @@ def test_a_plugin_reads_its_own_teams_upload_and_never_another_teams(
     other = run_one(sqlite_url, plugin_study("reads-dataset"), team="beta")
     assert other.state == TrialState.FAILED
     assert f"no dataset {dataset_id} in this study's team" in (other.reason or "")
+
+
+def test_a_study_given_a_deleted_studys_id_trains_its_own_definition(
+    sqlite_url: str, test_trainers: Path
+) -> None:
+    first = run_one(sqlite_url, plugin_study("quadratic", config={"x": 0.1}))
+    with session_scope(sqlite_url) as session:
+        session.delete(session.get_one(Study, first.study_id))
+    # SQLite gives the deleted study's id to the next study; this process has cached what it
+    # read of the first one.
+    second = run_one(sqlite_url, plugin_study("quadratic", config={"x": 0.9}))
+    assert second.study_id == first.study_id
+    assert second.values == {"loss": pytest.approx((0.9 - 0.3) ** 2), "score": 7.0}
