@@ -22,13 +22,10 @@ import httpx
 import pytest
 import yaml
 
-from hpsearch.cli import client as cli_client
 from hpsearch.client import (
     Client,
-    Target,
     Unreachable,
     new_idempotency_key,
-    parse_ref,
 )
 from tests.conftest import ROOT, tiny_study
 from tests.servers import ManagedProcess, free_port
@@ -43,7 +40,7 @@ class Server:
     token: str
 
     def client(self, transport: httpx.BaseTransport | None = None) -> Client:
-        return Client(Target(self.url, self.token), transport)
+        return Client(self.url, self.token, transport=transport)
 
 
 def _environment() -> dict[str, str]:
@@ -102,15 +99,14 @@ def hpsearch(server: Server, tmp_path: Path) -> Run:
 
 def _finish(client: Client, study_id: int) -> dict[str, Any]:
     """Wait for the study to end (through the client's own ETag polling); its last state."""
-    *_, study = client.follow(study_id, interval_s=0.2)
-    return study
+    return client.wait(study_id, interval_s=0.2)
 
 
 @pytest.fixture(scope="module")
 def finished_study(server: Server) -> dict[str, Any]:
     """The tiny study, run to its end on the server."""
     with server.client() as client:
-        study, _ = client.create_study(tiny_study(name="finished"), new_idempotency_key())
+        study = client.create_study(tiny_study(name="finished"))
         return _finish(client, study["id"])
 
 
@@ -173,11 +169,10 @@ def test_a_retry_after_a_lost_answer_sends_the_same_key_and_finds_the_same_study
     name = f"retried-{uuid.uuid4().hex[:8]}"
     network = LoseFirstAnswer()
     with server.client(network) as client:
-        study, created = client.create_study(tiny_study(name=name), new_idempotency_key())
+        study = client.create_study(tiny_study(name=name), idempotency_key=new_idempotency_key())
 
     assert len(network.keys) == 2
     assert network.keys[0] is not None and network.keys[0] == network.keys[1]
-    assert created is False  # the retry's answer is the first try's study
     headers = {"Authorization": f"Bearer {server.token}"}
     listed = httpx.get(f"{server.url}/api/v1/studies", params={"name": name}, headers=headers)
     assert [s["id"] for s in listed.json()["data"]] == [study["id"]]
@@ -192,7 +187,7 @@ def test_a_post_without_a_key_is_not_repeated_after_a_lost_answer() -> None:
         attempts.append(request)
         raise httpx.ReadError("connection reset", request=request)
 
-    with Client(Target("http://hpsearch.invalid", "hps_x"), httpx.MockTransport(lose)) as client:
+    with Client("http://hpsearch.invalid", "hps_x", transport=httpx.MockTransport(lose)) as client:
         with pytest.raises(Unreachable, match="may or may not have been carried out"):
             client.publish_preset(1, 0, "p", "team")
     assert len(attempts) == 1  # publishing twice would make two versions
@@ -241,14 +236,24 @@ def test_presets_publish_list_show_and_export_round_trip(
     result = hpsearch("presets", "export", "local/round-trip@1", "-o", str(exported))
     assert result.returncode == 0, _output(result)
     with server.client() as client:
-        stored = client.preset(parse_ref("local/round-trip@1"))
-    from_file = yaml.safe_load(exported.read_text())
-    assert from_file["config"] == stored["config"]
-    assert from_file["config"]["training"]["learning_rate"] == pytest.approx(
-        best["params"]["training.learning_rate"]
-    )
+        stored = client.preset("local/round-trip@1")
+    study_file = yaml.safe_load(exported.read_text())
+    config = {k: study_file[k] for k in ("dataset", "model", "training")}
+    assert config == stored["config"]
+    assert study_file["budget"] == {"trials": 1}
+    assert study_file["objective"] == finished_study["objectives"]
+    assert "# Preset local/round-trip@1" in exported.read_text()
     as_json = hpsearch("presets", "export", "local/round-trip@latest", "--format", "json")
-    assert json.loads(as_json.stdout)["config"] == stored["config"]
+    assert json.loads(as_json.stdout) == study_file
+
+    # The exported file is a study file `hpsearch run` takes as is: one trial of the config,
+    # reaching the preset's metrics again.
+    ran = hpsearch(
+        "run", str(exported), "--db", f"sqlite:///{tmp_path / 'here.db'}", "--workers", "1"
+    )
+    assert ran.returncode == 0, _output(ran)
+    assert "finished: 1 complete" in ran.stdout
+    assert f"{stored['values']['val_accuracy']:.6g}" in ran.stdout
 
 
 def _compared(text: str, metric: str) -> float:
@@ -299,9 +304,8 @@ def test_train_preset_on_an_upload_needs_that_same_file(
     assert uploaded.status_code in (200, 201), uploaded.text
     dataset = {"name": str(uploaded.json()["id"]), "target": "label"}
     with server.client() as client:
-        study, _ = client.create_study(
-            tiny_study(name="on-upload", dataset=dataset, budget={"trials": 1, "parallelism": 1}),
-            new_idempotency_key(),
+        study = client.create_study(
+            tiny_study(name="on-upload", dataset=dataset, budget={"trials": 1, "parallelism": 1})
         )
         study = _finish(client, study["id"])
     preset = _publish_best(server, study, "on-upload")
@@ -329,7 +333,7 @@ def test_watch_exits_non_zero_when_the_study_is_cancelled(
 ) -> None:
     slow = tiny_study(name="cancelled", budget={"trials": 500, "parallelism": 1})
     with server.client() as client:
-        study, _ = client.create_study(slow, new_idempotency_key())
+        study = client.create_study(slow)
     cancelled = httpx.post(
         f"{server.url}/api/v1/studies/{study['id']}/cancel",
         headers={"Authorization": f"Bearer {server.token}"},
@@ -390,7 +394,7 @@ def _flaky_server(answers: list[dict[str, Any] | None]) -> Client:
             raise httpx.ConnectError("connection refused", request=request)
         return httpx.Response(200, json=answer)
 
-    return Client(Target("http://hpsearch.invalid", "hps_x"), httpx.MockTransport(serve))
+    return Client("http://hpsearch.invalid", "hps_x", transport=httpx.MockTransport(serve))
 
 
 def test_watch_waits_out_a_server_that_went_away_after_answering(
@@ -400,8 +404,7 @@ def test_watch_waits_out_a_server_that_went_away_after_answering(
     running, done = {"status": "running"}, {"status": "complete"}
     # Once answered, more refusals than the client's own retries: a restart, not a blip.
     with _flaky_server([running, *[None] * 8, done]) as client:
-        seen = [s["status"] for s in cli_client._follow_through_outages(client, 1)]
-    assert seen == ["running", "complete"]
+        assert client.wait(1)["status"] == "complete"
 
 
 def test_watch_of_a_server_that_never_answered_fails_at_once(
@@ -409,4 +412,4 @@ def test_watch_of_a_server_that_never_answered_fails_at_once(
 ) -> None:
     monkeypatch.setattr(time, "sleep", lambda _: None)
     with _flaky_server([None] * 4) as client, pytest.raises(Unreachable):
-        next(cli_client._follow_through_outages(client, 1))
+        client.wait(1)
