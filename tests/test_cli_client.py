@@ -134,8 +134,8 @@ def test_submit_then_watch_exits_0_once_the_study_completes(
     assert "complete" in watched.stdout
     assert "4/4 finished" in watched.stdout
     with server.client() as client:
-        study, _ = client.study(study_id)
-    assert study is not None and study["status"] == "complete"
+        study = client.get_study(study_id)
+    assert study["status"] == "complete"
     assert study["trials_finished"] == 4
 
 
