@@ -6,6 +6,8 @@ venv's editable install maps hpsearch onto this checkout, which tests/conftest.p
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -413,3 +415,71 @@ def test_watch_of_a_server_that_never_answered_fails_at_once(
     monkeypatch.setattr(time, "sleep", lambda _: None)
     with _flaky_server([None] * 4) as client, pytest.raises(Unreachable):
         client.wait(1)
+
+
+def test_trials_as_csv_and_json_are_the_same_rows(
+    hpsearch: Run, finished_study: dict[str, Any]
+) -> None:
+    study_id = str(finished_study["id"])
+    as_csv = hpsearch("trials", study_id, "--format", "csv")
+    as_json = hpsearch("trials", study_id, "--format", "json")
+    assert as_csv.returncode == 0 and as_json.returncode == 0, _output(as_csv) + _output(as_json)
+
+    rows = json.loads(as_json.stdout)
+    parsed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [int(r["number"]) for r in parsed] == [r["number"] for r in rows] == [0, 1, 2, 3]
+    for row, cells in zip(rows, parsed, strict=True):
+        assert cells["state"] == row["state"] == "complete"
+        assert float(cells["value"]) == row["value"] == row["values.val_accuracy"]
+        lr = "params.training.learning_rate"
+        assert float(cells[lr]) == row[lr]
+    best = finished_study["best_trial"]
+    assert rows[best["number"]]["value"] == best["value"]
+
+
+def test_studies_list_cancel_resume_delete(hpsearch: Run, server: Server) -> None:
+    name = f"managed-{uuid.uuid4().hex[:8]}"
+    # Long enough trials that it is still running when the commands below reach it.
+    training = {"optimizer": "adam", "learning_rate": 0.05, "epochs": 300, "batch_size": 32}
+    slow = tiny_study(name=name, training=training, budget={"trials": 500})
+    with server.client() as client:
+        study_id = str(client.create_study(slow)["id"])
+
+    cancelled = hpsearch("studies", "cancel", study_id)
+    assert cancelled.returncode == 0, _output(cancelled)
+    assert "cancelled" in cancelled.stdout
+    listed = hpsearch("studies", "list", "--name", name)
+    assert listed.returncode == 0, _output(listed)
+    assert re.search(rf"│\s*{study_id}\s*│\s*{name}\s*│\s*local\s*│\s*cancelled", listed.stdout)
+    again = hpsearch("studies", "cancel", study_id)
+    assert again.returncode == 2 and "not running" in again.stdout
+
+    resumed = hpsearch("studies", "resume", study_id)
+    assert resumed.returncode == 0, _output(resumed)
+    assert "running" in resumed.stdout
+    assert hpsearch("studies", "cancel", study_id).returncode == 0
+
+    deleted = hpsearch("studies", "delete", study_id, "--yes")
+    assert deleted.returncode == 0, _output(deleted)
+    assert name not in hpsearch("studies", "list").stdout
+    gone = hpsearch("status", study_id)
+    assert gone.returncode == 2 and "not found" in gone.stdout.lower()
+
+
+def test_datasets_upload_list_delete(hpsearch: Run, tmp_path: Path) -> None:
+    (tmp_path / "managed.csv").write_bytes(_points_csv(shift=0.75))
+
+    uploaded = hpsearch("datasets", "upload", "managed.csv", "--target", "label")
+    assert uploaded.returncode == 0, _output(uploaded)
+    dataset_id = uploaded.stdout.strip()
+    assert dataset_id.isdigit()
+
+    listed = hpsearch("datasets", "list")
+    assert re.search(rf"│\s*{dataset_id}\s*│\s*managed", listed.stdout), listed.stdout
+
+    refused = hpsearch("datasets", "upload", "managed.csv", "--target", "nope")
+    assert refused.returncode == 2 and "target" in refused.stdout
+
+    deleted = hpsearch("datasets", "delete", dataset_id, "--yes")
+    assert deleted.returncode == 0, _output(deleted)
+    assert not re.search(rf"│\s*{dataset_id}\s*│", hpsearch("datasets", "list").stdout)
