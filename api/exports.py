@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import yaml
+from fastapi import Response
 from sqlalchemy.orm import Session
 
 from hpsearch.api.schemas import PresetPublic, TrialPublic
@@ -18,6 +19,12 @@ from hpsearch.search.definition import BUILTIN_TRAINER
 FIRST_COLUMNS = ("number", "state", "reason", "value")
 LAST_COLUMNS = ("started_at", "finished_at")
 ENGINE_SECTIONS = ("dataset", "model", "training")
+
+
+def attachment(text: str, media_type: str, filename: str) -> Response:
+    """An answer a browser saves as `filename` rather than shows."""
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(text, media_type=media_type, headers=headers)
 
 
 def trials_table(session: Session, study: Study) -> tuple[list[str], list[dict[str, Any]]]:

@@ -65,10 +65,6 @@ class ApiError(Exception):
         return f"ApiError(status={self.status}, code={self.code!r}, field={self.field!r})"
 
 
-# The name the CLI modules catch: every client failure is an `ApiError`.
-ClientError = ApiError
-
-
 class Unreachable(ApiError):
     """No answer from the server; `retry` says whether sending the request again is safe."""
 

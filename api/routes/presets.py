@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response, status
 from hpsearch.api.access import study_for
 from hpsearch.api.deps import CallerDep, SessionDep
 from hpsearch.api.errors import Invalid, NotFound
-from hpsearch.api.exports import preset_study_file, study_file_yaml
+from hpsearch.api.exports import attachment, preset_study_file, study_file_yaml
 from hpsearch.api.params import PresetName, TeamName, Version
 from hpsearch.api.presets import preset_public
 from hpsearch.api.schemas import PresetCreate, PresetPublic, PresetsPublic
@@ -99,13 +99,9 @@ def export_preset(
     public = preset_public(session, preset, team)
     document = preset_study_file(session, preset)
     filename = f"{team}-{name}-{public.version}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if format == "json":
-        return Response(
-            json.dumps(document, indent=2), media_type="application/json", headers=headers
-        )
-    text = study_file_yaml(document, public)
-    return Response(text, media_type="application/yaml", headers=headers)
+        return attachment(json.dumps(document, indent=2), "application/json", filename)
+    return attachment(study_file_yaml(document, public), "application/yaml", filename)
 
 
 def _find(

@@ -11,7 +11,7 @@ from hpsearch.api.access import study_for
 from hpsearch.api.deps import CallerDep, SessionDep
 from hpsearch.api.errors import NotFound
 from hpsearch.api.etag import NOT_MODIFIED, etagged
-from hpsearch.api.exports import rows_csv, trials_table
+from hpsearch.api.exports import attachment, rows_csv, trials_table
 from hpsearch.api.params import Cursor, StudyId, TrialNumber
 from hpsearch.api.schemas import TrialDetail, TrialPublic, TrialsPublic
 from hpsearch.db import queries
@@ -55,10 +55,9 @@ def export_trials(
     study = study_for(session, caller, study_id)
     columns, rows = trials_table(session, study)
     filename = f"study-{study.id}-trials.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     if format == "json":
-        return Response(json.dumps(rows), media_type="application/json", headers=headers)
-    return Response(rows_csv(rows, columns), media_type="text/csv", headers=headers)
+        return attachment(json.dumps(rows), "application/json", filename)
+    return attachment(rows_csv(rows, columns), "text/csv", filename)
 
 
 @router.get("/{number}", response_model=TrialDetail, responses=NOT_MODIFIED)
