@@ -178,17 +178,14 @@ def trials(
     token: TokenOption = None,
 ) -> None:
     """A study's trials in the order they were queued: state, reason, value and params."""
-    with _connected(url, token) as client:
-        if format != "table":
-            text = client.export_trials(study_id, format)
-            rows: list[dict[str, Any]] = []
-        else:
-            rows = client.trials(study_id)
     if format != "table":
         if limit is not None:
             _fail("--limit: only with --format table")
-        _write(text)
+        with _connected(url, token) as client:
+            _write(client.export_trials(study_id, format))
         return
+    with _connected(url, token) as client:
+        rows = client.trials(study_id)
     table = _table("#", "state", "reason", "value", "params", right=("#", "value"))
     for trial in rows[:limit]:
         table.add_row(
