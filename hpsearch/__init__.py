@@ -1,15 +1,29 @@
 """hpsearch: hyperparameter search as a shared service.
 
-The public face for Python users. `hpsearch.trainer` is the interface a team's own training
-code implements to be tuned by hpsearch (see the README, "Write your own trainer");
-`hpsearch.optimize(study, objective)` tunes a function in the caller's process.
+The public face for Python users: `hpsearch.Client` talks to a server (README, "Use from
+Python"); `hpsearch.optimize(study, objective)` tunes a function in the caller's process;
+`hpsearch.trainer` is the interface a team's own training code implements to be tuned by
+hpsearch (README, "Write your own trainer").
 """
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpsearch.client import ApiError, Client
+    from hpsearch.optimization import OptimizeResult, StudyError, optimize
+
+__all__ = ["ApiError", "Client", "OptimizeResult", "StudyError", "optimize"]
 
 
 def __getattr__(name: str) -> Any:
-    # optimize() needs the database and search layers: loaded when first used, not with the CLI.
+    # Loaded on first use: `import hpsearch` (e.g. by a trainer plugin in a worker, or the CLI)
+    # stays light; optimize() needs the database and search layers.
+    if name in ("Client", "ApiError"):
+        from hpsearch import client
+
+        return getattr(client, name)
     if name in ("optimize", "OptimizeResult", "StudyError"):
         from hpsearch import optimization
 

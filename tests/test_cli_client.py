@@ -6,6 +6,8 @@ venv's editable install maps hpsearch onto this checkout, which tests/conftest.p
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -22,13 +24,10 @@ import httpx
 import pytest
 import yaml
 
-from hpsearch.cli import client as cli_client
 from hpsearch.client import (
     Client,
-    Target,
     Unreachable,
     new_idempotency_key,
-    parse_ref,
 )
 from tests.conftest import ROOT, tiny_study
 from tests.servers import ManagedProcess, free_port
@@ -43,7 +42,7 @@ class Server:
     token: str
 
     def client(self, transport: httpx.BaseTransport | None = None) -> Client:
-        return Client(Target(self.url, self.token), transport)
+        return Client(self.url, self.token, transport=transport)
 
 
 def _environment() -> dict[str, str]:
@@ -102,15 +101,14 @@ def hpsearch(server: Server, tmp_path: Path) -> Run:
 
 def _finish(client: Client, study_id: int) -> dict[str, Any]:
     """Wait for the study to end (through the client's own ETag polling); its last state."""
-    *_, study = client.follow(study_id, interval_s=0.2)
-    return study
+    return client.wait(study_id, interval_s=0.2)
 
 
 @pytest.fixture(scope="module")
 def finished_study(server: Server) -> dict[str, Any]:
     """The tiny study, run to its end on the server."""
     with server.client() as client:
-        study, _ = client.create_study(tiny_study(name="finished"), new_idempotency_key())
+        study = client.create_study(tiny_study(name="finished"))
         return _finish(client, study["id"])
 
 
@@ -138,8 +136,8 @@ def test_submit_then_watch_exits_0_once_the_study_completes(
     assert "complete" in watched.stdout
     assert "4/4 finished" in watched.stdout
     with server.client() as client:
-        study, _ = client.study(study_id)
-    assert study is not None and study["status"] == "complete"
+        study = client.get_study(study_id)
+    assert study["status"] == "complete"
     assert study["trials_finished"] == 4
 
 
@@ -173,11 +171,10 @@ def test_a_retry_after_a_lost_answer_sends_the_same_key_and_finds_the_same_study
     name = f"retried-{uuid.uuid4().hex[:8]}"
     network = LoseFirstAnswer()
     with server.client(network) as client:
-        study, created = client.create_study(tiny_study(name=name), new_idempotency_key())
+        study = client.create_study(tiny_study(name=name), idempotency_key=new_idempotency_key())
 
     assert len(network.keys) == 2
     assert network.keys[0] is not None and network.keys[0] == network.keys[1]
-    assert created is False  # the retry's answer is the first try's study
     headers = {"Authorization": f"Bearer {server.token}"}
     listed = httpx.get(f"{server.url}/api/v1/studies", params={"name": name}, headers=headers)
     assert [s["id"] for s in listed.json()["data"]] == [study["id"]]
@@ -192,7 +189,7 @@ def test_a_post_without_a_key_is_not_repeated_after_a_lost_answer() -> None:
         attempts.append(request)
         raise httpx.ReadError("connection reset", request=request)
 
-    with Client(Target("http://hpsearch.invalid", "hps_x"), httpx.MockTransport(lose)) as client:
+    with Client("http://hpsearch.invalid", "hps_x", transport=httpx.MockTransport(lose)) as client:
         with pytest.raises(Unreachable, match="may or may not have been carried out"):
             client.publish_preset(1, 0, "p", "team")
     assert len(attempts) == 1  # publishing twice would make two versions
@@ -241,14 +238,24 @@ def test_presets_publish_list_show_and_export_round_trip(
     result = hpsearch("presets", "export", "local/round-trip@1", "-o", str(exported))
     assert result.returncode == 0, _output(result)
     with server.client() as client:
-        stored = client.preset(parse_ref("local/round-trip@1"))
-    from_file = yaml.safe_load(exported.read_text())
-    assert from_file["config"] == stored["config"]
-    assert from_file["config"]["training"]["learning_rate"] == pytest.approx(
-        best["params"]["training.learning_rate"]
-    )
+        stored = client.preset("local/round-trip@1")
+    study_file = yaml.safe_load(exported.read_text())
+    config = {k: study_file[k] for k in ("dataset", "model", "training")}
+    assert config == stored["config"]
+    assert study_file["budget"] == {"trials": 1}
+    assert study_file["objective"] == finished_study["objectives"]
+    assert "# Preset local/round-trip@1" in exported.read_text()
     as_json = hpsearch("presets", "export", "local/round-trip@latest", "--format", "json")
-    assert json.loads(as_json.stdout)["config"] == stored["config"]
+    assert json.loads(as_json.stdout) == study_file
+
+    # The exported file is a study file `hpsearch run` takes as is: one trial of the config,
+    # reaching the preset's metrics again.
+    ran = hpsearch(
+        "run", str(exported), "--db", f"sqlite:///{tmp_path / 'here.db'}", "--workers", "1"
+    )
+    assert ran.returncode == 0, _output(ran)
+    assert "finished: 1 complete" in ran.stdout
+    assert f"{stored['values']['val_accuracy']:.6g}" in ran.stdout
 
 
 def _compared(text: str, metric: str) -> float:
@@ -299,9 +306,8 @@ def test_train_preset_on_an_upload_needs_that_same_file(
     assert uploaded.status_code in (200, 201), uploaded.text
     dataset = {"name": str(uploaded.json()["id"]), "target": "label"}
     with server.client() as client:
-        study, _ = client.create_study(
-            tiny_study(name="on-upload", dataset=dataset, budget={"trials": 1, "parallelism": 1}),
-            new_idempotency_key(),
+        study = client.create_study(
+            tiny_study(name="on-upload", dataset=dataset, budget={"trials": 1, "parallelism": 1})
         )
         study = _finish(client, study["id"])
     preset = _publish_best(server, study, "on-upload")
@@ -329,7 +335,7 @@ def test_watch_exits_non_zero_when_the_study_is_cancelled(
 ) -> None:
     slow = tiny_study(name="cancelled", budget={"trials": 500, "parallelism": 1})
     with server.client() as client:
-        study, _ = client.create_study(slow, new_idempotency_key())
+        study = client.create_study(slow)
     cancelled = httpx.post(
         f"{server.url}/api/v1/studies/{study['id']}/cancel",
         headers={"Authorization": f"Bearer {server.token}"},
@@ -390,7 +396,7 @@ def _flaky_server(answers: list[dict[str, Any] | None]) -> Client:
             raise httpx.ConnectError("connection refused", request=request)
         return httpx.Response(200, json=answer)
 
-    return Client(Target("http://hpsearch.invalid", "hps_x"), httpx.MockTransport(serve))
+    return Client("http://hpsearch.invalid", "hps_x", transport=httpx.MockTransport(serve))
 
 
 def test_watch_waits_out_a_server_that_went_away_after_answering(
@@ -400,8 +406,7 @@ def test_watch_waits_out_a_server_that_went_away_after_answering(
     running, done = {"status": "running"}, {"status": "complete"}
     # Once answered, more refusals than the client's own retries: a restart, not a blip.
     with _flaky_server([running, *[None] * 8, done]) as client:
-        seen = [s["status"] for s in cli_client._follow_through_outages(client, 1)]
-    assert seen == ["running", "complete"]
+        assert client.wait(1)["status"] == "complete"
 
 
 def test_watch_of_a_server_that_never_answered_fails_at_once(
@@ -409,4 +414,72 @@ def test_watch_of_a_server_that_never_answered_fails_at_once(
 ) -> None:
     monkeypatch.setattr(time, "sleep", lambda _: None)
     with _flaky_server([None] * 4) as client, pytest.raises(Unreachable):
-        next(cli_client._follow_through_outages(client, 1))
+        client.wait(1)
+
+
+def test_trials_as_csv_and_json_are_the_same_rows(
+    hpsearch: Run, finished_study: dict[str, Any]
+) -> None:
+    study_id = str(finished_study["id"])
+    as_csv = hpsearch("trials", study_id, "--format", "csv")
+    as_json = hpsearch("trials", study_id, "--format", "json")
+    assert as_csv.returncode == 0 and as_json.returncode == 0, _output(as_csv) + _output(as_json)
+
+    rows = json.loads(as_json.stdout)
+    parsed = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [int(r["number"]) for r in parsed] == [r["number"] for r in rows] == [0, 1, 2, 3]
+    for row, cells in zip(rows, parsed, strict=True):
+        assert cells["state"] == row["state"] == "complete"
+        assert float(cells["value"]) == row["value"] == row["values.val_accuracy"]
+        lr = "params.training.learning_rate"
+        assert float(cells[lr]) == row[lr]
+    best = finished_study["best_trial"]
+    assert rows[best["number"]]["value"] == best["value"]
+
+
+def test_studies_list_cancel_resume_delete(hpsearch: Run, server: Server) -> None:
+    name = f"managed-{uuid.uuid4().hex[:8]}"
+    # Long enough trials that it is still running when the commands below reach it.
+    training = {"optimizer": "adam", "learning_rate": 0.05, "epochs": 300, "batch_size": 32}
+    slow = tiny_study(name=name, training=training, budget={"trials": 500})
+    with server.client() as client:
+        study_id = str(client.create_study(slow)["id"])
+
+    cancelled = hpsearch("studies", "cancel", study_id)
+    assert cancelled.returncode == 0, _output(cancelled)
+    assert "cancelled" in cancelled.stdout
+    listed = hpsearch("studies", "list", "--name", name)
+    assert listed.returncode == 0, _output(listed)
+    assert re.search(rf"│\s*{study_id}\s*│\s*{name}\s*│\s*local\s*│\s*cancelled", listed.stdout)
+    again = hpsearch("studies", "cancel", study_id)
+    assert again.returncode == 2 and "not running" in again.stdout
+
+    resumed = hpsearch("studies", "resume", study_id)
+    assert resumed.returncode == 0, _output(resumed)
+    assert "running" in resumed.stdout
+    assert hpsearch("studies", "cancel", study_id).returncode == 0
+
+    deleted = hpsearch("studies", "delete", study_id, "--yes")
+    assert deleted.returncode == 0, _output(deleted)
+    assert name not in hpsearch("studies", "list").stdout
+    gone = hpsearch("status", study_id)
+    assert gone.returncode == 2 and "not found" in gone.stdout.lower()
+
+
+def test_datasets_upload_list_delete(hpsearch: Run, tmp_path: Path) -> None:
+    (tmp_path / "managed.csv").write_bytes(_points_csv(shift=0.75))
+
+    uploaded = hpsearch("datasets", "upload", "managed.csv", "--target", "label")
+    assert uploaded.returncode == 0, _output(uploaded)
+    dataset_id = uploaded.stdout.strip()
+    assert dataset_id.isdigit()
+
+    listed = hpsearch("datasets", "list")
+    assert re.search(rf"│\s*{dataset_id}\s*│\s*managed", listed.stdout), listed.stdout
+
+    refused = hpsearch("datasets", "upload", "managed.csv", "--target", "nope")
+    assert refused.returncode == 2 and "target" in refused.stdout
+
+    deleted = hpsearch("datasets", "delete", dataset_id, "--yes")
+    assert deleted.returncode == 0, _output(deleted)
+    assert not re.search(rf"│\s*{dataset_id}\s*│", hpsearch("datasets", "list").stdout)

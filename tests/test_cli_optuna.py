@@ -12,7 +12,6 @@ import optuna
 import pytest
 import yaml
 
-from hpsearch.client import new_idempotency_key
 from hpsearch.search.definition import StudyDefinition
 from hpsearch.search.strategies.base import TrialRecord
 from hpsearch.search.strategies.optuna_samplers import distribution
@@ -32,7 +31,7 @@ def _run(server: Server, **overrides: object) -> dict[str, Any]:
     """A study of `tiny_study` with SPACE and `overrides`, run to its end."""
     document = tiny_study(space=SPACE, **overrides)
     with server.client() as client:
-        study, _ = client.create_study(document, new_idempotency_key())
+        study = client.create_study(document)
         return _finish(client, study["id"])
 
 

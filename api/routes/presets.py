@@ -6,12 +6,12 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-import yaml
 from fastapi import APIRouter, Query, Response, status
 
 from hpsearch.api.access import study_for
 from hpsearch.api.deps import CallerDep, SessionDep
 from hpsearch.api.errors import Invalid, NotFound
+from hpsearch.api.exports import attachment, preset_study_file, study_file_yaml
 from hpsearch.api.params import PresetName, TeamName, Version
 from hpsearch.api.presets import preset_public
 from hpsearch.api.schemas import PresetCreate, PresetPublic, PresetsPublic
@@ -93,17 +93,15 @@ def export_preset(
     caller: CallerDep,
     format: Annotated[Literal["json", "yaml"], Query()] = "yaml",
 ) -> Response:
-    """A preset as a file to keep beside the code that uses it."""
-    preset = preset_public(session, _find(session, caller.team_ids, team, name, version), team)
-    document = preset.model_dump(mode="json")
-    filename = f"{team}-{name}-{preset.version}.{format}"
-    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    """A preset as a study file that runs its config once (`hpsearch run` takes it as is);
+    the YAML's comments say where it came from."""
+    preset = _find(session, caller.team_ids, team, name, version)
+    public = preset_public(session, preset, team)
+    document = preset_study_file(session, preset)
+    filename = f"{team}-{name}-{public.version}.{format}"
     if format == "json":
-        return Response(
-            json.dumps(document, indent=2), media_type="application/json", headers=headers
-        )
-    text = yaml.safe_dump(document, sort_keys=False)
-    return Response(text, media_type="application/yaml", headers=headers)
+        return attachment(json.dumps(document, indent=2), "application/json", filename)
+    return attachment(study_file_yaml(document, public), "application/yaml", filename)
 
 
 def _find(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -10,6 +11,7 @@ from hpsearch.api.access import study_for
 from hpsearch.api.deps import CallerDep, SessionDep
 from hpsearch.api.errors import NotFound
 from hpsearch.api.etag import NOT_MODIFIED, etagged
+from hpsearch.api.exports import attachment, rows_csv, trials_table
 from hpsearch.api.params import Cursor, StudyId, TrialNumber
 from hpsearch.api.schemas import TrialDetail, TrialPublic, TrialsPublic
 from hpsearch.db import queries
@@ -35,6 +37,27 @@ def list_trials(
         next_cursor=trials[-1].id if trials else after,
     )
     return etagged(request, page)
+
+
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}, "application/json": {}}}},
+)
+def export_trials(
+    study_id: StudyId,
+    session: SessionDep,
+    caller: CallerDep,
+    format: Annotated[Literal["csv", "json"], Query()] = "csv",
+) -> Response:
+    """Every trial as one flat row: number, state, reason, value, `values.<metric>`,
+    `params.<path>`, started_at, finished_at; CSV with a header, or JSON, a list of rows."""
+    study = study_for(session, caller, study_id)
+    columns, rows = trials_table(session, study)
+    filename = f"study-{study.id}-trials.{format}"
+    if format == "json":
+        return attachment(json.dumps(rows), "application/json", filename)
+    return attachment(rows_csv(rows, columns), "text/csv", filename)
 
 
 @router.get("/{number}", response_model=TrialDetail, responses=NOT_MODIFIED)

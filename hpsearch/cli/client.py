@@ -1,10 +1,10 @@
-"""The `hpsearch` commands that talk to a server: login, submit, status, trials, presets, train."""
+"""The `hpsearch` commands that talk to a server: login, submit, status, trials, studies,
+datasets, presets, train. Each goes through `hpsearch.Client`'s public methods."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,11 +22,7 @@ from hpsearch.client import (
     DEFAULT_URL,
     ApiError,
     Client,
-    ClientError,
-    PresetRef,
-    Unreachable,
-    new_idempotency_key,
-    parse_ref,
+    best_text,
     resolve,
     write_config,
 )
@@ -43,10 +39,8 @@ from hpsearch.worker.engine import (
 
 console = Console()
 presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
-
-WATCH_POLL_S = 1.0
-# How long --watch waits between tries when the server stopped answering (a restart, a blip).
-WATCH_RETRY_S = 2.0
+studies_app = typer.Typer(help="List, cancel, resume and delete studies.", no_args_is_help=True)
+datasets_app = typer.Typer(help="Upload, list and delete datasets.", no_args_is_help=True)
 
 UrlOption = Annotated[
     str | None,
@@ -62,6 +56,8 @@ TokenOption = Annotated[
     typer.Option("--token", envvar="HPSEARCH_TOKEN", help="API token (default: the saved login)."),
 ]
 RefArgument = Annotated[str, typer.Argument(help="team/name@version or team/name@latest")]
+StudyArgument = Annotated[int, typer.Argument(help="The study's id.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to confirm.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -70,6 +66,8 @@ def register(app: typer.Typer) -> None:
         app.command()(command)
     app.command("train")(train_preset)
     app.add_typer(presets_app, name="presets")
+    app.add_typer(studies_app, name="studies")
+    app.add_typer(datasets_app, name="datasets")
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -81,21 +79,9 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 def _connected(url: str | None, token: str | None) -> Iterator[Client]:
     """A client of the chosen server; any client error ends the command in one red line."""
     try:
-        target = resolve(url, token)
-        if not target.token:
-            raise ClientError(
-                "no token: pass --token, set HPSEARCH_TOKEN, or run hpsearch login first"
-            )
-        with Client(target) as client:
+        with Client(resolve(url, token)) as client:
             yield client
-    except ClientError as exc:
-        _fail(str(exc), exc.exit_code)
-
-
-def _ref(ref: str) -> PresetRef:
-    try:
-        return parse_ref(ref)
-    except ClientError as exc:
+    except ApiError as exc:
         _fail(str(exc), exc.exit_code)
 
 
@@ -122,10 +108,8 @@ def submit(
 ) -> None:
     """Check a study file here, send it to the server and print the new study's id."""
     document, _ = read_study_file(study_file)
-    # One key for this command: its retries (after a lost answer) find the study it made.
-    key = new_idempotency_key()
     with _connected(url, token) as client:
-        study, _ = client.create_study(document, key, team)
+        study = client.create_study(document, team=team)
     print(study["id"])
 
 
@@ -139,63 +123,10 @@ def status(
 ) -> None:
     """A study's status, trials finished of its budget, best trial and time left."""
     with _connected(url, token) as client:
-        if watch:
-            study = _watch(client, study_id)
-        else:
-            study, _ = client.study(study_id)
-    assert study is not None  # asked without an ETag: the answer has a body
+        study = client.wait(study_id, progress=True) if watch else client.get_study(study_id)
     _print_study(study)
     if watch and study["status"] != "complete":
         raise typer.Exit(1)
-
-
-def _watch(client: Client, study_id: int) -> dict[str, Any]:
-    columns = (
-        TextColumn("[bold]{task.description}[/bold]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("best {task.fields[best]}"),
-    )
-    states = _follow_through_outages(client, study_id)
-    study = next(states)
-    with Progress(*columns, console=console, transient=True) as progress:
-        bar = progress.add_task(
-            escape(study["name"]),
-            total=study["budget_trials"],
-            completed=study["trials_finished"],
-            best=_best_text(study),
-        )
-        for study in states:
-            progress.update(bar, completed=study["trials_finished"], best=_best_text(study))
-    return study
-
-
-def _follow_through_outages(client: Client, study_id: int) -> Iterator[dict[str, Any]]:
-    """The study as `Client.follow` gives it, until it ends. Once the server has answered, it
-    going away (restarted, redeployed, a network blip) or answering 503 (its database is away)
-    is waited out with a message, not an error: the study runs on in the workers, and a watch
-    that died with the API would lie."""
-    answered = False
-    while True:
-        try:
-            for study in client.follow(study_id, WATCH_POLL_S):
-                answered = True
-                yield study
-            return
-        except (Unreachable, ApiError) as exc:
-            if not answered or (isinstance(exc, ApiError) and exc.status != 503):
-                raise  # never reached it (a wrong URL, a server not started), or a real error
-            console.print(f"[yellow]{escape(str(exc))}; retrying in {WATCH_RETRY_S:g} s[/yellow]")
-            time.sleep(WATCH_RETRY_S)
-
-
-def _best_text(study: dict[str, Any]) -> str:
-    best = study["best_trial"]
-    if best is None or best["value"] is None:
-        return ""
-    metric = study["objectives"][0]["metric"]
-    return f"{metric} {best['value']:.4g} (#{best['number']})"
 
 
 def _print_study(study: dict[str, Any]) -> None:
@@ -213,7 +144,7 @@ def _print_study(study: dict[str, Any]) -> None:
     best = study["best_trial"]
     if best is not None:
         params = escape(_params_text(best["params"]))
-        console.print(f"  best    {_best_text(study)}: {params}")
+        console.print(f"  best    {best_text(study)}: {params}")
     if study["eta_seconds"] is not None:
         console.print(f"  ETA     {_duration(study['eta_seconds'])}")
     if study.get("waiting"):  # an older server does not say
@@ -235,7 +166,11 @@ def _duration(seconds: float) -> str:
 
 
 def trials(
-    study_id: Annotated[int, typer.Argument(help="The study's id.")],
+    study_id: StudyArgument,
+    format: Annotated[
+        Literal["table", "csv", "json"],
+        typer.Option(help="csv or json: one flat row per trial, for other tools."),
+    ] = "table",
     limit: Annotated[
         int | None, typer.Option(min=1, help="Show at most this many (default: all).")
     ] = None,
@@ -243,27 +178,145 @@ def trials(
     token: TokenOption = None,
 ) -> None:
     """A study's trials in the order they were queued: state, reason, value and params."""
-    table = Table(title=f"study {study_id}")
-    for column, justify in (
-        ("#", "right"),
-        ("state", "left"),
-        ("reason", "left"),
-        ("value", "right"),
-        ("params", "left"),
-    ):
-        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    if format != "table":
+        if limit is not None:
+            _fail("--limit: only with --format table")
+        with _connected(url, token) as client:
+            _write(client.export_trials(study_id, format))
+        return
     with _connected(url, token) as client:
-        for count, trial in enumerate(client.trials(study_id), start=1):
-            table.add_row(
-                str(trial["number"]),
-                trial["state"],
-                escape(trial["reason"] or ""),
-                "" if trial["value"] is None else f"{trial['value']:.6g}",
-                escape(_params_text(trial["params"])),
-            )
-            if count == limit:
-                break
+        rows = client.trials(study_id)
+    table = _table("#", "state", "reason", "value", "params", right=("#", "value"))
+    for trial in rows[:limit]:
+        table.add_row(
+            str(trial["number"]),
+            trial["state"],
+            escape(trial["reason"] or ""),
+            "" if trial["value"] is None else f"{trial['value']:.6g}",
+            escape(_params_text(trial["params"])),
+        )
+    table.title = f"study {study_id}"
     console.print(table)
+
+
+def _table(*columns: str, right: tuple[str, ...] = ()) -> Table:
+    table = Table()
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
+    return table
+
+
+def _write(text: str) -> None:
+    # Not through rich: its wrapping and markup would change the file's text.
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@studies_app.command("list")
+def studies_list(
+    team: Annotated[str | None, typer.Option(help="Only this team's studies.")] = None,
+    status: Annotated[str | None, typer.Option(help="running, complete, cancelled, ...")] = None,
+    name: Annotated[str | None, typer.Option(help="Part of the name.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Your teams' studies, newest first."""
+    with _connected(url, token) as client:
+        found = client.studies(team=team, status=status, name=name)
+    table = _table("id", "name", "team", "status", "trials", "best", "created", right=("id",))
+    for study in found:
+        table.add_row(
+            str(study["id"]),
+            escape(study["name"]),
+            escape(study["team"]),
+            study["status"],
+            f"{study['trials_finished']}/{study['budget_trials']}",
+            "" if study["best_value"] is None else _number(study["best_value"]),
+            study["created_at"][:19],
+        )
+    console.print(table)
+
+
+@studies_app.command("cancel")
+def studies_cancel(
+    study_id: StudyArgument, url: UrlOption = None, token: TokenOption = None
+) -> None:
+    """Stop a running study: no more trials are queued, running ones stop at their next report."""
+    with _connected(url, token) as client:
+        _print_study(client.cancel_study(study_id))
+
+
+@studies_app.command("resume")
+def studies_resume(
+    study_id: StudyArgument, url: UrlOption = None, token: TokenOption = None
+) -> None:
+    """Run a cancelled or timed-out study on to its budget."""
+    with _connected(url, token) as client:
+        _print_study(client.resume_study(study_id))
+
+
+@studies_app.command("delete")
+def studies_delete(
+    study_id: StudyArgument,
+    yes: YesOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Delete a study with its trials and curves."""
+    if not yes:
+        typer.confirm(f"Delete study {study_id} with its trials?", abort=True)
+    with _connected(url, token) as client:
+        client.delete_study(study_id)
+    console.print(f"deleted study {study_id}")
+
+
+@datasets_app.command("upload")
+def datasets_upload(
+    file: Annotated[Path, typer.Argument(help="A .csv with a header row, or a .npz.")],
+    target: Annotated[str | None, typer.Option(help="CSV: the column to predict.")] = None,
+    name: Annotated[str | None, typer.Option(help="Default: the file's name.")] = None,
+    team: Annotated[str | None, typer.Option(help="Team name; default: your only team.")] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Upload a dataset and print its id, the `dataset.name` study files use for it."""
+    with _connected(url, token) as client:
+        dataset = client.upload_dataset(file, target=target, name=name, team=team)
+    print(dataset["id"])
+
+
+@datasets_app.command("list")
+def datasets_list(url: UrlOption = None, token: TokenOption = None) -> None:
+    """Your teams' uploaded datasets."""
+    with _connected(url, token) as client:
+        found = client.datasets()
+    table = _table("id", "name", "team", "format", "rows", "task", "created", right=("id", "rows"))
+    for dataset in found:
+        summary = dataset["summary"]
+        table.add_row(
+            str(dataset["id"]),
+            escape(dataset["name"]),
+            escape(dataset["team"]),
+            dataset["format"],
+            str(summary.get("rows", "")),
+            str(summary.get("task", "")),
+            dataset["created_at"][:19],
+        )
+    console.print(table)
+
+
+@datasets_app.command("delete")
+def datasets_delete(
+    dataset_id: Annotated[int, typer.Argument(help="The dataset's id.")],
+    yes: YesOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Delete an uploaded dataset."""
+    if not yes:
+        typer.confirm(f"Delete dataset {dataset_id}?", abort=True)
+    with _connected(url, token) as client:
+        client.delete_dataset(dataset_id)
+    console.print(f"deleted dataset {dataset_id}")
 
 
 @presets_app.command("list")
@@ -271,9 +324,7 @@ def presets_list(url: UrlOption = None, token: TokenOption = None) -> None:
     """Every version of your teams' presets and of public ones."""
     with _connected(url, token) as client:
         found = client.presets()
-    table = Table()
-    for column in ("ref", "visibility", "from", "validation metrics", "by", "created"):
-        table.add_column(column, overflow="fold")
+    table = _table("ref", "visibility", "from", "validation metrics", "by", "created")
     for preset in found:
         table.add_row(
             escape(preset["ref"]),
@@ -295,7 +346,7 @@ def _metrics_text(values: dict[str, Any] | None, prefix: str = "") -> str:
 def presets_show(ref: RefArgument, url: UrlOption = None, token: TokenOption = None) -> None:
     """One preset: its provenance, the metrics its trial reached and its full config."""
     with _connected(url, token) as client:
-        preset = client.preset(_ref(ref))
+        preset = client.preset(ref)
     console.print(f"[bold]{escape(preset['ref'])}[/bold] ({preset['visibility']})")
     console.print(
         f"  from study {preset['study_id']}, trial id {preset['trial_id']}; engine"
@@ -317,12 +368,11 @@ def presets_export(
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """A preset as a file to keep beside the code that uses it."""
+    """A preset as a study file that trains its config once: `hpsearch run` takes it as is."""
     with _connected(url, token) as client:
-        text = client.export_preset(_ref(ref), format)
+        text = client.export_preset(ref, format)
     if output is None:
-        # Not through rich: its wrapping and markup would change the file's text.
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        _write(text)
         return
     try:
         output.write_text(text)
@@ -357,7 +407,7 @@ def train_preset(
 ) -> None:
     """Retrain a preset's config on this machine and show its metrics beside the stored ones."""
     with _connected(url, token) as client:
-        found = client.preset(_ref(preset))
+        found = client.preset(preset)
     if found["engine_version"] != ENGINE_VERSION:
         console.print(
             f"[yellow]{escape(found['ref'])} was trained by engine {found['engine_version']},"

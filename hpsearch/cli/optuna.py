@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from hpsearch.cli.client import TokenOption, UrlOption, _connected, _fail, console
 from hpsearch.cli.study_file import read_study_file
-from hpsearch.client import ApiError, new_idempotency_key
+from hpsearch.client import ApiError
 from hpsearch.search.definition import StudyDefinition
 
 export_app = typer.Typer(help="Write a study somewhere else.", no_args_is_help=True)
@@ -48,8 +48,7 @@ def export_optuna(
     from hpsearch import optuna_bridge as bridge  # Optuna loads only for these commands
 
     with _connected(url, token) as client:
-        study, _ = client.study(study_id)
-        assert study is not None  # asked without an ETag: the answer has a body
+        study = client.get_study(study_id)
         definition = StudyDefinition.model_validate(client.definition(study_id))
         trials, reports = list(client.trials(study_id)), list(client.metrics(study_id))
         provenance = bridge.Provenance(client.url, study_id, study["trainer"])
@@ -90,10 +89,9 @@ def import_optuna(
         _fail(str(exc))
     with _connected(url, token) as client:
         try:
-            created, _ = client.create_study(
+            created = client.create_study(
                 {**document, "history": [*document.get("history", []), *history.entries]},
-                new_idempotency_key(),
-                team,
+                team=team,
             )
         except ApiError as exc:
             _fail(_named(exc, len(document.get("history", [])), history.optuna_numbers))

@@ -86,6 +86,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/studies/{study_id}/trials"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials", "read"
     ),
+    ("get", "/api/v1/studies/{study_id}/trials/export"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/trials/export?format=csv", "read"
+    ),
     ("get", "/api/v1/studies/{study_id}/trials/{number}"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0", "read"
     ),

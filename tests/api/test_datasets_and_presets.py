@@ -11,6 +11,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from hpsearch.db.settings import get_settings
+from hpsearch.search.definition import StudyDefinition
 from tests.api.conftest import MakeToken, bearer, table_csv, wait_done
 from tests.conftest import tiny_study
 
@@ -133,9 +134,14 @@ def test_publishing_twice_makes_versions_1_and_2_with_provenance(client: TestCli
     assert client.get("/api/v1/presets/alpha/iris-soft/latest").json()["version"] == 2
     exported = client.get("/api/v1/presets/alpha/iris-soft/1/export", params={"format": "yaml"})
     assert exported.headers["content-type"].startswith("application/yaml")
-    assert yaml.safe_load(exported.text)["config"] == first["config"]
+    study_file = yaml.safe_load(exported.text)
+    # A study file of one trial of the preset's config, with its study's objective.
+    definition = StudyDefinition.model_validate(study_file)
+    assert definition.base_config() == first["config"] and definition.space == {}
+    assert definition.budget.trials == 1 and study_file["objective"] == study["objectives"]
+    assert exported.text.startswith("# Preset alpha/iris-soft@1 (team), from study")
     as_json = client.get("/api/v1/presets/alpha/iris-soft/1/export", params={"format": "json"})
-    assert as_json.json()["config"] == first["config"]
+    assert as_json.json() == study_file
 
 
 def test_only_complete_trials_are_published(client: TestClient) -> None:
