@@ -160,7 +160,8 @@ class _AgentContext(Steps):
         self.seed: int = lease["seed"]
         self.heartbeat_s: float = lease["heartbeat_s"]
         self.pending: list[dict[str, Any]] = []
-        self.sent_at = time.monotonic()
+        self.sent_at = time.monotonic()  # the last request: the heartbeat waits on it
+        self.flushed_at = self.sent_at  # the last request with steps
         self.stop = False  # the server said stop: every later report answers so too
         self.lost = False  # the trial is not this agent's any more
         self.sending = threading.Lock()  # the trainer's flushes and the heartbeats, in turn
@@ -170,7 +171,8 @@ class _AgentContext(Steps):
         if values is None:
             return True
         self.pending.append({"step": step, "metrics": values})
-        if time.monotonic() - self.sent_at >= FLUSH_EVERY_S:
+        if time.monotonic() - self.flushed_at >= FLUSH_EVERY_S:
+            self.flushed_at = time.monotonic()
             self._send(self.pending)
         return self.stopped(step, self.stop or self.lost)
 
