@@ -24,6 +24,7 @@ router = APIRouter(prefix="/api/v1/studies/{study_id}", tags=["agents"])
 
 @router.post(
     "/lease",
+    response_model=LeasePublic,
     responses={204: {"description": "No trial is queued now: ask again in a moment."}},
 )
 def lease_trial(
