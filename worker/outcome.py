@@ -10,7 +10,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
-from hpsearch.db.models import TrialState
+from hpsearch.db.states import TrialState
 from hpsearch.trainer import Diverged
 
 log = logging.getLogger(__name__)
