@@ -12,7 +12,16 @@ from hpsearch.api.auth import AuthenticateFirst
 from hpsearch.api.dashboard import mount_dashboard
 from hpsearch.api.errors import install_error_handlers
 from hpsearch.api.limits import BodyLimit
-from hpsearch.api.routes import account, datasets, presets, studies, teams, trainers, trials
+from hpsearch.api.routes import (
+    account,
+    agents,
+    datasets,
+    presets,
+    studies,
+    teams,
+    trainers,
+    trials,
+)
 from hpsearch.api.schemas import ErrorResponse
 from hpsearch.db.migrate import upgrade
 from hpsearch.db.settings import get_settings
@@ -63,7 +72,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, limit_for=_body_limit)
     app.add_middleware(AuthenticateFirst)  # added last: runs first, before any body is read
-    for module in (studies, trials, datasets, presets, teams, account, trainers):
+    for module in (studies, trials, agents, datasets, presets, teams, account, trainers):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"])

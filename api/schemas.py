@@ -265,3 +265,60 @@ class TrainerPublic(BaseModel):
     settings: list[SettingPublic]
     """Each leaf setting of its config by dotted path, read from `config_schema`: what a study's
     `config` may fix and its `space` may search."""
+
+
+# An agent names itself (`host:pid` by default); its trials record it as `agent:<name>`.
+AgentName = Annotated[str, StringConstraints(pattern=r"^[\w.:@-]{1,150}$")]
+FiniteMetrics = Annotated[
+    dict[str, Annotated[float, Field(allow_inf_nan=False)]], Field(max_length=100)
+]
+
+
+class LeaseCreate(BaseModel):
+    agent: AgentName
+    """Who asks: the same name must come with the leased trial's reports and its end."""
+
+
+class LeasePublic(BaseModel):
+    """A trial leased to an agent: it is `running` for the agent until it finishes it, or
+    until its reports (the heartbeat) stop for `lease_s`: then it is `failed: lost`."""
+
+    study_id: int
+    number: int
+    params: dict[str, Any]
+    config: dict[str, Any]
+    """The full config to train: the study's base config with the trial's params."""
+    trainer: str
+    seed: int
+    heartbeat_s: float
+    """Report (an empty report is a heartbeat) at least this often."""
+    lease_s: float
+
+
+class StepReport(BaseModel):
+    step: int = Field(ge=0, le=MAX_ID)
+    metrics: FiniteMetrics
+
+
+class ReportCreate(BaseModel):
+    agent: AgentName
+    reports: list[StepReport] = Field(default=[], max_length=10_000)
+    """In step order; none: a heartbeat only."""
+
+
+class ReportAnswer(BaseModel):
+    stop: bool
+    """Stop training now: see `reason`."""
+    reason: Literal["pruned", "cancelled", "timeout"] | None = None
+
+
+class FinishCreate(BaseModel):
+    agent: AgentName
+    state: Literal["complete", "pruned", "failed"]
+    reason: str | None = Field(None, max_length=2000)
+    """Why it failed or was pruned, e.g. `error: ValueError: ...` or `pruned at step 3`."""
+    values: FiniteMetrics | None = None
+    """The final metrics (those reached, for a failed trial)."""
+    traceback: str | None = Field(None, max_length=8000)
+    reports: list[StepReport] = Field(default=[], max_length=10_000)
+    """Reports not sent yet, in step order."""

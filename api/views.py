@@ -60,7 +60,11 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
 def _waiting(session: Session, study: Study, trainer: str) -> str | None:
     if study.status != StudyStatus.RUNNING:
         return None
-    if trainers.is_offered(session, trainer, utcnow() - live_window()):
+    since = utcnow() - live_window()
+    # A trial running live means a worker or an agent (`hpsearch agent`) serves the study.
+    if trainers.is_offered(session, trainer, since) or queries.has_live_trial(
+        session, study.id, since
+    ):
         return None
     return f"no worker offers trainer {trainer!r}"
 

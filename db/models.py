@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from hpsearch.db.states import TrialState
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -61,14 +63,6 @@ class StudyStatus(enum.StrEnum):
     COMPLETE = "complete"
     CANCELLED = "cancelled"
     TIMED_OUT = "timed_out"
-    FAILED = "failed"
-
-
-class TrialState(enum.StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    COMPLETE = "complete"
-    PRUNED = "pruned"
     FAILED = "failed"
 
 

@@ -308,6 +308,37 @@ def claim_trial(session: Session, trial_id: int, worker: str) -> Claimed | None:
     return Claimed(*row) if row is not None else None
 
 
+def lease_trial(
+    session: Session, study_id: int, worker: str, tries: int = 8
+) -> tuple[int, Claimed] | None:
+    """Claim a study's oldest queued trial for `worker` (an agent), as `claim_trial` does for
+    a worker: another agent, or a worker sent the same trial, wins or loses it whole. Tries
+    the next one when another claimed it first; None when none of `tries` could be had."""
+    queued = session.scalars(
+        select(Trial.id)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.QUEUED)
+        .order_by(Trial.id)
+        .limit(tries)
+    ).all()
+    for trial_id in queued:
+        claimed = claim_trial(session, trial_id, worker)
+        if claimed is not None:
+            return trial_id, claimed
+    return None
+
+
+def has_live_trial(session: Session, study_id: int, since: datetime) -> bool:
+    """Whether a trial of the study runs with a heartbeat since `since`: something (a worker
+    or an agent) is running its trials."""
+    found = session.execute(
+        select(Trial.id)
+        .where(Trial.study_id == study_id, Trial.state == TrialState.RUNNING)
+        .where(Trial.heartbeat_at >= since)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def heartbeat(session: Session, trial_id: int, study_id: int) -> StudyStatus | None:
     """Mark a running trial as alive now; its study's status, as `study_status` gives it."""
     session.execute(
@@ -433,13 +464,19 @@ def fail_queued_trials(session: Session, study_id: int, reason: str) -> None:
 
 
 def mark_lost(
-    session: Session, silent_since: datetime | None = None, workers: Sequence[str] = ()
+    session: Session,
+    silent_since: datetime | None = None,
+    workers: Sequence[str] = (),
+    study_id: int | None = None,
 ) -> list[int]:
     """End as `failed: lost` the running trials whose last heartbeat is older than
-    `silent_since`, and those of `workers` (processes known to be dead); their studies' ids."""
+    `silent_since`, and those of `workers` (processes known to be dead); their studies' ids.
+    With `study_id`, only that study's trials."""
     lost = Trial.worker.in_(workers)
     if silent_since is not None:
         lost = or_(lost, Trial.heartbeat_at < silent_since)
+    if study_id is not None:
+        lost = (Trial.study_id == study_id) & lost
     rows = session.execute(
         update(Trial)
         .where(Trial.state == TrialState.RUNNING, lost)

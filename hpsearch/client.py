@@ -534,6 +534,29 @@ class Client:
                 retry=False,
             ) from None
 
+    # The agent's side of a study (`hpsearch.agent`): lease a trial, report, finish.
+
+    def lease(self, study_id: int, agent: str) -> dict[str, Any] | None:
+        """Lease the study's next queued trial to `agent`: its number, params and full config;
+        None when none is queued now. `ApiError` 409 once the study has ended."""
+        body = {"agent": agent}
+        response = self._request("POST", f"/api/v1/studies/{study_id}/lease", json=body)
+        return None if response.status_code == 204 else self._decoded(response)
+
+    def report(
+        self, study_id: int, number: int, agent: str, reports: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Send a leased trial's steps (each {step, metrics}; none: a heartbeat) and renew its
+        lease; the answer says whether to stop, and why."""
+        body = {"agent": agent, "reports": reports}
+        return self._json("POST", f"/api/v1/studies/{study_id}/trials/{number}/report", json=body)
+
+    def finish(self, study_id: int, number: int, agent: str, end: dict[str, Any]) -> dict[str, Any]:
+        """End a leased trial: `end` has its state, reason, values, traceback and the reports
+        not sent yet; the trial as it was stored."""
+        body = {"agent": agent, **end}
+        return self._json("POST", f"/api/v1/studies/{study_id}/trials/{number}/finish", json=body)
+
 
 def _checked(response: httpx.Response) -> httpx.Response:
     """The response, or `ApiError` with the message of the API's one error shape."""

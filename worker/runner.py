@@ -9,7 +9,6 @@ import signal
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,9 +27,10 @@ from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
 from hpsearch.search.pruners import NoPruner
-from hpsearch.trainer import Dataset, Diverged, Trainer
+from hpsearch.trainer import Dataset
 from hpsearch.worker import trainers
-from hpsearch.worker.engine.config import ConfigError, parse_config
+from hpsearch.worker.engine.config import parse_config
+from hpsearch.worker.outcome import Interrupted, Outcome, Steps, train_outcome
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,11 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
             # is one round trip to the server instead of three.
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         claimed = queries.claim_trial(session, trial_id, worker_name())
-        return None if claimed is None else (claimed, _definition(session, claimed))
+        return (
+            None
+            if claimed is None
+            else (claimed, definition_of(session, claimed.study_id, claimed.study_created_at))
+        )
 
     started = retrying(claim, url)
     if started is None:
@@ -81,34 +85,15 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
     log.info("trial %s: running", trial_id)
     claimed, definition = started
     study_id, number, params = claimed.study_id, claimed.number, claimed.params
-    recorder = _Recorder(trial_id, study_id, url, _PruningCheck(study_id, number, definition, url))
+    recorder = _Recorder(trial_id, study_id, url, PruningCheck(study_id, number, definition, url))
     stopper = _Stopper(trial_id, recorder, may_kill=not in_caller)
     with _HEARTBEATS.beating(trial_id, study_id, url, stopper.study_ended):
         context = _TrialContext(recorder, definition, stopper, claimed.study_created_at)
         outcome = _train(definition, params, context)
-    # An error's outcome carries its traceback's last lines; every other outcome has none.
-    state, reason, values, error_traceback = Outcome(*outcome)
-    if recorder.study_ended:
-        timed_out = recorder.study_status == StudyStatus.TIMED_OUT
-        state, reason = TrialState.FAILED, "timeout" if timed_out else coordinator.CANCELLED_REASON
-    # A failed trial keeps the metrics it reached, but no objective value: nothing ranks it.
-    failed = state == TrialState.FAILED
-    value = values.get(definition.objectives[0].metric) if values and not failed else None
+    ending = settle(outcome, definition, recorder.study_status)
 
     def write_end(session: Session) -> None:
-        ended = queries.finish_trial(
-            session,
-            trial_id,
-            state,
-            reason=reason,
-            values=values,
-            value=value,
-            traceback=error_traceback,
-        )
-        # A trial no longer running here (lost, or queued again by an interruption) keeps
-        # no curve of this run: it runs again from its start.
-        if ended:
-            queries.add_metrics(session, trial_id, recorder.pending)
+        write_ending(session, trial_id, recorder.pending, ending)
 
     def end_and_queue_next(session: Session) -> list[int]:
         write_end(session)
@@ -124,82 +109,78 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
             retrying(write_end, url)
         except Exception:  # e.g. the study was deleted while the trial ran: nothing to keep
             log.exception("trial %s: its end could not be written", trial_id)
-    log.info("trial %s: %s%s", trial_id, state.value, f" ({reason})" if reason else "")
+    log.info(
+        "trial %s: %s%s", trial_id, ending.state.value, f" ({ending.reason})" * bool(ending.reason)
+    )
     return successors
 
 
-class Outcome(NamedTuple):
-    """How a trial ended; `traceback` only when an exception ended it."""
+class Ending(NamedTuple):
+    """A trial's end as it is written: its outcome, and the objective value it ranks by."""
 
     state: TrialState
     reason: str | None
     values: dict[str, float] | None
-    traceback: str | None = None
+    value: float | None
+    traceback: str | None
 
 
-# What of an exception a trial keeps: its message in the reason, short enough for a table cell,
-# and its traceback's last lines on the trial, each line cut too, so that a trainer raising a
-# megabyte of text stores under 4 KB.
-MESSAGE_CHARS = 500
-TRACEBACK_LINES = 15
-MESSAGE_LINES = 3  # of those 15, the exception's own, so that a long message hides no frame
-LINE_CHARS = 240
+def settle(
+    outcome: Outcome, definition: StudyDefinition, study_status: StudyStatus | None
+) -> Ending:
+    """The end to write: a study that ended while the trial ran gives it its reason, and a
+    failed trial keeps the metrics it reached but no objective value (nothing ranks it)."""
+    state, reason, values, error_traceback = outcome
+    if study_status != StudyStatus.RUNNING:
+        timed_out = study_status == StudyStatus.TIMED_OUT
+        state = TrialState.FAILED
+        reason = coordinator.TIMEOUT_REASON if timed_out else coordinator.CANCELLED_REASON
+    failed = state == TrialState.FAILED
+    value = values.get(definition.objectives[0].metric) if values and not failed else None
+    return Ending(state, reason, values, value, error_traceback)
+
+
+def write_ending(
+    session: Session, trial_id: int, pending: list[tuple[int, dict[str, float]]], ending: Ending
+) -> bool:
+    """Write a running trial's last reports and its end; False if it was not running any more
+    (e.g. found lost meanwhile): then nothing is written."""
+    state, reason, values, value, error_traceback = ending
+    if not queries.finish_trial(
+        session, trial_id, state, reason=reason, values=values, value=value,
+        traceback=error_traceback,
+    ):  # fmt: skip
+        return False
+    queries.add_metrics(session, trial_id, pending)
+    return True
 
 
 def _train(definition: StudyDefinition, params: dict[str, Any], context: _TrialContext) -> Outcome:
     """Train one configuration with the study's trainer; every outcome, its errors included,
-    becomes a terminal state: user code never takes the worker down with it."""
-    try:
+    becomes a terminal state."""
+
+    def train() -> Mapping[str, float]:
         trainer = trainers.get(definition.trainer)
+        context.step_name = trainer.step_name
         config = parse_config(trainer.Config, definition.trial_document(params))
         with context.stopper.running_trainer():
-            metrics = dict(trainer.train(config, context))
-    except _Interrupted:  # its study ended: `run_trial` gives the trial the study's reason
-        return Outcome(TrialState.FAILED, None, context.last or None)
-    except Diverged as exc:
-        return TrialState.FAILED, _diverged(exc.reason), exc.metrics or None
-    except ConfigError as exc:
-        return TrialState.FAILED, f"error: invalid config: {exc}", None
-    except Exception as exc:  # a bug or bad data must end this trial, not the worker
-        log.exception("trial failed with an unexpected error")
-        return Outcome(TrialState.FAILED, _error_reason(exc), None, _traceback_tail(exc))
-    return context.outcome(trainer, metrics)
+            return trainer.train(config, context)
 
-
-def _diverged(reason: str) -> str:
-    return reason if reason.startswith("diverged") else f"diverged: {reason}"
-
-
-def _error_reason(exc: Exception) -> str:
-    """`error: Type: message`, the message cut to its first `MESSAGE_CHARS` characters."""
-    return f"error: {type(exc).__name__}: {_cut(str(exc), MESSAGE_CHARS)}"
-
-
-def _traceback_tail(exc: Exception) -> str:
-    """The traceback's last frames as Python prints them (with this worker's full paths), then
-    the first lines of the exception itself: `TRACEBACK_LINES` lines of `LINE_CHARS` at most."""
-    message = "".join(traceback.format_exception_only(exc)).splitlines()[:MESSAGE_LINES]
-    frames = "".join(traceback.format_tb(exc.__traceback__)).splitlines()
-    lines = ["Traceback (most recent call last):", *frames][-(TRACEBACK_LINES - len(message)) :]
-    return "\n".join(_cut(line, LINE_CHARS) for line in lines + message)
-
-
-def _cut(text: str, limit: int) -> str:
-    """`text` if it fits in `limit` characters, else its start with a mark of the cut."""
-    return text if len(text) <= limit else text[: limit - 2] + " …"
+    return train_outcome(train, context)
 
 
 _DEFINITIONS: dict[tuple[str, int, datetime], StudyDefinition] = {}
 
 
-def _definition(session: Session, claimed: queries.Claimed) -> StudyDefinition:
-    """A study's parsed definition, read and parsed once per process (it never changes)."""
-    key = (str(session.get_bind().url), claimed.study_id, claimed.study_created_at)
+def definition_of(session: Session, study_id: int, created_at: datetime) -> StudyDefinition:
+    """A study's parsed definition, read and parsed once per process (it never changes); its
+    creation time tells it from an earlier study of the same id (SQLite reuses a deleted one's)."""
+    key = (str(session.get_bind().url), study_id, created_at)
     if key not in _DEFINITIONS:
         if len(_DEFINITIONS) >= 256:
             _DEFINITIONS.clear()  # a worker serving many studies keeps only recent ones
-        study = session.get_one(Study, claimed.study_id)
-        _DEFINITIONS[key] = StudyDefinition.model_validate(study.definition)
+        stored = session.get_one(Study, study_id)
+        _DEFINITIONS[key] = StudyDefinition.model_validate(stored.definition)
     return _DEFINITIONS[key]
 
 
@@ -214,7 +195,7 @@ def _dataset(
     return None if stored is None else Dataset(dataset_id, stored[1], stored[0])  # type: ignore[arg-type]
 
 
-class _TrialContext:
+class _TrialContext(Steps):
     """What a trainer gets besides its config (`hpsearch.trainer.Context`)."""
 
     def __init__(
@@ -224,26 +205,18 @@ class _TrialContext:
         stopper: _Stopper,
         study_created_at: datetime,
     ) -> None:
+        super().__init__()
         self.recorder = recorder
         self.stopper = stopper
         self.study_created_at = study_created_at
         self.seed = definition.seed
-        self.diverged: str | None = None
-        self.last: dict[str, float] = {}
-        self.stopped_at: int | None = None
 
     def report(self, step: int, metrics: Mapping[str, float]) -> bool:
-        values = {name: float(value) for name, value in metrics.items()}
-        bad = next((name for name, value in values.items() if not math.isfinite(value)), None)
-        if bad is not None:
-            self.diverged = f"diverged at step {step} ({bad} {values[bad]})"
+        values = self.check(step, metrics)
+        if values is None:
             return True
-        self.last = values
         with self.stopper.shielded():
-            stop = self.recorder.report(step, values)
-        if stop:
-            self.stopped_at = step
-        return stop
+            return self.stopped(step, self.recorder.report(step, values))
 
     def dataset(self, ref: str) -> Dataset:
         dataset_id = datasets.upload_id(ref)
@@ -256,25 +229,8 @@ class _TrialContext:
     def _scope(self) -> tuple[int, datetime, str | None]:
         return self.recorder.study_id, self.study_created_at, self.recorder.url
 
-    def outcome(self, trainer: Trainer, metrics: dict[str, float]) -> Outcome:
-        """The trial's end, from what the trainer returned and what it reported."""
-        if self.diverged is not None:
-            return TrialState.FAILED, self.diverged, self.last or None
-        bad = next((name for name, value in metrics.items() if not _finite(value)), None)
-        if bad is not None:
-            finite = {name: value for name, value in metrics.items() if _finite(value)}
-            return TrialState.FAILED, f"diverged: final {bad} is {metrics[bad]}", finite or None
-        if self.stopped_at is not None:
-            reason = f"pruned at {trainer.step_name} {self.stopped_at}"
-            return TrialState.PRUNED, reason, metrics or None
-        return TrialState.COMPLETE, None, metrics
 
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
-class _PruningCheck:
+class PruningCheck:
     """Asks the study's pruner about each epoch, against the other trials' curves.
 
     The curves are read from the database at most every `FLUSH_EVERY_S`: pruning on curves a
@@ -294,24 +250,44 @@ class _PruningCheck:
         self.read_at = -math.inf
 
     def __call__(self, step: int, metrics: dict[str, float]) -> bool:
-        if isinstance(self.pruner, NoPruner) or self.metric not in metrics:
+        if not self.applies(metrics):
             return False
         if time.monotonic() - self.read_at >= FLUSH_EVERY_S:
-            self.curves = retrying(
-                lambda session: queries.objective_curves(
-                    session, self.study_id, self.metric, self.states
-                ),
-                self.url,
-            )
+            self.curves = retrying(self._curves, self.url)
             self.read_at = time.monotonic()
         return self.pruner.should_prune(self.number, step, metrics[self.metric], self.curves)
+
+    def first_pruned(
+        self, session: Session, reports: list[tuple[int, dict[str, float]]]
+    ) -> int | None:
+        """The first of these steps the pruner stops the trial at, on the curves as `session`
+        reads them now: for the agents' routes, which judge a batch of reports per request."""
+        judged = [(step, metrics) for step, metrics in reports if self.applies(metrics)]
+        if not judged:
+            return None
+        curves = self._curves(session)
+        return next(
+            (
+                step
+                for step, metrics in judged
+                if self.pruner.should_prune(self.number, step, metrics[self.metric], curves)
+            ),
+            None,
+        )
+
+    def applies(self, metrics: dict[str, float]) -> bool:
+        """Whether the pruner has anything to judge in these metrics."""
+        return not isinstance(self.pruner, NoPruner) and self.metric in metrics
+
+    def _curves(self, session: Session) -> dict[int, dict[int, float]]:
+        return queries.objective_curves(session, self.study_id, self.metric, self.states)
 
 
 class _Recorder:
     """The engine's `report` callback: buffers per-epoch metrics and writes them in batches,
     and answers whether the trial should stop (pruned, or its study cancelled or deleted)."""
 
-    def __init__(self, trial_id: int, study_id: int, url: str | None, prune: _PruningCheck) -> None:
+    def __init__(self, trial_id: int, study_id: int, url: str | None, prune: PruningCheck) -> None:
         self.trial_id = trial_id
         self.study_id = study_id
         self.url = url
@@ -342,11 +318,6 @@ class _Recorder:
         return status
 
 
-class _Interrupted(BaseException):
-    """Raised into a trainer still training when its study has ended. A BaseException, as
-    KeyboardInterrupt is: a trainer's `except Exception` must not swallow it."""
-
-
 # The signal that interrupts a trainer. Not SIGALRM, which training code may use for timeouts
 # of its own, nor SIGUSR1, Celery's soft time limit.
 _INTERRUPT = signal.SIGUSR2
@@ -357,7 +328,7 @@ class _Stopper:
     or deleted): one that never reports, or never returns after `report` said stop.
 
     The heartbeat thread reads the study's status with each beat and calls `study_ended`.
-    That raises `_Interrupted` in the trial's thread through a signal, but only while trainer
+    That raises `Interrupted` in the trial's thread through a signal, but only while trainer
     code runs there: never inside hpsearch's own `report`, reads or writes, where `report`
     answers True instead. Every later beat interrupts again. A trainer still running
     `lost_after_s` after the first interruption (stuck in native code, or swallowing it) has
@@ -431,7 +402,7 @@ _RUNNING: _Stopper | None = None
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     # A signal that arrives as the trainer returns finds nothing to interrupt: it is ignored.
     if _RUNNING is not None and _RUNNING.in_trainer:
-        raise _Interrupted
+        raise Interrupted
 
 
 @cache

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from hpsearch.cli.admin import DbOption, admin_app
+from hpsearch.cli.agent import register as register_agent
 from hpsearch.cli.client import register as register_client
 from hpsearch.cli.optuna import register as register_optuna
 from hpsearch.db.settings import get_settings
@@ -136,6 +137,7 @@ def db_upgrade(
 
 register_client(app)
 register_optuna(app)
+register_agent(app)
 
 
 def main() -> None:

@@ -52,6 +52,9 @@ def study_body(_: Alpha) -> dict[str, Any]:
     return {"json": tiny_study(budget={"trials": 1, "parallelism": 1})}
 
 
+AGENT = {"json": {"agent": "laptop:1"}}
+
+
 def _ids(answer: Any) -> list[Any]:
     items = answer["data"] if isinstance(answer, dict) and "data" in answer else answer
     return items
@@ -91,6 +94,18 @@ MATRIX: dict[tuple[str, str], Case] = {
     ),
     ("get", "/api/v1/studies/{study_id}/trials/{number}"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0", "read"
+    ),
+    # An agent's routes: leasing, reporting and finishing trials are a member's writes.
+    ("post", "/api/v1/studies/{study_id}/lease"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/lease", "write", lambda _: AGENT
+    ),
+    ("post", "/api/v1/studies/{study_id}/trials/{number}/report"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/trials/0/report", "write", lambda _: AGENT
+    ),
+    ("post", "/api/v1/studies/{study_id}/trials/{number}/finish"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/trials/0/finish",
+        "write",
+        lambda _: {"json": {"agent": "laptop:1", "state": "complete", "values": {"x": 1.0}}},
     ),
     ("get", "/api/v1/datasets"): Case(
         lambda a: "/api/v1/datasets",

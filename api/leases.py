@@ -1,0 +1,122 @@
+"""Agents: trials leased over REST to `hpsearch agent` on a user's machine, reported on and
+ended there. A lease is the worker's claim (`queries.claim_trial`) with `agent:<name>` as the
+worker, renewed by each report: an agent that stops reporting for `lost_after_s` has its trial
+ended `failed: lost` and retried, as a dead worker's is. The reports and the end mean what they
+mean for a worker's trial (`worker/runner.py`, `worker/outcome.py`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from hpsearch.api.errors import Conflict, NotFound
+from hpsearch.api.schemas import FinishCreate, LeasePublic, ReportAnswer, StepReport
+from hpsearch.db import queries
+from hpsearch.db.models import Study, StudyStatus, Trial, TrialState, utcnow
+from hpsearch.db.settings import get_settings
+from hpsearch.search import coordinator
+from hpsearch.worker.outcome import MESSAGE_CHARS, Outcome, cut
+from hpsearch.worker.runner import PruningCheck, definition_of, settle, write_ending
+
+AGENT = "agent:"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a lease request found: the trial leased (None: none queued now), the study's
+    status, and trials queued meanwhile, to dispatch once committed."""
+
+    trial: LeasePublic | None
+    status: StudyStatus | None
+    dispatch: list[int]
+
+
+def lease(session: Session, study: Study, agent: str) -> Lease:
+    """Lease the study's oldest queued trial to `agent`.
+
+    First, as a worker's sweeper would, end the study's silent trials as lost (and queue their
+    retries), and end the study if it is past its deadline: a study served by agents alone has
+    no worker to sweep it."""
+    settings = get_settings()
+    silent_since = utcnow() - timedelta(seconds=settings.lost_after_s)
+    lost = queries.mark_lost(session, silent_since, study_id=study.id)
+    status = queries.study_status(session, study.id)
+    ended_late = status == StudyStatus.TIMED_OUT and study.status == StudyStatus.RUNNING
+    queued = coordinator.queue_next(session, study.id) if lost or ended_late else []
+    if status != StudyStatus.RUNNING:
+        return Lease(None, status, queued)
+    found = queries.lease_trial(session, study.id, AGENT + agent)
+    if found is None:
+        return Lease(None, status, queued)
+    _, claimed = found
+    definition = definition_of(session, study.id, study.created_at)
+    trial = LeasePublic(
+        study_id=study.id,
+        number=claimed.number,
+        params=claimed.params,
+        config=definition.trial_document(claimed.params),
+        trainer=definition.trainer,
+        seed=definition.seed,
+        heartbeat_s=settings.heartbeat_s,
+        lease_s=settings.lost_after_s,
+    )
+    # Its own trial id is not the agent's business: it is already claimed.
+    return Lease(trial, status, [i for i in queued if i != found[0]])
+
+
+def report(
+    session: Session, study: Study, number: int, agent: str, reports: list[StepReport]
+) -> ReportAnswer:
+    """Store an agent's reports of its trial and renew its lease; whether it is to stop (its
+    study ended, or the pruner stops it at one of these steps)."""
+    trial = _leased(session, study, number, agent)
+    status = queries.heartbeat(session, trial.id, study.id)
+    if status != StudyStatus.RUNNING:
+        return ReportAnswer(stop=True, reason=_ended(status))
+    steps = [(r.step, dict(r.metrics)) for r in reports]
+    queries.add_metrics(session, trial.id, steps)
+    check = PruningCheck(study.id, number, definition_of(session, study.id, study.created_at), None)
+    if check.first_pruned(session, steps) is not None:
+        return ReportAnswer(stop=True, reason="pruned")
+    return ReportAnswer(stop=False)
+
+
+def finish(
+    session: Session, study: Study, number: int, agent: str, end: FinishCreate
+) -> tuple[Trial, list[int]]:
+    """End an agent's trial as it says, with its last reports; the trials queued after it,
+    to dispatch once committed. A study that ended meanwhile gives the trial its reason, as
+    it does a worker's."""
+    trial = _leased(session, study, number, agent)
+    definition = definition_of(session, study.id, study.created_at)
+    reason = None if end.reason is None else cut(end.reason, MESSAGE_CHARS)
+    outcome = Outcome(TrialState(end.state), reason, end.values, end.traceback)
+    ending = settle(outcome, definition, queries.study_status(session, study.id))
+    steps = [(r.step, dict(r.metrics)) for r in end.reports]
+    if not write_ending(session, trial.id, steps, ending):
+        raise _not_leased(trial, agent)  # found lost between the read and the write
+    session.refresh(trial)
+    return trial, coordinator.queue_next(session, study.id)
+
+
+def _leased(session: Session, study: Study, number: int, agent: str) -> Trial:
+    """The study's trial `number`, if it runs under `agent`'s lease; 404 / 409 otherwise."""
+    trial = queries.trial_by_number(session, study.id, number)
+    if trial is None:
+        raise NotFound("trial")
+    if trial.state != TrialState.RUNNING or trial.worker != AGENT + agent:
+        raise _not_leased(trial, agent)
+    return trial
+
+
+def _not_leased(trial: Trial, agent: str) -> Conflict:
+    state = trial.state.value + (f": {trial.reason}" if trial.reason else "")
+    return Conflict(
+        f"agent: trial {trial.number} is not leased to agent {agent!r} (it is {state})", "agent"
+    )
+
+
+def _ended(status: StudyStatus | None) -> str:
+    return "timeout" if status == StudyStatus.TIMED_OUT else "cancelled"

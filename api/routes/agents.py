@@ -1,0 +1,81 @@
+"""Agents: lease a study's trial, report its steps (the heartbeat), finish it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from hpsearch.api import leases
+from hpsearch.api.access import study_for
+from hpsearch.api.deps import CallerDep, DispatcherDep, SessionDep
+from hpsearch.api.errors import Conflict
+from hpsearch.api.params import StudyId, TrialNumber
+from hpsearch.api.schemas import (
+    FinishCreate,
+    LeaseCreate,
+    LeasePublic,
+    ReportAnswer,
+    ReportCreate,
+    TrialPublic,
+)
+from hpsearch.db.models import Role, StudyStatus
+
+router = APIRouter(prefix="/api/v1/studies/{study_id}", tags=["agents"])
+
+
+@router.post(
+    "/lease",
+    response_model=LeasePublic,
+    responses={204: {"description": "No trial is queued now: ask again in a moment."}},
+)
+def lease_trial(
+    study_id: StudyId,
+    body: LeaseCreate,
+    session: SessionDep,
+    caller: CallerDep,
+    dispatcher: DispatcherDep,
+) -> LeasePublic | Response:
+    """Lease the study's next queued trial to this agent (it runs it, reports, finishes it);
+    204 when none is queued now, 409 once the study has ended."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    found = leases.lease(session, study, body.agent)
+    session.commit()
+    dispatcher.dispatch(found.dispatch)
+    if found.trial is not None:
+        return found.trial
+    if found.status != StudyStatus.RUNNING:
+        ended = found.status.value if found.status else "deleted"
+        raise Conflict(f"status: the study is {ended}; it has no more trials to run", "status")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/trials/{number}/report")
+def report_trial(
+    study_id: StudyId,
+    number: TrialNumber,
+    body: ReportCreate,
+    session: SessionDep,
+    caller: CallerDep,
+) -> ReportAnswer:
+    """Store the steps this agent's trial reached and renew its lease (no steps: a heartbeat);
+    whether to stop now (pruned, or its study cancelled or timed out). 409 when the trial is
+    not this agent's any more (e.g. it was silent too long and ended `failed: lost`)."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    return leases.report(session, study, number, body.agent, body.reports)
+
+
+@router.post("/trials/{number}/finish")
+def finish_trial(
+    study_id: StudyId,
+    number: TrialNumber,
+    body: FinishCreate,
+    session: SessionDep,
+    caller: CallerDep,
+    dispatcher: DispatcherDep,
+) -> TrialPublic:
+    """End this agent's trial with its final metrics, or its failure; 409 when it is not this
+    agent's any more."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    trial, successors = leases.finish(session, study, number, body.agent, body)
+    session.commit()
+    dispatcher.dispatch(successors)
+    return TrialPublic.model_validate(trial, from_attributes=True)

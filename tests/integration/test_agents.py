@@ -1,0 +1,244 @@
+"""Agents on a real API (PostgreSQL, Redis, no Celery worker): trials leased over REST, run by
+`hpsearch agent` processes with the user's own function, reported on, and ended; a killed
+agent's trial found lost and run again, the budget exact."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import bearer, token_maker
+from tests.conftest import ROOT, tiny_study
+from tests.integration.stack import (
+    HPSEARCH,
+    STUDY_TIMEOUT_S,
+    Stack,
+    assert_study_ended_whole,
+    stack_on,
+)
+from tests.servers import ManagedProcess, RedisServer
+
+# The user's training code: a function of the trial's full config, sleeping per step so that
+# an agent can be killed mid-trial.
+USER_CODE = """
+import threading
+import time
+
+def train(config, context):
+    rate = config["training"]["learning_rate"]
+    accuracy = 1.0 - abs(rate - 0.05)
+    for step in range(1, 6):
+        time.sleep(0.3)
+        if context.report(step, {"val_accuracy": accuracy - 0.1 / step}):
+            break
+    return {"val_accuracy": accuracy}
+"""
+
+LEASE_S = "3"
+
+
+@pytest.fixture
+def stack(fresh_database_url: str, redis_server: RedisServer, logs_dir: Path) -> Iterator[Stack]:
+    """The API alone: no worker consumes the broker's queues, so only agents run trials."""
+    env = {"HPSEARCH_LOST_AFTER_S": LEASE_S, "HPSEARCH_HEARTBEAT_S": "0.5"}
+    with stack_on(fresh_database_url, redis_server, logs_dir, workers=0, env=env) as running:
+        yield running
+
+
+def start_agent(stack: Stack, study_id: int, folder: Path, name: str) -> ManagedProcess:
+    (folder / "user_training.py").write_text(USER_CODE)
+    env = {**stack.env, "HPSEARCH_URL": stack.base, "HPSEARCH_TOKEN": stack.token}
+    env["PYTHONPATH"] = str(ROOT)  # the user's module comes from the current folder
+    return ManagedProcess(
+        [*HPSEARCH, "agent", str(study_id), "--trainer", "user_training:train"],
+        log_dir=stack.logs,
+        name=name,
+        env=env,
+        cwd=folder,
+    )
+
+
+def agent_trials(process: ManagedProcess) -> Counter[int]:
+    """The trial numbers an agent's log says it started, with how often."""
+    return Counter(int(n) for n in re.findall(r"trial (\d+): running", process.log_tail(10_000)))
+
+
+def wait_until(condition: Any, what: str) -> None:
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def test_two_agents_one_killed_mid_trial_end_the_budget_exactly(
+    stack: Stack, tmp_path: Path
+) -> None:
+    study_id = stack.submit(tiny_study(budget={"trials": 6, "parallelism": 2}))
+    first = start_agent(stack, study_id, tmp_path, "agent1")
+    # The victim's trial has reported (its steps are stored) when it is killed.
+    reported = (
+        "SELECT t.number FROM trials t WHERE t.study_id = :id AND t.worker LIKE :who"
+        " AND t.state = 'running' AND EXISTS (SELECT 1 FROM trial_metrics m"
+        " WHERE m.trial_id = t.id)"
+    )
+    who = f"agent:%:{first.pid}"
+    wait_until(lambda: stack.sql(reported, id=study_id, who=who), first.describe())
+    (killed,) = stack.sql(reported, id=study_id, who=who)[0]
+    second = start_agent(stack, study_id, tmp_path, "agent2")
+    first.kill()
+
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=6)
+    second.wait()
+    by_number = {t.number: t for t in trials}
+    assert by_number[killed].state == "failed" and by_number[killed].reason == "lost"
+    (retry,) = [t for t in trials if t.retry_of == by_number[killed].id]
+    assert retry.params == by_number[killed].params and retry.state == "complete"
+    assert (retry.worker or "").endswith(f":{second.pid}")
+    # Every trial ran on an agent, and no number ran on two: per the database and the logs.
+    assert all(t.worker and t.worker.startswith("agent:") for t in trials)
+    ran = agent_trials(first) + agent_trials(second)
+    assert ran == Counter({t.number: 1 for t in trials}), (ran, second.describe())
+    assert sum(t.state == "complete" and t.steps == 5 for t in trials) == 6
+
+
+def member_client(stack: Stack, user: str, team: str, role: str = "member") -> httpx.Client:
+    token = token_maker(stack.database_url)(user, team, role)
+    return httpx.Client(base_url=stack.base, timeout=10, headers=bearer(token))
+
+
+def test_a_lease_reports_prunes_finishes_and_is_the_callers_alone(stack: Stack) -> None:
+    pruned_study = tiny_study(
+        budget={"trials": 3, "parallelism": 1},
+        pruner={"type": "median", "warmup_epochs": 0, "min_trials": 1},
+    )
+    study_id = stack.submit(pruned_study)
+    base = f"/api/v1/studies/{study_id}"
+    with stack.client() as admin:
+        assert admin.get(base).json()["waiting"] == "no worker offers trainer 'numpy'"
+        lease = admin.post(f"{base}/lease", json={"agent": "laptop:1"})
+        assert lease.status_code == 200, lease.text
+        trial = lease.json()
+        assert trial["number"] == 0 and trial["config"]["training"]["learning_rate"] > 0
+        assert admin.get(base).json()["waiting"] is None  # an agent runs its trial
+        # Nothing else is queued (parallelism 1): no second lease now.
+        assert admin.post(f"{base}/lease", json={"agent": "laptop:2"}).status_code == 204
+        # Another agent's name cannot report on it, nor end it.
+        steps = [{"step": s, "metrics": {"val_accuracy": 0.9}} for s in (1, 2, 3)]
+        other = admin.post(f"{base}/trials/0/report", json={"agent": "laptop:2", "reports": steps})
+        assert other.status_code == 409 and other.json()["error"]["field"] == "agent"
+        answer = admin.post(f"{base}/trials/0/report", json={"agent": "laptop:1", "reports": steps})
+        assert answer.json() == {"stop": False, "reason": None}
+        # A NaN step is refused by name, not stored.
+        nan = admin.post(
+            f"{base}/trials/0/report",
+            content=b'{"agent": "laptop:1", "reports": [{"step": 4, "metrics": {"loss": NaN}}]}',
+            headers={"Content-Type": "application/json"},
+        )
+        assert nan.status_code == 422 and nan.json()["error"]["field"] == "reports.0.metrics.loss"
+        end = {"agent": "laptop:1", "state": "complete", "values": {"val_accuracy": 0.9}}
+        done = admin.post(f"{base}/trials/0/finish", json=end)
+        assert done.status_code == 200, done.text
+        assert done.json()["state"] == "complete" and done.json()["value"] == 0.9
+        again = admin.post(f"{base}/trials/0/finish", json=end)
+        assert again.status_code == 409, again.text
+
+        # The next trial falls behind the first's curve: the median pruner stops it.
+        assert admin.post(f"{base}/lease", json={"agent": "laptop:1"}).json()["number"] == 1
+        bad = [
+            {"step": 1, "metrics": {"val_accuracy": 0.95}},
+            {"step": 2, "metrics": {"val_accuracy": 0.1}},
+        ]
+        stop = admin.post(f"{base}/trials/1/report", json={"agent": "laptop:1", "reports": bad})
+        assert stop.json() == {"stop": True, "reason": "pruned"}
+
+        # Another team's member finds nothing; a viewer of the team may not lease.
+        with member_client(stack, "bob", "beta") as bob:
+            for path in ("lease", "trials/1/report"):
+                refused = bob.post(f"{base}/{path}", json={"agent": "laptop:1"})
+                assert refused.status_code == 404, refused.text
+        with member_client(stack, "vic", "local", "viewer") as vic:
+            assert vic.post(f"{base}/lease", json={"agent": "laptop:1"}).status_code == 403
+
+        pruned = {"agent": "laptop:1", "state": "pruned", "reason": "pruned at step 2",
+                  "values": {"val_accuracy": 0.1}}  # fmt: skip
+        assert admin.post(f"{base}/trials/1/finish", json=pruned).json()["state"] == "pruned"
+        assert admin.post(f"{base}/cancel").status_code == 200
+        ended = admin.post(f"{base}/lease", json={"agent": "laptop:1"})
+        assert ended.status_code == 409 and ended.json()["error"]["field"] == "status"
+        curve = admin.get(f"{base}/trials/0").json()["curve"]
+        assert [point["step"] for point in curve] == [1, 2, 3]
+
+
+def test_an_agent_ends_its_trials_as_a_worker_would(stack: Stack) -> None:
+    """`hpsearch.agent()` in this process: a complete trial, an exception with its traceback
+    and a diverging step each end a trial as a worker's would."""
+    from hpsearch import agent
+
+    study_id = stack.submit(
+        tiny_study(
+            budget={"trials": 3, "parallelism": 1},
+            strategy={"type": "grid"},
+            space={"training.learning_rate": {"type": "categorical", "choices": [0.1, 0.2, 0.3]}},
+        )
+    )
+
+    def train(config: dict, context: Any) -> dict:
+        rate = config["training"]["learning_rate"]
+        if rate == 0.2:
+            raise ValueError(f"no good at {rate}")
+        context.report(1, {"val_accuracy": 0.5})
+        context.report(2, {"val_accuracy": math.nan if rate == 0.3 else 0.6})
+        return {"val_accuracy": 0.6}
+
+    ran = agent(study_id, train, url=stack.base, token=stack.token)
+    assert ran == 3
+    with stack.client() as client:
+        trials = {
+            t["params"]["training.learning_rate"]: t
+            for t in client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+        }
+        assert trials[0.1]["state"] == "complete" and trials[0.1]["value"] == 0.6
+        assert trials[0.2]["reason"] == "error: ValueError: no good at 0.2"
+        detail = client.get(f"/api/v1/studies/{study_id}/trials/{trials[0.2]['number']}").json()
+        assert detail["traceback"].splitlines()[-1] == "ValueError: no good at 0.2"
+        assert trials[0.3]["reason"] == "diverged at step 2 (val_accuracy nan)"
+        assert client.get(f"/api/v1/studies/{study_id}").json()["status"] == "complete"
+
+
+def test_an_agent_learns_through_its_reports_that_its_study_was_cancelled(
+    stack: Stack,
+) -> None:
+    from hpsearch import agent
+
+    study_id = stack.submit(tiny_study(budget={"trials": 2, "parallelism": 1}))
+    started, steps = threading.Event(), []
+
+    def train(config: dict, context: Any) -> dict:
+        started.set()
+        for step in range(1, 100_000):
+            steps.append(step)
+            time.sleep(0.05)
+            if context.report(step, {"val_accuracy": 0.5}):
+                return {"val_accuracy": 0.5}
+        raise AssertionError("never told to stop")
+
+    with ThreadPoolExecutor(1) as pool:
+        ran = pool.submit(agent, study_id, train, url=stack.base, token=stack.token)
+        assert started.wait(STUDY_TIMEOUT_S)
+        with stack.client() as client:
+            assert client.post(f"/api/v1/studies/{study_id}/cancel").status_code == 200
+        assert ran.result(STUDY_TIMEOUT_S) == 1  # and then the study had ended
+    with stack.client() as client:
+        (trial,) = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"][:1]
+    assert trial["state"] == "failed" and trial["reason"] == "cancelled"
+    assert steps[-1] < 100_000 - 1
