@@ -247,8 +247,11 @@ def test_the_presets_page_lists_versions_with_provenance_and_exports(
 
     with page.expect_download() as download:
         row.locator("button[data-format=yaml]").click()
-    exported = yaml.safe_load(download.value.path().read_text())
-    assert exported["ref"] == published["ref"] and exported["config"] == published["config"]
+    text = download.value.path().read_text()
+    # The download is a study file of the preset's config, headed by the preset's reference.
+    assert text.startswith(f"# Preset {published['ref']}")
+    definition = StudyDefinition.model_validate(yaml.safe_load(text))
+    assert definition.base_config() == published["config"] and definition.space == {}
 
     row.locator(".from a", has_text="trial").click()
     expect(page).to_have_url(f"{server.base}/#/studies/{study['id']}/trials/{best['number']}")
