@@ -9,6 +9,7 @@ Imports nothing of the rest of hpsearch::
     result.status, result.metrics["val_accuracy"]
 """
 
+from hpsearch.worker.engine.checkpoint import CheckpointError
 from hpsearch.worker.engine.config import ConfigError, TrainConfig
 from hpsearch.worker.engine.data import (
     BUILTIN_DATASETS,
@@ -18,11 +19,11 @@ from hpsearch.worker.engine.data import (
     load_splits,
 )
 from hpsearch.worker.engine.training import TrainResult, train
-
-ENGINE_VERSION = "0.1.0"
+from hpsearch.worker.engine.version import ENGINE_VERSION
 
 __all__ = [
     "BUILTIN_DATASETS",
+    "CheckpointError",
     "ENGINE_VERSION",
     "ConfigError",
     "Splits",

@@ -25,6 +25,13 @@ class StopRule(ABC):
     def __call__(self, epoch: int, metrics: Metrics) -> str | None:
         """Why to stop after this epoch, or None."""
 
+    def state(self) -> dict[str, float]:
+        """What the rule remembers of past epochs (a checkpoint keeps it)."""
+        return {}
+
+    def load_state(self, state: dict[str, float]) -> None:  # noqa: B027 (stateless by default)
+        """Take back what `state` gave."""
+
 
 class GradTol(StopRule):
     """Stop when ``grad_norm`` < tol: the parameters have (nearly) reached a stationary point."""
@@ -60,6 +67,12 @@ class Patience(StopRule):
             return None
         return f"{self.monitor} has not improved for {self.patience} epochs"
 
+    def state(self) -> dict[str, float]:
+        return {"best": self.best, "waited": self.waited}
+
+    def load_state(self, state: dict[str, float]) -> None:
+        self.best, self.waited = state["best"], int(state["waited"])
+
 
 MAXIMISED = frozenset({"val_accuracy"})
 # The metrics each task reports, and so the ones patience may watch.
@@ -91,6 +104,7 @@ class Divergence:
 
     def __init__(self, initial_loss: float) -> None:
         # The floor of 1 keeps a near-perfect start from making a tiny uptick "divergence".
+        self.initial_loss = initial_loss
         self.limit = BLOW_UP_FACTOR * max(initial_loss, 1.0)
 
     def __call__(self, epoch: int, metrics: Metrics) -> str | None:

@@ -14,10 +14,12 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Literal
 
 import numpy as np
 
+from hpsearch.worker.engine import checkpoint
 from hpsearch.worker.engine.config import ConfigError, TrainConfig
 from hpsearch.worker.engine.data import Splits, load_splits
 from hpsearch.worker.engine.initializers import get_initializer
@@ -36,6 +38,9 @@ from hpsearch.worker.engine.stopping import Divergence, Metrics, StopRule, stop_
 
 Array = np.ndarray
 Report = Callable[[int, Metrics], bool | None]
+# Called after every epoch that does not end the run, with the epoch and a function that
+# serializes the run's state then (it must be called before the callback returns).
+Checkpointer = Callable[[int, Callable[[], bytes]], None]
 Status = Literal["complete", "pruned", "diverged"]
 Batch = tuple[Array, Array, Workspace]
 
@@ -320,18 +325,25 @@ class _Watch:
         return None if reason is None else ("complete", reason)
 
 
-def _loop(trainer: Trainer, report: Report) -> TrainResult:
-    initial_loss, _ = trainer.evaluate(trainer.train_split)
-    watch = _Watch(trainer, Divergence(initial_loss), report)
-    history: list[Metrics] = []
+def _loop(
+    trainer: Trainer, report: Report, resume: bytes | None, keep: Checkpointer | None
+) -> TrainResult:
+    if resume is None:
+        initial_loss, _ = trainer.evaluate(trainer.train_split)
+        divergence, history, epoch = Divergence(initial_loss), [], 0
+    else:
+        resumed = checkpoint.restore(trainer, resume)
+        divergence, history, epoch = resumed.divergence, resumed.history, resumed.epoch
+    watch = _Watch(trainer, divergence, report)
     verdict: tuple[Status, str] | None = None
-    epoch = 0
     while verdict is None and epoch < trainer.config.training.epochs:
         epoch += 1
         metrics = trainer.epoch_metrics(epoch)
         verdict = watch.verdict(epoch, metrics)
         if verdict is None or verdict[0] != "diverged":
             history.append(metrics)
+        if verdict is None and keep is not None:
+            keep(epoch, partial(checkpoint.save, trainer, epoch, history, divergence))
     status, reason = verdict or ("complete", None)
     metrics = trainer.final_metrics(history[-1] if history else {}, status)
     params = {name: value.copy() for name, value in trainer.net.params.items()}
@@ -340,7 +352,12 @@ def _loop(trainer: Trainer, report: Report) -> TrainResult:
 
 
 def train(
-    config: TrainConfig, data: Splits | None = None, report: Report | None = None
+    config: TrainConfig,
+    data: Splits | None = None,
+    report: Report | None = None,
+    *,
+    resume: bytes | None = None,
+    on_checkpoint: Checkpointer | None = None,
 ) -> TrainResult:
     """Train one trial: ``report(epoch, metrics)`` after every epoch (epochs count from 1).
 
@@ -353,11 +370,16 @@ def train(
     its validation included). ``report`` returning True prunes the trial. Divergence (NaN/inf,
     or a train loss 10⁶ times the initial one) ends the trial with status "diverged"; it is
     never raised. The same config and seed give the same numbers, the two timings apart.
+
+    ``on_checkpoint(epoch, save)`` is offered a checkpoint after every epoch that does not end
+    the run (``save()`` gives it as bytes, see `checkpoint`); ``resume`` continues the run from
+    such bytes, reporting only the epochs after it: the result, history included, is the run's
+    that never stopped. A checkpoint from another engine or config raises `CheckpointError`.
     """
     data = load_splits(config.dataset) if data is None else data
     started = time.perf_counter()
     # Overflow to inf/NaN is expected when a trial diverges; Divergence checks for it instead.
     with np.errstate(all="ignore"):
-        result = _loop(Trainer(config, data), report or _no_report)
+        result = _loop(Trainer(config, data), report or _no_report, resume, on_checkpoint)
     seconds = time.perf_counter() - started
     return replace(result, metrics={**result.metrics, "train_seconds": seconds})

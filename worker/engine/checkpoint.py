@@ -1,0 +1,138 @@
+"""A trial's whole training state at an epoch's end, as NPZ bytes, and back.
+
+What a run carries from one epoch to the next, and so what a checkpoint holds: the parameters
+(NAG's weights, which the model's own vector equals at an epoch's end), the optimizer's state
+(velocities, accumulators, Adam's moments and its step count), batch norm's running statistics,
+the shuffling and dropout generators, each stopping rule's memory, the loss before training
+(divergence is judged against it, and a resumed run cannot measure it again), the epochs' metrics
+and the step count. The schedule is a function of the epoch alone, so the epoch restores it.
+Resuming from the checkpoint of epoch k then gives, bit for bit, the run that never stopped.
+
+Arrays are stored as arrays and everything else as one JSON document, so loading never
+unpickles (``allow_pickle=False``). A checkpoint names the engine version and a digest of the
+config that made it; another version, or a config that trains differently, is refused with a
+`CheckpointError` saying which.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from hpsearch.worker.engine.config import TrainConfig
+from hpsearch.worker.engine.stopping import Divergence, Metrics
+from hpsearch.worker.engine.version import ENGINE_VERSION
+
+if TYPE_CHECKING:
+    from hpsearch.worker.engine.training import Trainer
+
+FORMAT = 1
+_META = "meta"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be resumed here, and why."""
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """Where a restored run stands: the epochs done, their metrics, the divergence check."""
+
+    epoch: int
+    history: list[Metrics]
+    divergence: Divergence
+
+
+def config_digest(config: TrainConfig) -> str:
+    """A digest of everything in ``config`` that shapes training (the epoch count aside).
+
+    ``training.epochs`` is left out so a run can be extended, as population-based training
+    and a study's fidelity rounds do; the schedule then still reads the new count.
+    """
+    document = config.model_dump(mode="json")
+    document["training"].pop("epochs", None)
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save(trainer: Trainer, epoch: int, history: list[Metrics], divergence: Divergence) -> bytes:
+    """The run's state after ``epoch`` as NPZ bytes."""
+    arrays: dict[str, np.ndarray] = {"weights": trainer.weights}
+    scalars: dict[str, Any] = {}
+    for name, value in trainer.state.items():
+        if isinstance(value, np.ndarray):
+            arrays[f"optimizer/{name}"] = value
+        else:
+            scalars[name] = value
+    for name, value in trainer.net.buffers().items():
+        arrays[f"buffer/{name}"] = value
+    meta = {
+        "format": FORMAT,
+        "engine_version": ENGINE_VERSION,
+        "config": config_digest(trainer.config),
+        "epoch": epoch,
+        "steps": trainer.steps,
+        "history": history,
+        "optimizer": scalars,
+        "rules": [rule.state() for rule in trainer.rules],
+        "initial_loss": divergence.initial_loss,
+        "shuffle_rng": trainer.shuffle_rng.bit_generator.state,
+        "dropout_rng": trainer.net.dropout_rng.bit_generator.state,
+    }
+    arrays[_META] = np.array(json.dumps(meta))
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def read(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A checkpoint's metadata and arrays, after checking it is one this engine can resume."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        meta = json.loads(str(arrays.pop(_META)))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"not an hpsearch checkpoint ({exc})") from None
+    if meta.get("format") != FORMAT or meta.get("engine_version") != ENGINE_VERSION:
+        raise CheckpointError(
+            f"checkpoint written by engine {meta.get('engine_version')!r} (format "
+            f"{meta.get('format')!r}); this is engine {ENGINE_VERSION!r} (format {FORMAT})"
+        )
+    return meta, arrays
+
+
+def restore(trainer: Trainer, blob: bytes) -> Resumed:
+    """Put a checkpoint's state into a freshly built ``trainer`` of the same config."""
+    meta, arrays = read(blob)
+    if meta["config"] != config_digest(trainer.config):
+        raise CheckpointError("checkpoint made with another config (its digest differs)")
+    _copy(trainer.weights, arrays["weights"], "weights")
+    if trainer.weights is not trainer.net.flat:
+        np.copyto(trainer.net.flat, trainer.weights)
+    for name, value in trainer.state.items():
+        if isinstance(value, np.ndarray):
+            _copy(value, arrays[f"optimizer/{name}"], f"optimizer/{name}")
+    trainer.state.update(meta["optimizer"])
+    for name, value in trainer.net.buffers().items():
+        _copy(value, arrays[f"buffer/{name}"], f"buffer/{name}")
+    for rule, state in zip(trainer.rules, meta["rules"], strict=True):
+        rule.load_state(state)
+    trainer.shuffle_rng.bit_generator.state = meta["shuffle_rng"]
+    trainer.net.dropout_rng.bit_generator.state = meta["dropout_rng"]
+    trainer.steps = meta["steps"]
+    return Resumed(meta["epoch"], meta["history"], Divergence(meta["initial_loss"]))
+
+
+def _copy(into: np.ndarray, value: np.ndarray, name: str) -> None:
+    if into.shape != value.shape or into.dtype != value.dtype:
+        raise CheckpointError(
+            f"checkpoint's {name} is {value.dtype}{list(value.shape)}, "
+            f"the model's {into.dtype}{list(into.shape)}"
+        )
+    np.copyto(into, value)
