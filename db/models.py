@@ -233,6 +233,19 @@ class TrialMetric(Base):
     metrics: Mapped[dict[str, Any]]
 
 
+class Checkpoint(Base):
+    """The latest training state a trial saved: its retry, if it is lost, resumes there."""
+
+    __tablename__ = "checkpoints"
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    step: Mapped[int]  # the last step the state covers
+    size: Mapped[int]
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Preset(Base):
     __tablename__ = "presets"
     __table_args__ = (UniqueConstraint("team_id", "name", "version"),)

@@ -265,6 +265,7 @@ _CLAIM = (
         _t.number,
         _t.params,
         select(Study.created_at).where(Study.id == _t.study_id).scalar_subquery(),
+        _t.retry_of,
     )
 )
 _FINISH = (
@@ -298,6 +299,7 @@ class Claimed:
     # With the id, what tells this study from an earlier one of the same id: SQLite gives a
     # deleted study's id to the next one, and a worker caches what it read by study.
     study_created_at: datetime
+    retry_of: int | None  # the lost trial this one runs again, whose checkpoint it resumes
 
 
 def claim_trial(session: Session, trial_id: int, worker: str) -> Claimed | None:

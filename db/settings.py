@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_hidden_layers: int = Field(16, ge=1, description="Most hidden layers a model may have.")
     max_hidden_units: int = Field(4096, ge=1, description="Most units a hidden layer may have.")
     max_upload_bytes: int = Field(50 * 2**20, ge=1, description="Largest dataset upload (413).")
+    max_checkpoint_bytes: int = Field(
+        64 * 2**20, ge=0, description="Largest training state a trial keeps (0: none kept)."
+    )
     max_body_bytes: int = Field(2**20, ge=1, description="Largest other request body (413).")
     max_dataset_cells: int = Field(
         2**24,

@@ -17,7 +17,7 @@ same way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
@@ -42,11 +42,22 @@ class Context(Protocol):
 
     #: The trial's seed: seed every random generator from it for repeatable trials.
     seed: int
+    #: The state to continue from, or None to start afresh: what `save` gave at the last
+    #: checkpoint of an earlier run of this trial that was lost. Reports go on after the step
+    #: it was saved at; the steps before are on the trial already.
+    resume: bytes | None
 
     def report(self, step: int, metrics: Mapping[str, float]) -> bool:
         """Record the metrics of one step (an epoch, say; steps count from 1). True means
         stop now: the trial was pruned, or its study was cancelled or ran out of time. A NaN
         or infinite metric ends the trial `failed: diverged` and also answers True."""
+        ...
+
+    def checkpoint(self, step: int, save: Callable[[], bytes]) -> None:
+        """Offer the training state after `step` (call it after `report`). hpsearch calls
+        `save` only when a checkpoint is due (the study's `checkpoints` setting) and keeps the
+        latest, for a retry of the trial to resume from. Opt in by calling it and by reading
+        `resume`; a trainer that never calls it restarts from its first step when retried."""
         ...
 
     def dataset(self, ref: str) -> Dataset:

@@ -126,6 +126,17 @@ class Budget(_Section):
     )
 
 
+class CheckpointsConfig(_Section):
+    """When a running trial saves its training state, which a retry of it resumes from."""
+
+    every_seconds: float | None = Field(
+        30.0, gt=0, description="Save when this long has passed since the last save."
+    )
+    every_epochs: int | None = Field(
+        None, ge=1, description="Save after every this many epochs (steps) too."
+    )
+
+
 class NoPrunerConfig(_Section):
     type: Literal["none"] = "none"
 
@@ -210,6 +221,9 @@ class StudyDefinition(_Section):
         description="One objective, or a list of several for a Pareto front.",
     )
     budget: Budget
+    checkpoints: CheckpointsConfig = Field(
+        CheckpointsConfig(), description="Trials' saved states, for a lost trial to resume."
+    )
     pruner: PrunerConfig = NoPrunerConfig()
     enqueue: list[dict[str, Any]] = Field(
         [], description="Configurations (space key -> value) run first; they count in the budget."

@@ -42,7 +42,9 @@ class NumpyTrainer(Trainer):
         splits = _splits(
             json.dumps(config.dataset.model_dump(mode="json"), sort_keys=True), dataset
         )
-        result = train(config, splits, context.report)
+        result = train(
+            config, splits, context.report, resume=context.resume, on_checkpoint=context.checkpoint
+        )
         if result.status == "diverged":
             raise Diverged(result.reason or "diverged", result.metrics)
         return result.metrics

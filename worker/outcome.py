@@ -44,6 +44,10 @@ class Steps:
     `check` turns a report into floats, or marks the trial diverged on a NaN or infinite
     metric; `stopped` records that a report answered stop; `outcome` judges the end."""
 
+    # What runs where nothing is kept (an agent, `hpsearch.optimize`): no state to resume,
+    # and checkpoints offered are not taken. The runner's context keeps them.
+    resume: bytes | None = None
+
     def __init__(self) -> None:
         self.diverged: str | None = None
         self.last: dict[str, float] = {}
@@ -59,6 +63,9 @@ class Steps:
             return None
         self.last = values
         return values
+
+    def checkpoint(self, step: int, save: Callable[[], bytes]) -> None:
+        """Offered state is not kept here (see `resume`)."""
 
     def stopped(self, step: int, stop: bool) -> bool:
         """`stop`, remembered: a trainer that stops after a stop answer was pruned."""

@@ -19,13 +19,13 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
 
-from hpsearch.db import datasets, queries
+from hpsearch.db import checkpoints, datasets, queries
 from hpsearch.db.models import Study, StudyStatus, TrialState
 from hpsearch.db.outage import Outage
 from hpsearch.db.session import retrying, session_scope, unreachable
 from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
-from hpsearch.search.definition import StudyDefinition
+from hpsearch.search.definition import CheckpointsConfig, StudyDefinition
 from hpsearch.search.pruners import NoPruner
 from hpsearch.trainer import Dataset
 from hpsearch.worker import trainers
@@ -87,8 +87,16 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
     study_id, number, params = claimed.study_id, claimed.number, claimed.params
     recorder = _Recorder(trial_id, study_id, url, PruningCheck(study_id, number, definition, url))
     stopper = _Stopper(trial_id, recorder, may_kill=not in_caller)
+    resume = None
+    if claimed.retry_of is not None:
+        resume = retrying(lambda s: checkpoints.resume(s, trial_id, claimed.retry_of), url)
+        if resume is not None:
+            log.info(
+                "trial %s: resumes trial %s after step %s", trial_id, resume.source, resume.step
+            )
     with _HEARTBEATS.beating(trial_id, study_id, url, stopper.study_ended):
         context = _TrialContext(recorder, definition, stopper, claimed.study_created_at)
+        context.resume = None if resume is None else resume.content
         outcome = _train(definition, params, context)
     ending = settle(outcome, definition, recorder.study_status)
 
@@ -152,6 +160,7 @@ def write_ending(
     ):  # fmt: skip
         return False
     queries.add_metrics(session, trial_id, pending)
+    checkpoints.discard(session, trial_id)
     return True
 
 
@@ -210,6 +219,7 @@ class _TrialContext(Steps):
         self.stopper = stopper
         self.study_created_at = study_created_at
         self.seed = definition.seed
+        self.checkpoint_due = _CheckpointDue(definition.checkpoints)
 
     def report(self, step: int, metrics: Mapping[str, float]) -> bool:
         values = self.check(step, metrics)
@@ -217,6 +227,22 @@ class _TrialContext(Steps):
             return True
         with self.stopper.shielded():
             return self.stopped(step, self.recorder.report(step, values))
+
+    def checkpoint(self, step: int, save: Callable[[], bytes]) -> None:
+        if not self.checkpoint_due(step):
+            return
+        with self.stopper.shielded():
+            content = save()
+            limit = get_settings().max_checkpoint_bytes
+            if len(content) > limit:
+                log.warning(
+                    "trial %s: a checkpoint of %d bytes is over HPSEARCH_MAX_CHECKPOINT_BYTES"
+                    " (%d): none kept",
+                    self.recorder.trial_id, len(content), limit,
+                )  # fmt: skip
+                self.checkpoint_due.off = True
+                return
+            self.recorder.flush(checkpoint=(step, content))
 
     def dataset(self, ref: str) -> Dataset:
         dataset_id = datasets.upload_id(ref)
@@ -228,6 +254,24 @@ class _TrialContext(Steps):
 
     def _scope(self) -> tuple[int, datetime, str | None]:
         return self.recorder.study_id, self.study_created_at, self.recorder.url
+
+
+class _CheckpointDue:
+    """Whether a step's checkpoint is due, by the study's `checkpoints` setting."""
+
+    def __init__(self, config: CheckpointsConfig) -> None:
+        self.config = config
+        self.saved_at = time.monotonic()
+        self.off = False
+
+    def __call__(self, step: int) -> bool:
+        every, seconds = self.config.every_epochs, self.config.every_seconds
+        due = (every is not None and step % every == 0) or (
+            seconds is not None and time.monotonic() - self.saved_at >= seconds
+        )
+        if due:
+            self.saved_at = time.monotonic()
+        return due and not self.off
 
 
 class PruningCheck:
@@ -299,23 +343,29 @@ class _Recorder:
     def report(self, step: int, metrics: dict[str, float]) -> bool:
         self.pending.append((step, dict(metrics)))
         if time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
-            self.study_status = retrying(self._flush_unless_ended, self.url)
-            if not self.study_ended:  # written: the end carries only what came after
-                self.pending = []
-            self.last_flush = time.monotonic()
+            self.flush()
         return self.study_ended or self.prune(step, metrics)
+
+    def flush(self, checkpoint: tuple[int, bytes] | None = None) -> None:
+        """Write the pending metrics, and a checkpoint with them, unless the study ended."""
+
+        def write(session: Session) -> StudyStatus | None:
+            status = queries.study_status(session, self.study_id)
+            if status == StudyStatus.RUNNING:
+                queries.add_metrics(session, self.trial_id, self.pending)
+                if checkpoint is not None:
+                    checkpoints.keep(session, self.trial_id, *checkpoint)
+            return status
+
+        self.study_status = retrying(write, self.url)
+        if not self.study_ended:  # written: the end carries only what came after
+            self.pending = []
+        self.last_flush = time.monotonic()
 
     @property
     def study_ended(self) -> bool:
         """Whether the study was cancelled, timed out or deleted while the trial ran."""
         return self.study_status != StudyStatus.RUNNING
-
-    def _flush_unless_ended(self, session: Session) -> StudyStatus | None:
-        """The study's status; while it runs, the pending metrics written too."""
-        status = queries.study_status(session, self.study_id)
-        if status == StudyStatus.RUNNING and self.pending:
-            queries.add_metrics(session, self.trial_id, self.pending)
-        return status
 
 
 # The signal that interrupts a trainer. Not SIGALRM, which training code may use for timeouts

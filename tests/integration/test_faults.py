@@ -11,13 +11,19 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hpsearch.search.definition import StudyDefinition
+from hpsearch.worker.blas import BLAS_THREAD_VARIABLES
+from hpsearch.worker.engine import TrainConfig
 from tests.conftest import ROOT, tiny_study
 from tests.integration.stack import (
     HPSEARCH,
@@ -105,11 +111,14 @@ def no_errors(trials: list[TrialRow]) -> None:
     assert not errors, f"trials failed with an error: {errors}"
 
 
-def test_a_trial_process_killed_mid_trial_is_lost_and_its_config_run_again(stack: Stack) -> None:
+def test_a_trial_process_killed_mid_trial_is_lost_and_its_retry_resumes_its_checkpoint(
+    stack: Stack,
+) -> None:
     # The budget is the grid: the lost trial's retry takes its place, so every point completes.
-    definition = grid_study()
+    definition = grid_study() | {"checkpoints": {"every_epochs": 10}}
     study_id = stack.submit(definition)
     victim = wait_for_running(stack, study_id)[0]
+    saved_at = wait_for_checkpoint(stack, victim.id)
     pid = int(victim.worker.rsplit(":", 1)[1])  # type: ignore[union-attr]
     # Only ever a process of ours: a Celery pool child of one of our workers.
     parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
@@ -127,6 +136,61 @@ def test_a_trial_process_killed_mid_trial_is_lost_and_its_config_run_again(stack
     # Celery redelivered the killed child's message; the runner refused to run it twice.
     assert set(stack.trials_run_per_worker_log().values()) == {1}
     assert all(w.is_running() for w in stack.workers), stack.describe()
+
+    # The retry resumed where the victim's last checkpoint left off, not from epoch 1 ...
+    retry = retries[0]
+    logs = "".join(w.log_path.read_text() for w in stack.started)  # type: ignore[union-attr]
+    resumed = re.search(rf"trial {retry.id}: resumes trial {victim.id} after step (\d+)", logs)
+    assert resumed is not None, "the retry did not resume"
+    assert int(resumed.group(1)) >= saved_at and int(resumed.group(1)) % 10 == 0
+    # ... its curve has every epoch once, and is the curve of the run that never stopped.
+    curve = curve_of(stack, retry.id)
+    epochs = definition["training"]["epochs"]
+    assert [step for step, _ in curve] == list(range(1, epochs + 1))
+    config = StudyDefinition.model_validate(definition).trial_config(retry.params)
+    assert [without_timings(metrics) for _, metrics in curve] == uninterrupted_curve(config)
+    assert not stack.sql("SELECT trial_id FROM checkpoints"), "ended trials keep no checkpoint"
+
+
+def wait_for_checkpoint(stack: Stack, trial_id: int) -> int:
+    """The step of the trial's first stored checkpoint, once there is one."""
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        saved = stack.sql("SELECT step FROM checkpoints WHERE trial_id = :id", id=trial_id)
+        if saved:
+            return saved[0][0]
+        time.sleep(0.05)
+    pytest.fail(f"trial {trial_id} saved no checkpoint:\n{stack.describe()}")
+
+
+def curve_of(stack: Stack, trial_id: int) -> list[tuple[int, dict]]:
+    rows = stack.sql(
+        "SELECT step, metrics FROM trial_metrics WHERE trial_id = :id ORDER BY step", id=trial_id
+    )
+    return [
+        (step, metrics if isinstance(metrics, dict) else json.loads(metrics))
+        for step, metrics in rows
+    ]
+
+
+def uninterrupted_curve(config: TrainConfig) -> list[dict]:
+    """The config's per-epoch metrics trained whole, in a process pinned to one BLAS thread
+    as the workers are: more threads may sum in another order."""
+    script = (
+        "import json, sys; from hpsearch.worker.engine import TrainConfig, train; "
+        "config = TrainConfig.model_validate_json(sys.stdin.read()); "
+        "print(json.dumps(train(config).history))"
+    )
+    env = os.environ | dict.fromkeys(BLAS_THREAD_VARIABLES, "1")
+    done = subprocess.run(
+        [sys.executable, "-c", script], input=config.model_dump_json(), env=env,
+        capture_output=True, text=True, check=True, timeout=STUDY_TIMEOUT_S,
+    )  # fmt: skip
+    return [without_timings(metrics) for metrics in json.loads(done.stdout)]
+
+
+def without_timings(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "epoch_seconds"}
 
 
 # Queued trials are not dispatched again for the study's whole remaining run: the workers

@@ -1,0 +1,69 @@
+"""Trials' checkpoints: the latest training state each kept, and where a retry resumes."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from hpsearch.db.models import Checkpoint, Trial, TrialMetric, utcnow
+
+
+class ResumePoint(NamedTuple):
+    """The state a retry starts from: saved by trial `source` after its step `step`."""
+
+    source: int
+    step: int
+    content: bytes
+
+
+def keep(session: Session, trial_id: int, step: int, content: bytes) -> None:
+    """Store `content` as the trial's checkpoint after `step`, replacing the one before."""
+    session.execute(delete(Checkpoint).where(Checkpoint.trial_id == trial_id))
+    session.execute(
+        insert(Checkpoint).values(
+            trial_id=trial_id, step=step, size=len(content), content=content, saved_at=utcnow()
+        )
+    )
+
+
+def resume(session: Session, trial_id: int, retry_of: int) -> ResumePoint | None:
+    """Where a retry resumes: the latest checkpoint along the trials it runs again (the lost
+    trial, or the one that one retried, ...). The source's metrics up to the checkpoint's step
+    are copied to the retry, so its curve has every step once; None when there is none."""
+    source: int | None = retry_of
+    while source is not None:
+        found = session.execute(
+            select(Checkpoint.step, Checkpoint.content).where(Checkpoint.trial_id == source)
+        ).one_or_none()
+        if found is not None:
+            step, content = found
+            _copy_steps(session, source, trial_id, step)
+            return ResumePoint(source, step, content)
+        source = session.scalar(select(Trial.retry_of).where(Trial.id == source))
+    return None
+
+
+def _copy_steps(session: Session, source: int, trial_id: int, through: int) -> None:
+    rows = session.execute(
+        select(TrialMetric.step, TrialMetric.metrics).where(
+            TrialMetric.trial_id == source, TrialMetric.step <= through
+        )
+    ).all()
+    session.execute(delete(TrialMetric).where(TrialMetric.trial_id == trial_id))
+    if rows:
+        session.execute(
+            insert(TrialMetric),
+            [{"trial_id": trial_id, "step": step, "metrics": metrics} for step, metrics in rows],
+        )
+
+
+def discard(session: Session, trial_id: int) -> None:
+    """Drop the checkpoints of an ended trial and of the lost trials it ran again: nothing
+    will resume from them."""
+    chain, source = [], trial_id
+    while source is not None:
+        chain.append(source)
+        source = session.scalar(select(Trial.retry_of).where(Trial.id == source))
+    session.execute(delete(Checkpoint).where(Checkpoint.trial_id.in_(chain)))

@@ -1,0 +1,33 @@
+"""a trial's latest checkpoint, resumed by its retry
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-06 10:20:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "checkpoints",
+        sa.Column("trial_id", sa.Integer(), nullable=False),
+        sa.Column("step", sa.Integer(), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["trial_id"], ["trials.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("trial_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("checkpoints")
