@@ -21,7 +21,7 @@ LAST_COLUMNS = ("started_at", "finished_at")
 ENGINE_SECTIONS = ("dataset", "model", "training")
 
 
-def attachment(text: str, media_type: str, filename: str) -> Response:
+def attachment(text: str | bytes, media_type: str, filename: str) -> Response:
     """An answer a browser saves as `filename` rather than shows."""
     headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
     return Response(text, media_type=media_type, headers=headers)

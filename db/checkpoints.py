@@ -1,4 +1,5 @@
-"""Trials' checkpoints: the latest training state each kept, and where a retry resumes."""
+"""Trials' saved states: the latest checkpoint of each running trial, where a retry resumes,
+and the trained weights of complete trials."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import NamedTuple
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from hpsearch.db.models import Checkpoint, Trial, TrialMetric, utcnow
+from hpsearch.db.models import Checkpoint, Trial, TrialMetric, TrialWeights, utcnow
 
 
 class ResumePoint(NamedTuple):
@@ -67,3 +68,17 @@ def discard(session: Session, trial_id: int) -> None:
         chain.append(source)
         source = session.scalar(select(Trial.retry_of).where(Trial.id == source))
     session.execute(delete(Checkpoint).where(Checkpoint.trial_id.in_(chain)))
+
+
+def keep_weights(session: Session, trial_id: int, content: bytes) -> None:
+    """Store a complete trial's trained weights."""
+    session.execute(
+        insert(TrialWeights).values(
+            trial_id=trial_id, size=len(content), content=content, saved_at=utcnow()
+        )
+    )
+
+
+def weights_of(session: Session, trial_id: int) -> bytes | None:
+    """The trial's stored weights, or None."""
+    return session.scalar(select(TrialWeights.content).where(TrialWeights.trial_id == trial_id))

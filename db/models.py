@@ -246,6 +246,18 @@ class Checkpoint(Base):
     saved_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TrialWeights(Base):
+    """A complete trial's trained model, as its trainer saved it, for download."""
+
+    __tablename__ = "trial_weights"
+    trial_id: Mapped[int] = mapped_column(
+        ForeignKey("trials.id", ondelete="CASCADE"), primary_key=True
+    )
+    size: Mapped[int]
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Preset(Base):
     __tablename__ = "presets"
     __table_args__ = (UniqueConstraint("team_id", "name", "version"),)

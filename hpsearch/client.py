@@ -363,6 +363,12 @@ class Client:
         path = f"/api/v1/studies/{_study_id(study)}/trials/export"
         return self._request("GET", path, params={"format": format}).text
 
+    def weights(self, study: StudyRef, number: int) -> bytes:
+        """A complete trial's trained model as stored (for the built-in engine, an NPZ file of
+        `param/<name>` and `buffer/<name>` arrays and the config in `meta`)."""
+        path = f"/api/v1/studies/{_study_id(study)}/trials/{number}/weights"
+        return self._request("GET", path).content
+
     def trials_frame(self, study: StudyRef) -> pandas.DataFrame:
         """`export_trials` as a pandas DataFrame (pandas is not a dependency: install it)."""
         try:

@@ -60,6 +60,11 @@ class Context(Protocol):
         `resume`; a trainer that never calls it restarts from its first step when retried."""
         ...
 
+    def keep_weights(self, save: Callable[[], bytes]) -> None:
+        """Offer the trained model at the end of training: if the trial completes (and the
+        study keeps weights), hpsearch stores what `save` gives, for download."""
+        ...
+
     def dataset(self, ref: str) -> Dataset:
         """The uploaded dataset `ref` (its id) of the study's team; another team's dataset is
         as missing as one that never existed (`LookupError`)."""

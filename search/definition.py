@@ -135,6 +135,9 @@ class CheckpointsConfig(_Section):
     every_epochs: int | None = Field(
         None, ge=1, description="Save after every this many epochs (steps) too."
     )
+    keep_weights: bool = Field(
+        True, description="Keep each complete trial's trained weights, for download."
+    )
 
 
 class NoPrunerConfig(_Section):

@@ -29,6 +29,7 @@ from hpsearch.client import (
     Unreachable,
     new_idempotency_key,
 )
+from hpsearch.worker.engine.training import evaluate_weights
 from tests.conftest import ROOT, tiny_study
 from tests.servers import ManagedProcess, free_port
 
@@ -483,3 +484,32 @@ def test_datasets_upload_list_delete(hpsearch: Run, tmp_path: Path) -> None:
     deleted = hpsearch("datasets", "delete", dataset_id, "--yes")
     assert deleted.returncode == 0, _output(deleted)
     assert not re.search(rf"│\s*{dataset_id}\s*│", hpsearch("datasets", "list").stdout)
+
+
+def test_a_complete_trials_model_downloads_and_reloads_to_its_reported_metrics(
+    hpsearch: Run, server: Server, finished_study: dict[str, Any], tmp_path: Path
+) -> None:
+    with server.client() as client:
+        trials = client.trials(finished_study["id"])
+        complete = next(t for t in trials if t["state"] == "complete")
+        expected = client.weights(finished_study["id"], complete["number"])
+    downloaded = hpsearch(
+        "trials", str(finished_study["id"]), "--weights", str(complete["number"]), "-o", "m.npz"
+    )
+    assert downloaded.returncode == 0, _output(downloaded)
+    content = (tmp_path / "m.npz").read_bytes()
+    assert content == expected
+    measured = evaluate_weights(content)
+    for name in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
+        assert measured[name] == complete["values"][name], name
+
+
+def test_a_trial_without_kept_weights_is_a_404_naming_them(hpsearch: Run, server: Server) -> None:
+    with server.client() as client:
+        study = client.create_study(
+            tiny_study(name="no-weights", checkpoints={"keep_weights": False})
+        )
+        _finish(client, study["id"])
+    missing = hpsearch("trials", str(study["id"]), "--weights", "0")
+    assert missing.returncode != 0
+    assert "trial weights not found" in _output(missing)

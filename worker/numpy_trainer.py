@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
+from functools import partial
 
 from hpsearch.db.datasets import upload_id
 from hpsearch.db.settings import get_settings
@@ -19,6 +20,7 @@ from hpsearch.worker.engine import (
     load_splits,
     train,
 )
+from hpsearch.worker.engine.checkpoint import save_weights
 from hpsearch.worker.engine.config import DatasetConfig
 
 
@@ -47,6 +49,7 @@ class NumpyTrainer(Trainer):
         )
         if result.status == "diverged":
             raise Diverged(result.reason or "diverged", result.metrics)
+        context.keep_weights(partial(save_weights, config, result.params, result.buffers))
         return result.metrics
 
 

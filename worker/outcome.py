@@ -67,6 +67,9 @@ class Steps:
     def checkpoint(self, step: int, save: Callable[[], bytes]) -> None:
         """Offered state is not kept here (see `resume`)."""
 
+    def keep_weights(self, save: Callable[[], bytes]) -> None:
+        """Offered weights are not kept here (see `resume`)."""
+
     def stopped(self, step: int, stop: bool) -> bool:
         """`stop`, remembered: a trainer that stops after a stop answer was pruned."""
         if stop:

@@ -99,9 +99,10 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
         context.resume = None if resume is None else resume.content
         outcome = _train(definition, params, context)
     ending = settle(outcome, definition, recorder.study_status)
+    weights = context.weights(ending.state)
 
     def write_end(session: Session) -> None:
-        write_ending(session, trial_id, recorder.pending, ending)
+        write_ending(session, trial_id, recorder.pending, ending, weights)
 
     def end_and_queue_next(session: Session) -> list[int]:
         write_end(session)
@@ -149,10 +150,14 @@ def settle(
 
 
 def write_ending(
-    session: Session, trial_id: int, pending: list[tuple[int, dict[str, float]]], ending: Ending
+    session: Session,
+    trial_id: int,
+    pending: list[tuple[int, dict[str, float]]],
+    ending: Ending,
+    weights: bytes | None = None,
 ) -> bool:
-    """Write a running trial's last reports and its end; False if it was not running any more
-    (e.g. found lost meanwhile): then nothing is written."""
+    """Write a running trial's last reports, its end and its trained weights; False if it was
+    not running any more (e.g. found lost meanwhile): then nothing is written."""
     state, reason, values, value, error_traceback = ending
     if not queries.finish_trial(
         session, trial_id, state, reason=reason, values=values, value=value,
@@ -161,6 +166,8 @@ def write_ending(
         return False
     queries.add_metrics(session, trial_id, pending)
     checkpoints.discard(session, trial_id)
+    if weights is not None:
+        checkpoints.keep_weights(session, trial_id, weights)
     return True
 
 
@@ -220,6 +227,8 @@ class _TrialContext(Steps):
         self.study_created_at = study_created_at
         self.seed = definition.seed
         self.checkpoint_due = _CheckpointDue(definition.checkpoints)
+        self.save_weights: Callable[[], bytes] | None = None
+        self.keeps_weights = definition.checkpoints.keep_weights
 
     def report(self, step: int, metrics: Mapping[str, float]) -> bool:
         values = self.check(step, metrics)
@@ -232,17 +241,30 @@ class _TrialContext(Steps):
         if not self.checkpoint_due(step):
             return
         with self.stopper.shielded():
-            content = save()
-            limit = get_settings().max_checkpoint_bytes
-            if len(content) > limit:
-                log.warning(
-                    "trial %s: a checkpoint of %d bytes is over HPSEARCH_MAX_CHECKPOINT_BYTES"
-                    " (%d): none kept",
-                    self.recorder.trial_id, len(content), limit,
-                )  # fmt: skip
+            content = self._within_limit(save(), "checkpoint")
+            if content is None:
                 self.checkpoint_due.off = True
-                return
-            self.recorder.flush(checkpoint=(step, content))
+            else:
+                self.recorder.flush(checkpoint=(step, content))
+
+    def keep_weights(self, save: Callable[[], bytes]) -> None:
+        self.save_weights = save
+
+    def weights(self, state: TrialState) -> bytes | None:
+        """The trained weights to store with the trial's end: a complete trial's, if kept."""
+        if state != TrialState.COMPLETE or self.save_weights is None or not self.keeps_weights:
+            return None
+        return self._within_limit(self.save_weights(), "trained model")
+
+    def _within_limit(self, content: bytes, what: str) -> bytes | None:
+        limit = get_settings().max_checkpoint_bytes
+        if len(content) <= limit:
+            return content
+        log.warning(
+            "trial %s: its %s is %d bytes, over HPSEARCH_MAX_CHECKPOINT_BYTES (%d): not kept",
+            self.recorder.trial_id, what, len(content), limit,
+        )  # fmt: skip
+        return None
 
     def dataset(self, ref: str) -> Dataset:
         dataset_id = datasets.upload_id(ref)

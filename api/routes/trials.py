@@ -14,7 +14,7 @@ from hpsearch.api.etag import NOT_MODIFIED, etagged
 from hpsearch.api.exports import attachment, rows_csv, trials_table
 from hpsearch.api.params import Cursor, StudyId, TrialNumber
 from hpsearch.api.schemas import TrialDetail, TrialPublic, TrialsPublic
-from hpsearch.db import queries
+from hpsearch.db import checkpoints, queries
 from hpsearch.search.definition import StudyDefinition
 
 router = APIRouter(prefix="/api/v1/studies/{study_id}/trials", tags=["trials"])
@@ -78,3 +78,24 @@ def get_trial(
         traceback=trial.traceback,
     )
     return etagged(request, detail)
+
+
+@router.get(
+    "/{number}/weights",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def get_weights(
+    study_id: StudyId, number: TrialNumber, session: SessionDep, caller: CallerDep
+) -> Response:
+    """A complete trial's trained model as its trainer saved it: for the built-in engine an
+    NPZ file of `param/<name>` and `buffer/<name>` arrays and `meta`, the engine version and
+    the config as JSON. 404 when the trial kept none (not complete, or the study's
+    `checkpoints.keep_weights` off, or over the size limit)."""
+    study = study_for(session, caller, study_id)
+    trial = queries.trial_by_number(session, study.id, number)
+    content = None if trial is None else checkpoints.weights_of(session, trial.id)
+    if content is None:
+        raise NotFound("trial weights" if trial is not None else "trial")
+    filename = f"study-{study.id}-trial-{number}.npz"
+    return attachment(content, "application/octet-stream", filename)

@@ -174,10 +174,26 @@ def trials(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Show at most this many (default: all).")
     ] = None,
+    weights: Annotated[
+        int | None,
+        typer.Option(help="Download trial N's trained model instead (NPZ), to --output."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Where --weights writes the model.")
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """A study's trials in the order they were queued: state, reason, value and params."""
+    if weights is not None:
+        target = output or Path(f"study-{study_id}-trial-{weights}.npz")
+        with _connected(url, token) as client:
+            content = client.weights(study_id, weights)
+        target.write_bytes(content)
+        console.print(f"trial {weights}'s model: {target} ({len(content):,} bytes)")
+        return
+    if output is not None:
+        _fail("--output: only with --weights")
     if format != "table":
         if limit is not None:
             _fail("--limit: only with --format table")

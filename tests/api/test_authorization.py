@@ -95,6 +95,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/studies/{study_id}/trials/{number}"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0", "read"
     ),
+    ("get", "/api/v1/studies/{study_id}/trials/{number}/weights"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/trials/0/weights", "read"
+    ),
     # An agent's routes: leasing, reporting and finishing trials are a member's writes.
     ("post", "/api/v1/studies/{study_id}/lease"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/lease", "write", lambda _: AGENT

@@ -12,7 +12,7 @@ import pytest
 from hpsearch.worker.engine import CheckpointError, TrainConfig, TrainResult, load_splits, train
 from hpsearch.worker.engine import checkpoint as checkpoints
 from hpsearch.worker.engine.config import Optimizer
-from hpsearch.worker.engine.training import Trainer
+from hpsearch.worker.engine.training import Trainer, evaluate_weights
 
 OPTIMIZERS: tuple[str, ...] = Optimizer.__args__
 TIMING_KEYS = {"epoch_seconds", "train_seconds"}
@@ -182,3 +182,41 @@ def test_more_epochs_may_resume_a_shorter_run() -> None:
 def test_bytes_that_are_not_a_checkpoint_are_refused() -> None:
     with pytest.raises(CheckpointError, match="not an hpsearch checkpoint"):
         train(config(optimizer="sgd", learning_rate=0.1), resume=b"PK\x03\x04 not a zip")
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "nag", "adam"])
+def test_saved_weights_reloaded_give_the_reported_metrics_exactly(optimizer: str) -> None:
+    cfg = config(optimizer=optimizer, learning_rate=learning_rate(optimizer))
+    result = train(cfg)
+    blob = checkpoints.save_weights(cfg, result.params, result.buffers)
+    measured = evaluate_weights(blob)
+    for name in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
+        assert measured[name] == result.metrics[name], name
+
+
+def test_a_weights_file_names_its_arrays_and_holds_its_config() -> None:
+    cfg = config(optimizer="adam", learning_rate=0.01)
+    result = train(cfg)
+    loaded, arrays = checkpoints.read_weights(
+        checkpoints.save_weights(cfg, result.params, result.buffers)
+    )
+    assert loaded == cfg
+    assert set(arrays) == {f"param/{n}" for n in result.params} | {
+        f"buffer/{n}" for n in result.buffers
+    }
+    for name, value in result.params.items():
+        assert np.array_equal(arrays[f"param/{name}"], value)
+
+
+def test_weights_for_another_model_are_refused() -> None:
+    small = config(optimizer="sgd", learning_rate=0.1)
+    result = train(small)
+    arrays = checkpoints.read_weights(
+        checkpoints.save_weights(small, result.params, result.buffers)
+    )[1]
+    wider = config({**FULL_MODEL, "hidden": [16]}, optimizer="sgd", learning_rate=0.1)
+    trainer = Trainer(wider, load_splits(wider.dataset))
+    with pytest.raises(
+        CheckpointError, match=r"param/dense0.W is float64\[4, 8\] in the file but float64\[4, 16\]"
+    ):
+        checkpoints.load_weights(trainer, arrays)

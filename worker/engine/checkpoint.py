@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 FORMAT = 1
 _META = "meta"
+WEIGHTS_FORMAT = 1
 
 
 class CheckpointError(ValueError):
@@ -93,17 +94,22 @@ def save(trainer: Trainer, epoch: int, history: list[Metrics], divergence: Diver
 
 def read(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """A checkpoint's metadata and arrays, after checking it is one this engine can resume."""
-    try:
-        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-        meta = json.loads(str(arrays.pop(_META)))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-        raise CheckpointError(f"not an hpsearch checkpoint ({exc})") from None
+    meta, arrays = _open(blob, "hpsearch checkpoint")
     if meta.get("format") != FORMAT or meta.get("engine_version") != ENGINE_VERSION:
         raise CheckpointError(
             f"checkpoint written by engine {meta.get('engine_version')!r} (format "
             f"{meta.get('format')!r}); this is engine {ENGINE_VERSION!r} (format {FORMAT})"
         )
+    return meta, arrays
+
+
+def _open(blob: bytes, what: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        meta = json.loads(str(arrays.pop(_META)))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"not an {what} ({exc})") from None
     return meta, arrays
 
 
@@ -129,10 +135,51 @@ def restore(trainer: Trainer, blob: bytes) -> Resumed:
     return Resumed(meta["epoch"], meta["history"], Divergence(meta["initial_loss"]))
 
 
+def save_weights(
+    config: TrainConfig, params: dict[str, np.ndarray], buffers: dict[str, np.ndarray]
+) -> bytes:
+    """A trained model as NPZ bytes: ``param/<name>`` and ``buffer/<name>`` arrays (named as
+    in `Network.params`, e.g. ``dense0.W``), and ``meta``, a JSON string naming the engine
+    version and holding the whole config, so the file is enough to rebuild the model."""
+    arrays = {f"param/{name}": value for name, value in params.items()}
+    arrays |= {f"buffer/{name}": value for name, value in buffers.items()}
+    meta = {
+        "weights_format": WEIGHTS_FORMAT,
+        "engine_version": ENGINE_VERSION,
+        "config": config.model_dump(mode="json"),
+    }
+    arrays[_META] = np.array(json.dumps(meta))
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def read_weights(blob: bytes) -> tuple[TrainConfig, dict[str, np.ndarray]]:
+    """A weights file's config and arrays, after checking this engine wrote its format."""
+    meta, arrays = _open(blob, "hpsearch weights")
+    if meta.get("weights_format") != WEIGHTS_FORMAT or meta.get("engine_version") != ENGINE_VERSION:
+        raise CheckpointError(
+            f"weights written by engine {meta.get('engine_version')!r}; this is engine "
+            f"{ENGINE_VERSION!r}"
+        )
+    return TrainConfig.model_validate(meta["config"]), arrays
+
+
+def load_weights(trainer: Trainer, arrays: dict[str, np.ndarray]) -> None:
+    """Put a weights file's arrays (`read_weights`) into ``trainer``'s model."""
+    for prefix, named in (("param", trainer.net.params), ("buffer", trainer.net.buffers())):
+        for name, value in named.items():
+            if f"{prefix}/{name}" not in arrays:
+                raise CheckpointError(f"the weights have no {prefix}/{name}")
+            _copy(value, arrays[f"{prefix}/{name}"], f"{prefix}/{name}")
+    if trainer.weights is not trainer.net.flat:
+        np.copyto(trainer.weights, trainer.net.flat)
+
+
 def _copy(into: np.ndarray, value: np.ndarray, name: str) -> None:
     if into.shape != value.shape or into.dtype != value.dtype:
         raise CheckpointError(
-            f"checkpoint's {name} is {value.dtype}{list(value.shape)}, "
-            f"the model's {into.dtype}{list(into.shape)}"
+            f"{name} is {value.dtype}{list(value.shape)} in the file but "
+            f"{into.dtype}{list(into.shape)} in the model"
         )
     np.copyto(into, value)

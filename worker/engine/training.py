@@ -351,6 +351,20 @@ def _loop(
     return TrainResult(status, reason, metrics, epoch, history, params, buffers, trainer.steps)
 
 
+def evaluate_weights(blob: bytes, data: Splits | None = None) -> Metrics:
+    """A weights file's model (`checkpoint.save_weights`) measured on its config's validation
+    and test splits: the metrics its trial reported, computed again."""
+    config, arrays = checkpoint.read_weights(blob)
+    data = load_splits(config.dataset) if data is None else data
+    with np.errstate(all="ignore"):
+        trainer = Trainer(config, data)
+        checkpoint.load_weights(trainer, arrays)
+        val_loss, val_quality = trainer.evaluate(trainer.val_split)
+        quality = "val_accuracy" if trainer.task == "classification" else "val_rmse"
+        metrics = {"val_loss": float(val_loss), quality: float(val_quality)}
+        return trainer.final_metrics(metrics, "complete")
+
+
 def train(
     config: TrainConfig,
     data: Splits | None = None,

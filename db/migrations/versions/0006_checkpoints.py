@@ -1,4 +1,4 @@
-"""a trial's latest checkpoint, resumed by its retry
+"""a trial's latest checkpoint, resumed by its retry, and a complete trial's weights
 
 Revision ID: 0006
 Revises: 0005
@@ -27,7 +27,17 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["trial_id"], ["trials.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("trial_id"),
     )
+    op.create_table(
+        "trial_weights",
+        sa.Column("trial_id", sa.Integer(), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("content", sa.LargeBinary(), nullable=False),
+        sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["trial_id"], ["trials.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("trial_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("trial_weights")
     op.drop_table("checkpoints")
