@@ -33,6 +33,7 @@ def preset_public(session: Session, preset: Preset, team: str | None = None) -> 
         dataset_hash=preset.dataset_hash,
         values=preset.values,
         engine_version=preset.engine_version,
+        weights_bytes=preset.weights_size,
         created_by=creator.name if creator else None,
         created_at=preset.created_at,
     )

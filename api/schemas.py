@@ -213,6 +213,8 @@ class PresetPublic(BaseModel):
     dataset_hash: str | None
     values: dict[str, Any] | None
     engine_version: str
+    weights_bytes: int | None = None
+    """The size of the trained model the preset carries (`.../weights`); None: it has none."""
     created_by: str | None
     created_at: datetime
 

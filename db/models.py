@@ -272,6 +272,9 @@ class Preset(Base):
     dataset_hash: Mapped[str | None] = mapped_column(String(64))
     values: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     engine_version: Mapped[str] = mapped_column(String(32))
+    # The trial's trained model, copied: the preset keeps it after its study is deleted.
+    weights: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)
+    weights_size: Mapped[int | None]
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -448,6 +448,10 @@ class Client:
             "GET", f"{_preset_ref(ref).path}/export", params={"format": format}
         ).text
 
+    def preset_weights(self, ref: str | PresetRef) -> bytes:
+        """The trained model a preset carries (see `weights`)."""
+        return self._request("GET", f"{_preset_ref(ref).path}/weights").content
+
     def _study_since(self, study_id: int, etag: str | None) -> tuple[dict[str, Any] | None, str]:
         """A study and its ETag; None for the study when it has not changed since `etag`."""
         headers = {"If-None-Match": etag} if etag else None

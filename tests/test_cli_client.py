@@ -513,3 +513,20 @@ def test_a_trial_without_kept_weights_is_a_404_naming_them(hpsearch: Run, server
     missing = hpsearch("trials", str(study["id"]), "--weights", "0")
     assert missing.returncode != 0
     assert "trial weights not found" in _output(missing)
+
+
+def test_a_preset_carries_its_trials_model_and_train_measures_it_exactly(
+    hpsearch: Run, server: Server, finished_study: dict[str, Any]
+) -> None:
+    preset = _publish_best(server, finished_study, "with-weights")
+    with server.client() as client:
+        carried = client.preset_weights(preset["ref"])
+        trained = client.weights(finished_study["id"], finished_study["best_trial"]["number"])
+    assert carried == trained and preset["weights_bytes"] == len(carried)
+
+    result = hpsearch("train", "--preset", preset["ref"], "--from-weights")
+    assert result.returncode == 0, _output(result)
+    for metric in ("val_accuracy", "val_loss", "test_accuracy", "test_loss"):
+        # The difference column prints +0 only for exactly equal values (else e.g. +1e-17).
+        row = re.search(rf"^│\s*{metric}\s*│.*│\s*(\S+)\s*│$", result.stdout, re.MULTILINE)
+        assert row is not None and row.group(1) == "+0", result.stdout

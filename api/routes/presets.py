@@ -15,7 +15,7 @@ from hpsearch.api.exports import attachment, preset_study_file, study_file_yaml
 from hpsearch.api.params import PresetName, TeamName, Version
 from hpsearch.api.presets import preset_public
 from hpsearch.api.schemas import PresetCreate, PresetPublic, PresetsPublic
-from hpsearch.db import datasets, presets, queries
+from hpsearch.db import checkpoints, datasets, presets, queries
 from hpsearch.db.models import Dataset, Preset, Role, TrialState
 from hpsearch.search.definition import StudyDefinition
 from hpsearch.worker.engine import ENGINE_VERSION
@@ -38,6 +38,7 @@ def publish_preset(body: PresetCreate, session: SessionDep, caller: CallerDep) -
         )
     definition = StudyDefinition.model_validate(study.definition)
     config = definition.trial_document(trial.params)
+    weights = checkpoints.weights_of(session, trial.id)
     preset = presets.publish(
         session,
         team_id=study.team_id,
@@ -49,6 +50,8 @@ def publish_preset(body: PresetCreate, session: SessionDep, caller: CallerDep) -
         dataset_hash=_dataset_hash(session, config["dataset"], study.team_id),
         values=trial.values,
         engine_version=ENGINE_VERSION,
+        weights=weights,
+        weights_size=None if weights is None else len(weights),
         created_by=caller.user_id,
     )
     return preset_public(session, preset, caller.team_names[study.team_id])
@@ -102,6 +105,23 @@ def export_preset(
     if format == "json":
         return attachment(json.dumps(document, indent=2), "application/json", filename)
     return attachment(study_file_yaml(document, public), "application/yaml", filename)
+
+
+@router.get(
+    "/{team}/{name}/{version}/weights",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def preset_weights(
+    team: TeamName, name: PresetName, version: Version, session: SessionDep, caller: CallerDep
+) -> Response:
+    """The trained model a preset carries (its trial's, copied when it was published): NPZ
+    for the built-in engine; 404 `preset weights not found` when it carries none."""
+    preset = _find(session, caller.team_ids, team, name, version)
+    if preset.weights is None:
+        raise NotFound("preset weights")
+    filename = f"{team}-{name}-{preset.version}.npz"
+    return attachment(preset.weights, "application/octet-stream", filename)
 
 
 def _find(

@@ -30,12 +30,14 @@ from hpsearch.db.datasets import content_hash
 from hpsearch.db.settings import get_settings
 from hpsearch.worker.engine import (
     ENGINE_VERSION,
+    CheckpointError,
     ConfigError,
     TrainConfig,
     Upload,
     load_splits,
     train,
 )
+from hpsearch.worker.engine.training import evaluate_weights
 
 console = Console()
 presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
@@ -418,26 +420,52 @@ def train_preset(
         Path | None,
         typer.Option(help="A preset trained on an uploaded dataset: the same file, here."),
     ] = None,
+    from_weights: Annotated[
+        bool,
+        typer.Option(
+            "--from-weights",
+            help="Start from the trained model the preset carries: measure it as it is, or"
+            " train --epochs more from it.",
+        ),
+    ] = False,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Epochs to train (default: the preset's).")
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Retrain a preset's config on this machine and show its metrics beside the stored ones."""
     with _connected(url, token) as client:
         found = client.preset(preset)
+        weights = client.preset_weights(preset) if from_weights else None
     if found["engine_version"] != ENGINE_VERSION:
         console.print(
             f"[yellow]{escape(found['ref'])} was trained by engine {found['engine_version']},"
             f" this is {ENGINE_VERSION}: the numbers may differ[/yellow]"
         )
     try:
-        config = TrainConfig.parse(found["config"])
+        document = found["config"]
+        if epochs is not None:
+            document = {**document, "training": {**document["training"], "epochs": epochs}}
+        config = TrainConfig.parse(document)
         splits = load_splits(config.dataset, _upload(config, found, data))
-    except ConfigError as exc:
+        if weights is not None and epochs is None:  # the preset's model, measured as it is
+            _print_comparison(found, evaluate_weights(weights, splits))
+            return
+    except (ConfigError, CheckpointError) as exc:
         _fail(f"{found['ref']}: {exc}")
     columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("epochs", total=config.training.epochs)
-        result = train(config, splits, lambda epoch, _: progress.update(bar, completed=epoch))
+        try:
+            result = train(
+                config,
+                splits,
+                lambda epoch, _: progress.update(bar, completed=epoch),
+                initial_weights=weights,
+            )
+        except CheckpointError as exc:
+            _fail(f"{found['ref']}: {exc}")
     _print_comparison(found, result.metrics)
     if result.status != "complete":
         _fail(f"training ended {result.status}: {result.reason}", 1)

@@ -143,6 +143,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/presets/{team}/{name}/{version}/export"): Case(
         lambda a: f"/api/v1/presets/{a.preset}/latest/export", "read"
     ),
+    ("get", "/api/v1/presets/{team}/{name}/{version}/weights"): Case(
+        lambda a: f"/api/v1/presets/{a.preset}/latest/weights", "read"
+    ),
     ("get", "/api/v1/teams"): Case(
         lambda a: "/api/v1/teams",
         "list",

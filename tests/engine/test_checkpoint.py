@@ -220,3 +220,17 @@ def test_weights_for_another_model_are_refused() -> None:
         CheckpointError, match=r"param/dense0.W is float64\[4, 8\] in the file but float64\[4, 16\]"
     ):
         checkpoints.load_weights(trainer, arrays)
+
+
+def test_training_from_saved_weights_starts_where_they_left_off() -> None:
+    model = {"type": "mlp", "hidden": [8], "init": "he"}  # no batch norm: nothing else moves
+    cfg = config(model, optimizer="adam", learning_rate=0.01)
+    result = train(cfg)
+    blob = checkpoints.save_weights(cfg, result.params, result.buffers)
+    # One epoch at a learning rate too small to move anything: the trained model's metrics,
+    # where training from the initializer's draw is far from them.
+    still = config(model, optimizer="sgd", learning_rate=1e-12, epochs=1)
+    resumed = train(still, initial_weights=blob)
+    fresh = train(still)
+    assert resumed.metrics["val_loss"] == pytest.approx(result.metrics["val_loss"], rel=1e-6)
+    assert abs(fresh.metrics["val_loss"] - result.metrics["val_loss"]) > 0.1

@@ -372,6 +372,7 @@ def train(
     *,
     resume: bytes | None = None,
     on_checkpoint: Checkpointer | None = None,
+    initial_weights: bytes | None = None,
 ) -> TrainResult:
     """Train one trial: ``report(epoch, metrics)`` after every epoch (epochs count from 1).
 
@@ -389,11 +390,16 @@ def train(
     the run (``save()`` gives it as bytes, see `checkpoint`); ``resume`` continues the run from
     such bytes, reporting only the epochs after it: the result, history included, is the run's
     that never stopped. A checkpoint from another engine or config raises `CheckpointError`.
+    ``initial_weights`` (`checkpoint.save_weights` bytes of the same model) replace the
+    initializer's draw: training goes on from a trained model, with a fresh optimizer.
     """
     data = load_splits(config.dataset) if data is None else data
     started = time.perf_counter()
     # Overflow to inf/NaN is expected when a trial diverges; Divergence checks for it instead.
     with np.errstate(all="ignore"):
-        result = _loop(Trainer(config, data), report or _no_report, resume, on_checkpoint)
+        trainer = Trainer(config, data)
+        if initial_weights is not None:
+            checkpoint.load_weights(trainer, checkpoint.read_weights(initial_weights)[1])
+        result = _loop(trainer, report or _no_report, resume, on_checkpoint)
     seconds = time.perf_counter() - started
     return replace(result, metrics={**result.metrics, "train_seconds": seconds})

@@ -1,4 +1,5 @@
-"""a trial's latest checkpoint, resumed by its retry, and a complete trial's weights
+"""a trial's latest checkpoint, resumed by its retry; a complete trial's weights, and a
+preset's copy of them
 
 Revision ID: 0006
 Revises: 0005
@@ -37,7 +38,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("trial_id"),
     )
 
+    with op.batch_alter_table("presets", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("weights", sa.LargeBinary(), nullable=True))
+        batch_op.add_column(sa.Column("weights_size", sa.Integer(), nullable=True))
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("presets", schema=None) as batch_op:
+        batch_op.drop_column("weights_size")
+        batch_op.drop_column("weights")
     op.drop_table("trial_weights")
     op.drop_table("checkpoints")
