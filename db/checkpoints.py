@@ -29,21 +29,41 @@ def keep(session: Session, trial_id: int, step: int, content: bytes) -> None:
     )
 
 
-def resume(session: Session, trial_id: int, retry_of: int) -> ResumePoint | None:
-    """Where a retry resumes: the latest checkpoint along the trials it runs again (the lost
-    trial, or the one that one retried, ...). The source's metrics up to the checkpoint's step
-    are copied to the retry, so its curve has every step once; None when there is none."""
+def resume(
+    session: Session,
+    trial_id: int,
+    *,
+    study_id: int,
+    retry_of: int | None,
+    parent: int | None,
+) -> ResumePoint | None:
+    """Where a trial starts from, if not afresh. A retry resumes the latest checkpoint along
+    the trials it runs again (the lost trial, or the one that one retried, ...), with their
+    metrics up to its step copied to it, so that its curve has every step once. Failing that,
+    a population-based trial starts from the final state of its `parent` (a trial number),
+    with a curve of its own."""
     source: int | None = retry_of
     while source is not None:
-        found = session.execute(
-            select(Checkpoint.step, Checkpoint.content).where(Checkpoint.trial_id == source)
-        ).one_or_none()
+        found = _checkpoint(session, source)
         if found is not None:
-            step, content = found
-            _copy_steps(session, source, trial_id, step)
-            return ResumePoint(source, step, content)
+            _copy_steps(session, source, trial_id, found[0])
+            return ResumePoint(source, *found)
         source = session.scalar(select(Trial.retry_of).where(Trial.id == source))
+    if parent is not None:
+        source = session.scalar(
+            select(Trial.id).where(Trial.study_id == study_id, Trial.number == parent)
+        )
+        found = None if source is None else _checkpoint(session, source)
+        if found is not None:
+            return ResumePoint(source, *found)  # type: ignore[arg-type]
     return None
+
+
+def _checkpoint(session: Session, trial_id: int) -> tuple[int, bytes] | None:
+    found = session.execute(
+        select(Checkpoint.step, Checkpoint.content).where(Checkpoint.trial_id == trial_id)
+    ).one_or_none()
+    return None if found is None else (found[0], found[1])
 
 
 def _copy_steps(session: Session, source: int, trial_id: int, through: int) -> None:

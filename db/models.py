@@ -205,6 +205,9 @@ class Trial(Base):
     # `attempt` counts the runs of that config (1 for the first).
     retry_of: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
     attempt: Mapped[int] = mapped_column(default=1)
+    # Population-based training: the member this trial trains, its generation, and the trial
+    # (by number) whose final state it starts from, with what it copied and changed.
+    lineage: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     state: Mapped[TrialState] = mapped_column(_enum(TrialState), default=TrialState.QUEUED)
     reason: Mapped[str | None] = mapped_column(Text)
     # The last lines of the traceback of an exception that ended it (a few KB at most); loaded

@@ -244,6 +244,7 @@ _SINCE = (
         _t.retry_of,
         _t.reason,
         _t.attempt,
+        _t.lineage,
     )
     .where(
         _t.study_id == bindparam("study"),
@@ -266,6 +267,7 @@ _CLAIM = (
         _t.params,
         select(Study.created_at).where(Study.id == _t.study_id).scalar_subquery(),
         _t.retry_of,
+        _t.lineage,
     )
 )
 _FINISH = (
@@ -300,6 +302,7 @@ class Claimed:
     # deleted study's id to the next one, and a worker caches what it read by study.
     study_created_at: datetime
     retry_of: int | None  # the lost trial this one runs again, whose checkpoint it resumes
+    lineage: dict[str, Any] | None  # population-based training: whose state it starts from
 
 
 def claim_trial(session: Session, trial_id: int, worker: str) -> Claimed | None:
@@ -362,7 +365,7 @@ def add_metrics(session: Session, trial_id: int, reports: Sequence[tuple[int, di
 
 def queue_trials(session: Session, trials: Sequence[dict[str, Any]]) -> list[int]:
     """Insert queued trials (each a dict of study_id, number, params, grid_index, retry_of,
-    attempt); their ids, in the same order."""
+    attempt, lineage); their ids, in the same order."""
     if not trials:
         return []
     return list(session.scalars(_QUEUE, list(trials)))

@@ -157,6 +157,7 @@ def _queue_next(session: Session, study: Study) -> list[int]:
     # budget: a crash costs the study no configuration (a grid keeps every point).
     finished -= len(warm.retried) + len(warm.retries_due())
     if finished >= study.budget_trials:
+        _show_strategy(study, warm, history)  # its last picture, with the last trials
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
     room = min(
@@ -170,9 +171,7 @@ def _queue_next(session: Session, study: Study) -> list[int]:
         log.info("study %s: the strategy has no more configurations; ending it", study.id)
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
-    shown = warm.strategy.describe(warm.space, history)
-    if shown != study.strategy_state:
-        study.strategy_state = shown
+    _show_strategy(study, warm, history)
     return queries.queue_trials(
         session,
         [
@@ -183,10 +182,17 @@ def _queue_next(session: Session, study: Study) -> list[int]:
                 "grid_index": p.grid_index,
                 "retry_of": p.retry_of,
                 "attempt": p.attempt,
+                "lineage": p.lineage,
             }
             for i, p in enumerate(proposals)
         ],
     )
+
+
+def _show_strategy(study: Study, warm: _WarmStudy, history: list[TrialRecord]) -> None:
+    shown = warm.strategy.describe(warm.space, history)
+    if shown != study.strategy_state:
+        study.strategy_state = shown
 
 
 class _WarmStudy:
@@ -241,14 +247,17 @@ class _WarmStudy:
         """Up to `room` configurations: lost trials' again first, then enqueued ones, then the
         strategy's."""
         again = [
-            _Planned(t.params, None, retry_of=t.id, attempt=t.attempt + 1)
+            _Planned(t.params, None, retry_of=t.id, attempt=t.attempt + 1, lineage=t.lineage)
             for t in self.retries_due()
         ][:room]
         enqueued = self.definition.enqueue[len(history) - len(self.retried) - self.imported :]
         warm = again + [_Planned(c) for c in enqueued[: room - len(again)]]
-        planned = [TrialRecord(len(history) + i, p.params, "queued") for i, p in enumerate(warm)]
+        planned = [
+            TrialRecord(len(history) + i, p.params, "queued", lineage=p.lineage)
+            for i, p in enumerate(warm)
+        ]
         asked = self.strategy.ask(self.space, history + planned, room - len(warm))
-        return warm + [_Planned(p.params, p.grid_index) for p in asked]
+        return warm + [_Planned(p.params, p.grid_index, lineage=p.lineage) for p in asked]
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,7 @@ class _Planned:
     grid_index: int | None = None
     retry_of: int | None = None
     attempt: int = 1
+    lineage: dict[str, Any] | None = None
 
 
 def _warm(session: Session, study: Study) -> _WarmStudy:
@@ -292,4 +302,5 @@ def _record(trial: Row[Any], metrics: list[str]) -> TrialRecord:
         values=values,
         grid_index=trial.grid_index,
         interrupted=trial.reason in INTERRUPTIONS,
+        lineage=trial.lineage,
     )

@@ -30,9 +30,12 @@ from hpsearch.search.strategies.base import Strategy
 from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy
 from hpsearch.search.strategies.grid import GridStrategy
 from hpsearch.search.strategies.optuna_samplers import SPACE_FILLING, OptunaStrategy, make_sampler
+from hpsearch.search.strategies.pbt import EPOCHS as PBT_EPOCHS
+from hpsearch.search.strategies.pbt import PBTStrategy
 from hpsearch.search.strategies.random import RandomStrategy
 from hpsearch.search.trainer_schema import SettingError, TrainerInfo
 from hpsearch.worker.engine.config import (
+    MAX_COUNT,
     ConfigError,
     DatasetConfig,
     ModelConfig,
@@ -104,12 +107,28 @@ class OptunaConfig(_Section):
         return kind
 
 
+class PBTConfig(_Section):
+    type: Literal["pbt"]
+    seed: Seed = 0
+    population: int = Field(8, ge=2, le=256, description="Members trained side by side.")
+    interval: int = Field(
+        ge=1, le=MAX_COUNT, description="Epochs between two exploits: one trial per member."
+    )
+    quantile: float = Field(
+        0.25, gt=0, le=0.5, description="Bottom fraction that copies the top fraction."
+    )
+    resample_probability: float = Field(
+        0.25, ge=0, le=1, description="Chance that a copied setting is drawn again."
+    )
+
+
 StrategyConfig = Annotated[
-    RandomConfig | GridConfig | CoarseToFineConfig | OptunaConfig, Field(discriminator="type")
+    RandomConfig | GridConfig | CoarseToFineConfig | OptunaConfig | PBTConfig,
+    Field(discriminator="type"),
 ]
 
 # Strategies that rank trials by one value, and so cannot serve a Pareto front.
-SINGLE_OBJECTIVE_STRATEGIES = ("coarse_to_fine", "cmaes")
+SINGLE_OBJECTIVE_STRATEGIES = ("coarse_to_fine", "cmaes", "pbt")
 
 
 class Objective(_Section):
@@ -341,6 +360,8 @@ class StudyDefinition(_Section):
                 raise ValueError(
                     f"pruner: needs an objective reported every epoch ({', '.join(EPOCH_METRICS)})"
                 )
+        if isinstance(self.strategy, PBTConfig):
+            self._check_pbt(self.strategy)
         space = self.search_space()
         for i, config in enumerate(self.enqueue):
             if not space.contains(config):
@@ -355,6 +376,31 @@ class StudyDefinition(_Section):
                     f" {len(self.objectives)} objectives"
                 )
         return self
+
+    def _check_pbt(self, pbt: PBTConfig) -> None:
+        """What population-based training needs: the engine's resumable state, epochs it
+        sets per generation itself, and a budget of exactly one trial per member and
+        generation."""
+        if self.trainer != BUILTIN_TRAINER:
+            raise ValueError(
+                f"strategy.type: pbt needs a trainer that saves and resumes its state; trainer"
+                f" {self.trainer} declares no such support (the built-in numpy trainer does)"
+            )
+        if PBT_EPOCHS in self.space:
+            raise ValueError(f"space.{PBT_EPOCHS}: pbt sets each generation's epochs itself")
+        for field in ("enqueue", "history", "warm_start"):
+            if getattr(self, field):
+                raise ValueError(f"{field}: pbt plans every trial of its population itself")
+        if self.pruner.type != "none":
+            raise ValueError("pruner: pbt replaces its worst members instead of pruning them")
+        generations = math.ceil(self.training.epochs / pbt.interval)
+        needed = pbt.population * generations
+        if self.budget.trials != needed:
+            raise ValueError(
+                f"budget.trials: pbt runs population x generations = {pbt.population} x"
+                f" {generations} (training.epochs {self.training.epochs} / interval"
+                f" {pbt.interval}) = {needed} trials, not {self.budget.trials}"
+            )
 
     @property
     def objectives(self) -> list[Objective]:
@@ -504,6 +550,16 @@ class StudyDefinition(_Section):
                 [o.direction for o in self.objectives],
                 seed=config.seed,
                 space_filling=config.n_startup_trials if config.type in SPACE_FILLING else 0,
+            )
+        if isinstance(config, PBTConfig):
+            return PBTStrategy(
+                seed=config.seed,
+                population=config.population,
+                interval=config.interval,
+                epochs=self.training.epochs,
+                quantile=config.quantile,
+                resample_probability=config.resample_probability,
+                direction=self.objectives[0].direction,
             )
         return RandomStrategy(seed=config.seed)
 

@@ -88,8 +88,19 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
     recorder = _Recorder(trial_id, study_id, url, PruningCheck(study_id, number, definition, url))
     stopper = _Stopper(trial_id, recorder, may_kill=not in_caller)
     resume = None
-    if claimed.retry_of is not None:
-        resume = retrying(lambda s: checkpoints.resume(s, trial_id, claimed.retry_of), url)
+    lineage = claimed.lineage or {}
+    if claimed.retry_of is not None or lineage.get("parent") is not None:
+
+        def resume_point(session: Session) -> checkpoints.ResumePoint | None:
+            return checkpoints.resume(
+                session,
+                trial_id,
+                study_id=study_id,
+                retry_of=claimed.retry_of,
+                parent=lineage.get("parent"),
+            )
+
+        resume = retrying(resume_point, url)
         if resume is not None:
             log.info(
                 "trial %s: resumes trial %s after step %s", trial_id, resume.source, resume.step
@@ -97,12 +108,14 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
     with _HEARTBEATS.beating(trial_id, study_id, url, stopper.study_ended):
         context = _TrialContext(recorder, definition, stopper, claimed.study_created_at)
         context.resume = None if resume is None else resume.content
+        context.checkpoint_due.until = lineage.get("until")
         outcome = _train(definition, params, context)
     ending = settle(outcome, definition, recorder.study_status)
     weights = context.weights(ending.state)
 
     def write_end(session: Session) -> None:
-        write_ending(session, trial_id, recorder.pending, ending, weights)
+        # A population member's final state is where the next generation starts: kept.
+        write_ending(session, trial_id, recorder.pending, ending, weights, keep_state=bool(lineage))
 
     def end_and_queue_next(session: Session) -> list[int]:
         write_end(session)
@@ -155,9 +168,12 @@ def write_ending(
     pending: list[tuple[int, dict[str, float]]],
     ending: Ending,
     weights: bytes | None = None,
+    *,
+    keep_state: bool = False,
 ) -> bool:
-    """Write a running trial's last reports, its end and its trained weights; False if it was
-    not running any more (e.g. found lost meanwhile): then nothing is written."""
+    """Write a running trial's last reports, its end and its trained weights, and drop its
+    checkpoints unless `keep_state`; False if it was not running any more (e.g. found lost
+    meanwhile): then nothing is written."""
     state, reason, values, value, error_traceback = ending
     if not queries.finish_trial(
         session, trial_id, state, reason=reason, values=values, value=value,
@@ -165,7 +181,8 @@ def write_ending(
     ):  # fmt: skip
         return False
     queries.add_metrics(session, trial_id, pending)
-    checkpoints.discard(session, trial_id)
+    if not keep_state:
+        checkpoints.discard(session, trial_id)
     if weights is not None:
         checkpoints.keep_weights(session, trial_id, weights)
     return True
@@ -285,11 +302,14 @@ class _CheckpointDue:
         self.config = config
         self.saved_at = time.monotonic()
         self.off = False
+        self.until: int | None = None  # a step whose state is always kept (pbt's last)
 
     def __call__(self, step: int) -> bool:
         every, seconds = self.config.every_epochs, self.config.every_seconds
-        due = (every is not None and step % every == 0) or (
-            seconds is not None and time.monotonic() - self.saved_at >= seconds
+        due = (
+            step == self.until
+            or (every is not None and step % every == 0)
+            or (seconds is not None and time.monotonic() - self.saved_at >= seconds)
         )
         if due:
             self.saved_at = time.monotonic()

@@ -23,6 +23,8 @@ class TrialRecord:
     interrupted: bool = False
     """Failed for a cause outside its config (lost with its worker, cancelled, timed out):
     nothing to learn about the config from it. Diverged and errored trials are not."""
+    lineage: dict[str, Any] | None = None
+    """Population-based training's note on the trial (see `Proposal.lineage`)."""
 
     @property
     def value(self) -> float | None:
@@ -32,10 +34,15 @@ class TrialRecord:
 
 @dataclass(frozen=True)
 class Proposal:
-    """A configuration to run; `grid_index` marks which grid point it claims, if any."""
+    """A configuration to run; `grid_index` marks which grid point it claims, if any.
+
+    `lineage` (population-based training) names the member the trial trains and its
+    generation, and `parent`, the number of the trial whose final training state it starts
+    from; it is stored with the trial, and a lost trial's retry keeps it."""
 
     params: dict[str, Any]
     grid_index: int | None = None
+    lineage: dict[str, Any] | None = None
 
 
 class Strategy(ABC):

@@ -167,10 +167,23 @@ def test_a_checkpoint_from_another_engine_version_is_refused() -> None:
         train(cfg, resume=blob)
 
 
-def test_a_checkpoint_of_another_config_is_refused() -> None:
+def test_a_checkpoint_of_another_model_or_optimizer_is_refused() -> None:
     blob = checkpoint_at(config(optimizer="sgd", learning_rate=0.1), AT)
-    with pytest.raises(CheckpointError, match="another config"):
-        train(config(optimizer="sgd", learning_rate=0.2), resume=blob)
+    for other in (
+        config(optimizer="momentum", learning_rate=0.1),
+        config({**FULL_MODEL, "dropout": 0.3}, optimizer="sgd", learning_rate=0.1),
+    ):
+        with pytest.raises(CheckpointError, match="another dataset, model, optimizer"):
+            train(other, resume=blob)
+
+
+def test_a_checkpoint_resumes_with_other_hyperparameters() -> None:
+    # What population-based training does: the state goes on under a new learning rate.
+    blob = checkpoint_at(config(optimizer="adam", learning_rate=0.01), AT)
+    changed = config(optimizer="adam", learning_rate=0.02)
+    resumed = train(changed, resume=blob)
+    assert [m["learning_rate"] for m in resumed.history] == [0.01] * AT + [0.02] * (EPOCHS - AT)
+    assert resumed.steps == EPOCHS * 6
 
 
 def test_more_epochs_may_resume_a_shorter_run() -> None:

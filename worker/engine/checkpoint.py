@@ -10,8 +10,8 @@ Resuming from the checkpoint of epoch k then gives, bit for bit, the run that ne
 
 Arrays are stored as arrays and everything else as one JSON document, so loading never
 unpickles (``allow_pickle=False``). A checkpoint names the engine version and a digest of the
-config that made it; another version, or a config that trains differently, is refused with a
-`CheckpointError` saying which.
+config's data, model and optimizer; another version, or a state that does not fit the model
+and optimizer, is refused with a `CheckpointError` saying which.
 """
 
 from __future__ import annotations
@@ -51,13 +51,16 @@ class Resumed:
 
 
 def config_digest(config: TrainConfig) -> str:
-    """A digest of everything in ``config`` that shapes training (the epoch count aside).
-
-    ``training.epochs`` is left out so a run can be extended, as population-based training
-    and a study's fidelity rounds do; the schedule then still reads the new count.
-    """
-    document = config.model_dump(mode="json")
-    document["training"].pop("epochs", None)
+    """A digest of what the state's arrays depend on: the data, the model, the optimizer, the
+    loss and the dtype. The other settings may change between a checkpoint and its resumption,
+    as population-based training changes a member's learning rate; a lost trial's retry runs
+    its exact config anyway. A change of ``training.epochs`` lets a run be extended."""
+    training = config.training
+    document = {
+        "dataset": config.dataset.model_dump(mode="json"),
+        "model": config.model.model_dump(mode="json"),
+        "training": [training.optimizer, training.loss, training.dtype],
+    }
     text = json.dumps(document, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -117,7 +120,9 @@ def restore(trainer: Trainer, blob: bytes) -> Resumed:
     """Put a checkpoint's state into a freshly built ``trainer`` of the same config."""
     meta, arrays = read(blob)
     if meta["config"] != config_digest(trainer.config):
-        raise CheckpointError("checkpoint made with another config (its digest differs)")
+        raise CheckpointError(
+            "checkpoint made for another dataset, model, optimizer, loss or dtype"
+        )
     _copy(trainer.weights, arrays["weights"], "weights")
     if trainer.weights is not trainer.net.flat:
         np.copyto(trainer.net.flat, trainer.weights)

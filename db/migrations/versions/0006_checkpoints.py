@@ -1,5 +1,5 @@
 """a trial's latest checkpoint, resumed by its retry; a complete trial's weights, and a
-preset's copy of them
+preset's copy of them; a population-based trial's lineage
 
 Revision ID: 0006
 Revises: 0005
@@ -38,12 +38,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("trial_id"),
     )
 
+    with op.batch_alter_table("trials", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("lineage", sa.JSON(), nullable=True))
     with op.batch_alter_table("presets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("weights", sa.LargeBinary(), nullable=True))
         batch_op.add_column(sa.Column("weights_size", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("trials", schema=None) as batch_op:
+        batch_op.drop_column("lineage")
     with op.batch_alter_table("presets", schema=None) as batch_op:
         batch_op.drop_column("weights_size")
         batch_op.drop_column("weights")
