@@ -24,6 +24,9 @@ class TrialPublic(BaseModel):
     queued_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    lineage: dict[str, Any] | None = None
+    """pbt: the member, its generation, the parent trial (by number) whose state it started
+    from, and for a copy the member copied and what changed (name -> [before, after])."""
 
 
 class TrialsPublic(BaseModel):
