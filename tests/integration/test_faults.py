@@ -152,6 +152,59 @@ def test_a_trial_process_killed_mid_trial_is_lost_and_its_retry_resumes_its_chec
     assert not stack.sql("SELECT trial_id FROM checkpoints"), "ended trials keep no checkpoint"
 
 
+def test_a_pbt_study_survives_a_trial_process_killed_mid_generation(stack: Stack) -> None:
+    # Two members, three generations of a few seconds each; generation 1 loses a trial.
+    population, interval, epochs = 2, 100, 300
+    definition = grid_study(epochs) | {
+        "name": "faults-pbt",
+        "space": {"training.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2}},
+        "strategy": {"type": "pbt", "seed": 1, "population": population, "interval": interval},
+        "budget": {"trials": population * epochs // interval, "parallelism": population},
+        "checkpoints": {"every_epochs": 10},
+    }
+    study_id = stack.submit(definition)
+    deadline = time.monotonic() + STUDY_TIMEOUT_S
+    while True:  # a generation-1 trial running, some epochs into its interval
+        running = [
+            t
+            for t in trials_of(stack, study_id)
+            if t.state == "running" and t.number >= population and t.steps >= 2
+        ]
+        if running:
+            break
+        assert time.monotonic() < deadline, stack.describe()
+        time.sleep(0.1)
+    victim = running[0]
+    os.kill(int(victim.worker.rsplit(":", 1)[1]), signal.SIGKILL)  # type: ignore[union-attr]
+
+    trials = assert_study_ended_whole(
+        stack, study_id, status="complete", finished=population * epochs // interval
+    )
+    lineages = {t.number: t for t in trials}
+    rows = stack.sql("SELECT number, lineage FROM trials WHERE study_id = :id", id=study_id)
+    lineage = {n: (v if isinstance(v, dict) else json.loads(v)) for n, v in rows}
+    (retry,) = [t for t in trials if t.retry_of == victim.id]
+    assert retry.state == "complete" and lineage[retry.number] == lineage[victim.number]
+    # Every generation has each member once, complete, from a parent of the generation before.
+    complete = [t for t in trials if t.state == "complete"]
+    for generation in range(epochs // interval):
+        members = sorted(
+            lineage[t.number]["member"]
+            for t in complete
+            if lineage[t.number]["generation"] == generation
+        )
+        assert members == list(range(population)), (generation, members)
+    for t in complete:
+        parent = lineage[t.number]["parent"]
+        if parent is not None:
+            assert lineage[parent]["generation"] == lineage[t.number]["generation"] - 1
+            assert lineages[parent].state in ("complete", "failed")
+    no_errors(trials)
+    # The retry started from a saved state (its own lost run's, or its parent's), not afresh.
+    logs = "".join(w.log_path.read_text() for w in stack.started)  # type: ignore[union-attr]
+    assert re.search(rf"trial {retry.id}: resumes trial \d+ after step \d+", logs), logs[-2000:]
+
+
 def wait_for_checkpoint(stack: Stack, trial_id: int) -> int:
     """The step of the trial's first stored checkpoint, once there is one."""
     deadline = time.monotonic() + STUDY_TIMEOUT_S
