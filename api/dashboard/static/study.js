@@ -7,6 +7,7 @@ import { renderBoxes as renderBoxes$ } from "./boxes.js";
 import { axes, curveTrace, note, onTrialClick, PLOT_CONFIG } from "./charts.js";
 import { renderImportances } from "./importances.js";
 import { renderPareto } from "./pareto.js";
+import { renderPopulation } from "./population.js";
 import { renderParcoords as renderParcoords$ } from "./parcoords.js";
 import { trialsTable } from "./table.js";
 import { FINISHED, api, badge, bar, duration, elapsed, esc, num, poll } from "./util.js";
@@ -54,6 +55,9 @@ export function studyPage(root, studyId, onUnauthorized) {
     <div class="card boxes" style="margin-top:1rem" hidden>
       <h2>Coarse-to-fine boxes per round <span class="muted">(trials coloured by objective; click one to open it)</span></h2>
       <div id="boxes-chart" class="chart"></div><div class="boxes-table"></div></div>
+    <div class="card population" style="margin-top:1rem" hidden>
+      <h2>Population <span class="muted">(pbt: each member's objective after every interval; dashed lines and diamonds are copies of a better member)</span></h2>
+      <div id="population-chart" class="chart"></div></div>
     <div class="card" style="margin-top:1rem">
       <h2>Trials <span class="muted">(click a row for its curves, its number to open it)</span></h2>
       <div class="trials-table"></div>
@@ -131,6 +135,7 @@ export function studyPage(root, studyId, onUnauthorized) {
       renderParcoords();
       renderPareto$();
       renderBoxes();
+      renderPopulation$();
     }
     if (trialsChanged || curvesChanged) {
       renderCurves();
@@ -245,6 +250,12 @@ export function studyPage(root, studyId, onUnauthorized) {
     renderBoxes$($("#boxes-chart"), boxes, trials(), state.study.objectives[0].metric, direction() === "minimize", open);
     $(".boxes-table").innerHTML = `<table><thead><tr><th>round</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
       <tbody>${boxes.map((box, i) => `<tr><td>${i + 1}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
+  }
+
+  function renderPopulation$() {
+    const pbt = state.study.strategy_state?.generations !== undefined;
+    $(".population").hidden = !pbt;
+    if (pbt) renderPopulation($("#population-chart"), trials(), state.study.objectives[0].metric, open);
   }
 
   function renderFailures() {
