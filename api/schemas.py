@@ -29,7 +29,8 @@ class TrialPublic(BaseModel):
 class TrialsPublic(BaseModel):
     data: list[TrialPublic]
     next_cursor: int
-    """Pass as `after` to get only the trials inserted since this page."""
+    """The last trial's number (or `after` again when none): pass it as `after` to get only
+    the trials queued since this page."""
 
 
 class TrialDetail(TrialPublic):
@@ -53,7 +54,8 @@ class MetricsPublic(BaseModel):
     data: list[MetricReport]
     """The reports of every trial of a study, in the order they were stored."""
     next_cursor: int
-    """Pass as `after` to get the reports stored since this page."""
+    """Opaque (not a step nor a trial number): pass it as `after` to get the reports stored
+    since this page."""
 
 
 class ImportancesPublic(BaseModel):

@@ -475,13 +475,13 @@ class Client:
 
     def _paged(self, path: str, page: int) -> Iterator[dict[str, Any]]:
         """Every item of a listing paged by `after` cursor, `page` at a time."""
-        cursor = 0
+        params: dict[str, int] = {"limit": page}  # no `after` at first: each listing's start
         while True:
-            answer = self._json("GET", path, params={"after": cursor, "limit": page})
+            answer = self._json("GET", path, params=params)
             yield from answer["data"]
             if len(answer["data"]) < page:
                 return
-            cursor = answer["next_cursor"]
+            params["after"] = answer["next_cursor"]
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._decoded(self._request(method, path, **kwargs))

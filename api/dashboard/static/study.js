@@ -23,8 +23,8 @@ export function studyPage(root, studyId, onUnauthorized) {
   const state = {
     study: null,
     studyEtag: null,
-    trials: new Map(), // by id, which is also the trials page's cursor
-    cursor: 0,
+    trials: new Map(), // by number, which is also the trials page's cursor
+    cursor: -1, // trials are numbered from 0
     lastPage: { after: null, etag: null },
     details: new Map(), // by trial number: {data, etag} from GET trials/{number}
     sorted: null, // the trials by number, rebuilt only when a page brought some
@@ -67,21 +67,21 @@ export function studyPage(root, studyId, onUnauthorized) {
   const direction = () => state.study.objectives[0].direction;
   const better = (a, b) => (direction() === "minimize" ? a < b : a > b);
 
-  // There is no "changed since" query: trials are paged by insertion id, and a trial changes
+  // There is no "changed since" query: trials are paged by number, and a trial changes
   // only while queued or running. So each poll re-pages from just before the oldest trial
   // still in flight: that re-reads the in-flight trials (and the few finished since, which
   // were inserted after them) plus every new one, and nothing older. With parallelism p that
   // is about p trials a poll, whatever the study's size; when that page's ETag still holds
   // the answer is a bodiless 304.
   async function refreshTrials() {
-    const open = [...state.trials.values()].filter((t) => !FINISHED.has(t.state)).map((t) => t.id);
+    const open = [...state.trials.values()].filter((t) => !FINISHED.has(t.state)).map((t) => t.number);
     let after = open.length ? Math.min(...open) - 1 : state.cursor;
     let changed = false;
     for (;;) {
       const etag = state.lastPage.after === after ? state.lastPage.etag : null;
       const page = await api(`${base}/trials?after=${after}&limit=${PAGE}`, etag);
       if (page.data === null) break;
-      for (const trial of page.data.data) state.trials.set(trial.id, trial);
+      for (const trial of page.data.data) state.trials.set(trial.number, trial);
       if (page.data.data.length) [changed, state.sorted] = [true, null];
       state.cursor = Math.max(state.cursor, page.data.next_cursor);
       if (page.data.data.length < PAGE) {
