@@ -95,6 +95,9 @@ class StudyPublic(BaseModel):
     """Time left at the pace trials have finished so far (from the study's start to its last
     finished trial); null until one finishes or once the study has ended."""
     trainer: str = "numpy"
+    datasets: dict[str, dict[str, int]] = {}
+    """The uploads its study file names by name, as resolved when it was submitted (and kept
+    since): ref -> {id, version}, e.g. {"churn": {"id": 17, "version": 2}}."""
     waiting: str | None = None
     """Why a running study makes no progress, e.g. no live worker offers its trainer."""
     created_at: datetime
@@ -182,9 +185,12 @@ class TokenCreated(TokenPublic):
 
 class DatasetPublic(BaseModel):
     id: int
-    """Use as the study file's `dataset.name`, as a string (e.g. "12")."""
+    """A study file may also name it `dataset: {upload_id: 12}`."""
     team: str
     name: str
+    version: int
+    ref: str
+    """name@version: what a study file's `dataset.upload` takes (or `name` alone: the latest)."""
     format: str
     content_hash: str
     size_bytes: int

@@ -54,6 +54,7 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
         eta_seconds=_eta(study, progress),
         trainer=trainer,
         waiting=_waiting(session, study, trainer),
+        datasets=study.datasets or {},
     )
 
 

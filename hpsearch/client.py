@@ -385,8 +385,10 @@ class Client:
         name: str | None = None,
         team: str | None = None,
     ) -> dict[str, Any]:
-        """Upload a .csv (with a header row; `target` names the column to predict) or .npz;
-        the same bytes uploaded before give that dataset. Study files name it by its id."""
+        """Upload a .csv (with a header row; `target` names the column to predict) or .npz
+        as the next version of `name` (default: the file's stem); the same bytes as the
+        name's latest version give that version. Study files name it `dataset: {upload:
+        name}` (the latest version when submitted) or `{upload: "name@2"}`: its `ref`."""
         path = Path(path)
         try:
             content = path.read_bytes()
