@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
 from hpsearch.db import accounts, queries
-from hpsearch.db.migrate import alembic_config, upgrade
+from hpsearch.db.migrate import alembic_config, upgrade, upgrade_at_start
 from hpsearch.db.models import Base, TrialState
 from hpsearch.db.session import get_engine, session_scope
+from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
 from tests.conftest import tiny_study
@@ -101,3 +103,16 @@ def check_the_dataset_versions_migration(url: str) -> None:
 
 def test_the_dataset_versions_migration_runs_both_ways(sqlite_url: str) -> None:
     check_the_dataset_versions_migration(sqlite_url)
+
+
+def test_a_deployment_can_leave_the_upgrade_to_its_own_step(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPSEARCH_MIGRATE_ON_START", "false")
+    get_settings.cache_clear()
+    upgrade_at_start()
+    assert inspect(get_engine(sqlite_url)).get_table_names() == []
+    monkeypatch.delenv("HPSEARCH_MIGRATE_ON_START")
+    get_settings.cache_clear()
+    upgrade_at_start()
+    assert set(Base.metadata.tables) <= set(inspect(get_engine(sqlite_url)).get_table_names())
