@@ -115,6 +115,8 @@ class StudySummary(BaseModel):
     budget_trials: int
     best_value: float | None
     """The best complete trial's value of the first objective."""
+    best_metric: str
+    """The first objective's metric, which `best_value` is a value of."""
     created_at: datetime
     finished_at: datetime | None
 

@@ -21,6 +21,7 @@ def test_a_study_runs_to_its_budget_on_the_local_pool(client: TestClient) -> Non
     summary = listed["data"][0]
     assert summary["strategy"] == "random" and summary["trials_finished"] == 4
     assert summary["best_value"] == study["best_trial"]["value"]
+    assert summary["best_metric"] == "val_accuracy"
 
 
 def test_the_list_shows_the_best_value_in_the_objectives_direction(client: TestClient) -> None:

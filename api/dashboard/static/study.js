@@ -42,7 +42,7 @@ export function studyPage(root, studyId, onUnauthorized) {
       <div class="card"><h2>Best so far</h2><div id="best-chart" class="chart"></div></div>
       <div class="card"><h2>Learning curves <span class="muted">(click trials to overlay)</span></h2>
         <div id="curves-chart" class="chart"></div></div>
-      <div class="card"><h2>Optimizers <span class="muted">(best val_loss curve of each)</span></h2>
+      <div class="card"><h2>Optimizers <span class="muted">(best <span class="optimizers-metric">val_loss</span> curve of each; its trials)</span></h2>
         <div id="optimizers-chart" class="chart"></div></div>
       <div class="card"><h2>Parameters against the objective</h2>
         <div id="parcoords-chart" class="chart"></div></div>
@@ -102,6 +102,16 @@ export function studyPage(root, studyId, onUnauthorized) {
     if (answer.data === null) return false;
     state.details.set(number, answer);
     return true;
+  }
+
+  /** How many trials each optimizer had, by optimizer (null: the study's base one). */
+  function trialsByOptimizer() {
+    const counts = new Map();
+    for (const trial of trials()) {
+      const optimizer = trial.params[OPTIMIZER] ?? null;
+      counts.set(optimizer, (counts.get(optimizer) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /** The best complete trial of each optimizer, by optimizer (null: the study's base one). */
@@ -222,14 +232,28 @@ export function studyPage(root, studyId, onUnauthorized) {
   }
 
   function renderOptimizers() {
+    const best = bestByOptimizer();
+    const counts = trialsByOptimizer();
+    const metric = curveMetric([...best.values()].map((t) => curveOf(t.number)));
     const data = [];
-    for (const [optimizer, trial] of bestByOptimizer()) {
+    for (const [optimizer, trial] of best) {
       const detail = state.details.get(trial.number)?.data;
       const name = optimizer ?? detail?.config?.training?.optimizer ?? "base optimizer";
-      data.push(curveTrace(curveOf(trial.number), "val_loss", { name: `${name} (#${trial.number})` }));
+      const count = counts.get(optimizer);
+      const label = `${name} (#${trial.number}; ${count} trial${count === 1 ? "" : "s"})`;
+      data.push(curveTrace(curveOf(trial.number), metric, { name: label }));
     }
     data.sort((a, b) => a.name.localeCompare(b.name));
-    Plotly.react($("#optimizers-chart"), data, axes("epoch", "val_loss"), PLOT_CONFIG);
+    $(".optimizers-metric").textContent = metric;
+    Plotly.react($("#optimizers-chart"), data, axes("epoch", metric), PLOT_CONFIG);
+  }
+
+  /** The objective's metric when the curves have it; val_loss for one reported only at the
+   * end (test_accuracy, train_seconds). */
+  function curveMetric(curves) {
+    const objective = state.study.objectives[0].metric;
+    const reported = curves.some((curve) => (curve ?? []).some((point) => point[objective] != null));
+    return reported ? objective : "val_loss";
   }
 
   function renderParcoords() {
