@@ -15,7 +15,7 @@ from hpsearch.api.params import DatasetId, TeamForNew
 from hpsearch.api.schemas import DatasetPublic
 from hpsearch.db import datasets
 from hpsearch.db.models import Dataset, Role
-from hpsearch.db.names import DatasetName, LongName
+from hpsearch.db.names import DatasetName, LongName, check_name
 from hpsearch.db.settings import get_settings
 from hpsearch.worker.engine import ConfigError, Upload, describe_upload
 
@@ -97,7 +97,12 @@ def _format_of(filename: str) -> Literal["csv", "npz"]:
 
 
 def _name_of(filename: str) -> str:
-    """The file's stem as the dataset's name, with what a name may not hold made `_`."""
+    """The file's stem as the dataset's name, with what a name may not hold made `_`; a file
+    name with control or format characters is refused, as every name a user gives."""
+    try:
+        check_name(filename, 200)
+    except ValueError as exc:
+        raise Invalid(f"file: its name {exc}; rename it or send a name", "file") from None
     stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "upload"
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:100].lstrip(".-") or "upload"
     return f"{name}_" if datasets.upload_id(name) is not None else name
