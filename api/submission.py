@@ -144,11 +144,15 @@ def check_datasets(
         "dataset.upload_id": _upload_by_id,
         "dataset.name": _dataset_named,
     }
-    named = [
-        check(session, team_id, field, value)
-        for path, check in checks.items()
-        for field, value in definition.settings_at(path)
-    ]
+    named: list[tuple[str, Dataset | None]] = []
+    pins: dict[str, dict[str, int]] = {}
+    for path, check in checks.items():
+        for field, value in definition.settings_at(path):
+            ref, dataset = check(session, team_id, field, value)
+            named.append((ref, dataset))
+            if path == "dataset.upload" and dataset is not None:
+                # A later upload under the name changes nothing of this study.
+                pins[ref] = {"id": dataset.id, "version": dataset.version}
     for ref, dataset in named:
         if dataset is None or dataset.format != "csv":
             continue
@@ -160,8 +164,7 @@ def check_datasets(
                     f" ({', '.join(columns)})",
                     "dataset.target",
                 )
-    refs = [ref for field, ref in definition.settings_at("dataset.upload") if ref is not None]
-    return datasets.pin(session, team_id, refs)
+    return pins
 
 
 def _upload_named(

@@ -122,15 +122,3 @@ def content_for(session: Session, study_id: int, ref: str) -> tuple[int, bytes, 
         )
     ).one_or_none()
     return None if row is None else (dataset_id, row[0], row[1])  # type: ignore[return-value]
-
-
-def pin(session: Session, team_id: int, refs: Sequence[str]) -> dict[str, dict[str, int]]:
-    """What each dataset ref resolves to now (`{"churn": {"id": 17, "version": 2}}`), for a
-    study to keep: a later upload under the name does not change a submitted study. Refs
-    that name nothing are left out (the caller refuses them)."""
-    pins: dict[str, dict[str, int]] = {}
-    for ref in refs:
-        found = resolve(session, team_id, ref)
-        if found is not None:
-            pins[ref] = {"id": found.id, "version": found.version}
-    return pins
