@@ -15,7 +15,10 @@ COPY worker ./worker
 COPY search ./search
 COPY db ./db
 COPY hpsearch ./hpsearch
-RUN pip install -c constraints.txt .
+# Extras to install, e.g. gp (Optuna's GP sampler: PyTorch, which multiplies the image's size,
+# so left out unless asked for: `HPSEARCH_EXTRAS=gp docker compose build`).
+ARG HPSEARCH_EXTRAS=""
+RUN pip install -c constraints.txt ".${HPSEARCH_EXTRAS:+[$HPSEARCH_EXTRAS]}"
 
 # Celery refuses to be comfortable as root, and nothing here needs it.
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin hpsearch

@@ -23,7 +23,7 @@ from hpsearch.api.routes import (
     trials,
 )
 from hpsearch.api.schemas import ErrorResponse
-from hpsearch.db.migrate import upgrade
+from hpsearch.db.migrate import upgrade_at_start
 from hpsearch.db.settings import get_settings
 from hpsearch.worker.dispatch import make_dispatcher
 
@@ -32,7 +32,7 @@ UPLOADS = "/api/v1/datasets"
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    upgrade()
+    upgrade_at_start()
     settings = get_settings()
     app.state.dispatcher = make_dispatcher(settings.local_workers or 2)
     try:

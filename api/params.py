@@ -19,7 +19,14 @@ TokenId = Annotated[int, Path(ge=1, le=MAX_ID)]
 InvitationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID)]
 Offset = Annotated[int, Query(ge=0, le=MAX_ID)]
-Cursor = Annotated[int, Query(ge=0, le=MAX_ID, description="The last page's next_cursor.")]
+Cursor = Annotated[
+    int, Query(ge=0, le=MAX_ID, description="Opaque: the last page's next_cursor; 0: the start.")
+]
+# A study's trials are numbered from 0, so -1 (the default) pages from its first trial.
+AfterTrial = Annotated[
+    int,
+    Query(ge=-1, le=MAX_ID, description="A trial number: only the trials numbered after it."),
+]
 
 # Names follow db/names.py's rules and never run longer than their columns.
 TeamName = Annotated[ShortName, Path(min_length=1)]

@@ -32,7 +32,8 @@ class TrialPublic(BaseModel):
 class TrialsPublic(BaseModel):
     data: list[TrialPublic]
     next_cursor: int
-    """Pass as `after` to get only the trials inserted since this page."""
+    """The last trial's number (or `after` again when none): pass it as `after` to get only
+    the trials queued since this page."""
 
 
 class TrialDetail(TrialPublic):
@@ -56,7 +57,8 @@ class MetricsPublic(BaseModel):
     data: list[MetricReport]
     """The reports of every trial of a study, in the order they were stored."""
     next_cursor: int
-    """Pass as `after` to get the reports stored since this page."""
+    """Opaque (not a step nor a trial number): pass it as `after` to get the reports stored
+    since this page."""
 
 
 class ImportancesPublic(BaseModel):
@@ -96,6 +98,9 @@ class StudyPublic(BaseModel):
     """Time left at the pace trials have finished so far (from the study's start to its last
     finished trial); null until one finishes or once the study has ended."""
     trainer: str = "numpy"
+    datasets: dict[str, dict[str, int]] = {}
+    """The uploads its study file names by name, as resolved when it was submitted (and kept
+    since): ref -> {id, version}, e.g. {"churn": {"id": 17, "version": 2}}."""
     waiting: str | None = None
     """Why a running study makes no progress, e.g. no live worker offers its trainer."""
     created_at: datetime
@@ -113,6 +118,8 @@ class StudySummary(BaseModel):
     budget_trials: int
     best_value: float | None
     """The best complete trial's value of the first objective."""
+    best_metric: str
+    """The first objective's metric, which `best_value` is a value of."""
     created_at: datetime
     finished_at: datetime | None
 
@@ -183,9 +190,12 @@ class TokenCreated(TokenPublic):
 
 class DatasetPublic(BaseModel):
     id: int
-    """Use as the study file's `dataset.name`, as a string (e.g. "12")."""
+    """A study file may also name it `dataset: {upload_id: 12}`."""
     team: str
     name: str
+    version: int
+    ref: str
+    """name@version: what a study file's `dataset.upload` takes (or `name` alone: the latest)."""
     format: str
     content_hash: str
     size_bytes: int

@@ -35,7 +35,7 @@ def submit(
     check_limits(definition)
     if definition.trainer != BUILTIN_TRAINER:  # the study file's own sections are its schema
         check_trainer(definition, offered_trainer(session, definition.trainer))
-    check_datasets(session, team_id, definition)
+    pinned = check_datasets(session, team_id, definition)
     definition = with_warm_start(session, caller.team_ids, definition)
     try:
         with session.begin_nested():
@@ -47,6 +47,7 @@ def submit(
                 idempotency_key=idempotency_key,
                 request_hash=fingerprint if idempotency_key else None,
             )
+            study.datasets = pinned
     except IntegrityError:
         # The same key raced in from another request, which won: answer with its study.
         earlier = queries.study_by_key(session, team_id, idempotency_key or "")
@@ -126,46 +127,99 @@ def check_trainer(definition: StudyDefinition, trainer: TrainerInfo) -> None:
         raise Invalid(str(exc), exc.field) from None
 
 
-def check_datasets(session: Session, team_id: int, definition: StudyDefinition) -> None:
+def check_datasets(
+    session: Session, team_id: int, definition: StudyDefinition
+) -> dict[str, dict[str, int]]:
     """Every dataset any trial can train on is a built-in set or one of the team's uploads,
-    with the target column: the base config's, and each one the space can choose.
+    with the target column: the base config's, and each one the space can choose. The
+    uploads named by name, pinned to the version each resolves to now (`Study.datasets`).
 
     A plugin's config names its datasets where its schema says; its trials reach only their
     team's uploads through `context.dataset`, which the worker scopes."""
     if definition.trainer != BUILTIN_TRAINER:
-        return
+        return {}
     targets = [target for _, target in definition.settings_at("dataset.target")]
-    for field, name in definition.settings_at("dataset.name"):
-        dataset = _dataset_named(session, team_id, field, name)
+    checks = {
+        "dataset.upload": _upload_named,
+        "dataset.upload_id": _upload_by_id,
+        "dataset.name": _dataset_named,
+    }
+    named: list[tuple[str, Dataset | None]] = []
+    pins: dict[str, dict[str, int]] = {}
+    for path, check in checks.items():
+        for field, value in definition.settings_at(path):
+            ref, dataset = check(session, team_id, field, value)
+            named.append((ref, dataset))
+            if path == "dataset.upload" and dataset is not None:
+                # A later upload under the name changes nothing of this study.
+                pins[ref] = {"id": dataset.id, "version": dataset.version}
+    for ref, dataset in named:
         if dataset is None or dataset.format != "csv":
             continue
         columns = dataset.summary.get("columns", {})
         for target in targets:
             if target not in columns:
                 raise Invalid(
-                    f"dataset.target: {target!r} is not a column of dataset {name}"
+                    f"dataset.target: {target!r} is not a column of dataset {ref}"
                     f" ({', '.join(columns)})",
                     "dataset.target",
                 )
+    return pins
 
 
-def _dataset_named(session: Session, team_id: int, field: str, name: object) -> Dataset | None:
-    """The team's upload that `name` is the id of; None for a built-in set."""
+def _upload_named(
+    session: Session, team_id: int, field: str, ref: object
+) -> tuple[str, Dataset | None]:
+    """The team's upload `ref` (`name` or `name@version`) names."""
+    if ref is None:  # this choice trains on a built-in set or an id
+        return "", None
+    if not isinstance(ref, str) or datasets.parse_ref(ref) is None:
+        raise Invalid(
+            f"{field}: {ref!r} is not a dataset name (letters, digits, _ . -) with an optional"
+            " @version",
+            field,
+        )
+    dataset = datasets.resolve(session, team_id, ref)
+    # Another team's dataset answers as one that does not exist.
+    if dataset is None:
+        raise Invalid(f"{field}: no dataset {ref} in this team", field)
+    return ref, dataset
+
+
+def _upload_by_id(
+    session: Session, team_id: int, field: str, dataset_id: object
+) -> tuple[str, Dataset | None]:
+    """The team's upload `dataset_id` is the id of."""
+    if dataset_id is None:
+        return "", None
+    dataset = datasets.resolve(session, team_id, str(dataset_id))
+    if dataset is None:
+        raise Invalid(f"{field}: no dataset {dataset_id} in this team", field)
+    return str(dataset_id), dataset
+
+
+def _dataset_named(
+    session: Session, team_id: int, field: str, name: object
+) -> tuple[str, Dataset | None]:
+    """The team's upload that `name` is the id of (the legacy way); None for a built-in set."""
+    if name is None:  # the dataset is an upload, named by `upload` or `upload_id`
+        return "", None
     if not isinstance(name, str):
         raise Invalid(f"{field}: a dataset is named by a string, not {name!r}", field)
-    dataset_id = datasets.upload_id(name)
-    if dataset_id is None:
+    if datasets.upload_id(name) is None:
         if name not in BUILTIN_DATASETS:
             known = ", ".join(sorted(BUILTIN_DATASETS))
             raise Invalid(
-                f"{field}: {name!r} is neither a built-in set ({known}) nor a dataset id", field
+                f"{field}: {name!r} is not a built-in set ({known}); name an upload"
+                f" `dataset: {{upload: {name}}}`",
+                field,
             )
-        return None
-    dataset = session.get(Dataset, dataset_id)
+        return name, None
+    dataset = datasets.resolve(session, team_id, name)
     # Another team's dataset answers as one that does not exist: its id reveals nothing.
-    if dataset is None or dataset.team_id != team_id:
+    if dataset is None:
         raise Invalid(f"{field}: no dataset {name} in this team", field)
-    return dataset
+    return name, dataset
 
 
 def with_warm_start(

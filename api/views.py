@@ -54,6 +54,7 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
         eta_seconds=_eta(study, progress),
         trainer=trainer,
         waiting=_waiting(session, study, trainer),
+        datasets=study.datasets or {},
     )
 
 
@@ -131,11 +132,12 @@ def metrics_public(session: Session, study_id: int, after: int, limit: int) -> M
 
 def study_summary(study: Study, team: str, tally: queries.Tally) -> StudySummary:
     """A study as the studies list shows it: enough for a progress bar and the best value."""
-    direction = study.definition["objective"][0]["direction"]
+    objective = study.definition["objective"][0]
     return StudySummary(
         **_header(study, team),
         trials_finished=tally.finished,
-        best_value=tally.lowest if direction == "minimize" else tally.highest,
+        best_value=tally.lowest if objective["direction"] == "minimize" else tally.highest,
+        best_metric=objective["metric"],
     )
 
 

@@ -382,7 +382,7 @@ def scenarios(connection: Connection, study_id: int) -> list[Scenario]:
 
 def latest_cursor(connection: Connection, study_id: int) -> int:
     """Page through all trials as a dashboard's first load does; the last cursor it gets."""
-    cursor, pages = 0, 0
+    cursor, pages = -1, 0  # trials are numbered from 0
     started = time.perf_counter()
     while True:
         path = f"/api/v1/studies/{study_id}/trials?after={cursor}&limit=1000"

@@ -1,4 +1,5 @@
-"""Uploaded datasets, stored once per team by content hash."""
+"""Uploaded datasets: team-unique names with versions, as presets have. An upload under a name
+is its next version, unless it holds the same bytes as the latest one (a retried upload)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hpsearch.db.models import Dataset, Study
+from hpsearch.db.names import IDENTIFIER
 
 # An uploaded dataset is named by its id in a config: ASCII digits, within a 64-bit integer.
 _UPLOAD_ID = re.compile(r"[0-9]{1,18}")
+# `name` or `name@version`: names follow the preset names' rule, so `@` never is part of one.
+_REF = re.compile(rf"(?P<name>{IDENTIFIER}{{0,99}})(@(?P<version>[1-9][0-9]{{0,8}}))?")
 
 
 def upload_id(name: str) -> int | None:
-    """The id a config's `dataset.name` names an upload by; None for any other name."""
+    """The id a config's `dataset.name` (or a trainer's `Context.dataset` ref) names an upload
+    by; None for any other name."""
     return int(name) if _UPLOAD_ID.fullmatch(name) else None
+
+
+def parse_ref(ref: str) -> tuple[str, int | None] | None:
+    """`churn@2` -> ("churn", 2), `churn` -> ("churn", None: the latest); None when `ref` is
+    no dataset name (with an optional version)."""
+    found = _REF.fullmatch(ref)
+    if found is None or upload_id(found["name"]) is not None:
+        return None
+    return found["name"], int(found["version"]) if found["version"] else None
 
 
 def content_hash(content: bytes) -> str:
@@ -37,36 +51,49 @@ def store(
     summary: dict[str, Any],
     created_by: int | None,
 ) -> tuple[Dataset, bool]:
-    """The team's dataset with this content: stored now (True) or found from before (False)."""
+    """The team's dataset `name` with this content: stored now as its next version (True), or
+    its latest version when that holds the same bytes (False)."""
     digest = content_hash(content)
-    found = _by_hash(session, team_id, digest)
-    if found is not None:
-        return found, False
-    dataset = Dataset(
-        team_id=team_id,
-        name=name,
-        format=format,
-        content_hash=digest,
-        size_bytes=len(content),
-        summary=summary,
-        content=content,
-        created_by=created_by,
-    )
-    try:
-        with session.begin_nested():
-            session.add(dataset)
-    except IntegrityError:  # the same bytes uploaded twice at once: one row
-        found = _by_hash(session, team_id, digest)
-        if found is None:
-            raise
-        return found, False
-    return dataset, True
+    for _ in range(5):  # two uploads under one name race for a version number; the loser retries
+        latest = find(session, team_id, name, None)
+        if latest is not None and latest.content_hash == digest:
+            return latest, False
+        dataset = Dataset(
+            team_id=team_id,
+            name=name,
+            version=(latest.version if latest else 0) + 1,
+            format=format,
+            content_hash=digest,
+            size_bytes=len(content),
+            summary=summary,
+            content=content,
+            created_by=created_by,
+        )
+        try:
+            with session.begin_nested():
+                session.add(dataset)
+        except IntegrityError:
+            continue
+        return dataset, True
+    raise RuntimeError(f"could not number a new version of dataset {name!r}")
 
 
-def _by_hash(session: Session, team_id: int, digest: str) -> Dataset | None:
-    return session.scalars(
-        select(Dataset).where(Dataset.team_id == team_id, Dataset.content_hash == digest)
-    ).one_or_none()
+def find(session: Session, team_id: int, name: str, version: int | None) -> Dataset | None:
+    """Version `version` (None: the latest) of the team's dataset `name`."""
+    statement = select(Dataset).where(Dataset.team_id == team_id, Dataset.name == name)
+    if version is not None:
+        statement = statement.where(Dataset.version == version)
+    return session.scalars(statement.order_by(Dataset.version.desc()).limit(1)).first()
+
+
+def resolve(session: Session, team_id: int, ref: str) -> Dataset | None:
+    """The team's dataset `ref` names: an id as digits, `name` (latest) or `name@version`."""
+    dataset_id = upload_id(ref)
+    if dataset_id is not None:
+        dataset = session.get(Dataset, dataset_id)
+        return dataset if dataset is not None and dataset.team_id == team_id else None
+    parsed = parse_ref(ref)
+    return None if parsed is None else find(session, team_id, *parsed)
 
 
 def list_datasets(session: Session, team_ids: Sequence[int]) -> Sequence[Dataset]:
@@ -76,13 +103,22 @@ def list_datasets(session: Session, team_ids: Sequence[int]) -> Sequence[Dataset
     ).all()
 
 
-def content_of(session: Session, dataset_id: int, study_id: int) -> tuple[bytes, str] | None:
-    """A dataset's bytes and format, for a worker about to train a trial of `study_id` on it;
-    None unless the dataset belongs to the study's team, whatever the config says."""
-    study_team = select(Study.team_id).where(Study.id == study_id).scalar_subquery()
+def content_for(session: Session, study_id: int, ref: str) -> tuple[int, bytes, str] | None:
+    """The id, bytes and format of the dataset `ref` names, for a worker about to train a
+    trial of `study_id` on it: the version the study pinned when it was submitted, else `ref`
+    resolved now; None unless the dataset belongs to the study's team, whatever the config
+    says."""
+    study = session.get(Study, study_id)
+    if study is None:
+        return None
+    pinned = (study.datasets or {}).get(ref)
+    dataset_id = pinned["id"] if pinned else None
+    if dataset_id is None:
+        found = resolve(session, study.team_id, ref)
+        dataset_id = found.id if found else None
     row = session.execute(
         select(Dataset.content, Dataset.format).where(
-            Dataset.id == dataset_id, Dataset.team_id == study_team
+            Dataset.id == dataset_id, Dataset.team_id == study.team_id
         )
     ).one_or_none()
-    return (row[0], row[1]) if row else None
+    return None if row is None else (dataset_id, row[0], row[1])  # type: ignore[return-value]

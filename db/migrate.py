@@ -1,4 +1,6 @@
-"""Alembic, driven from code: the database is upgraded to head whenever a process starts."""
+"""Alembic, driven from code: the database is upgraded to head whenever a server or worker
+starts (unless HPSEARCH_MIGRATE_ON_START=false, where one `hpsearch db upgrade` does it), under
+a PostgreSQL advisory lock (migrations/env.py) so that processes starting together upgrade once."""
 
 from __future__ import annotations
 
@@ -26,3 +28,10 @@ def alembic_config(url: str | None = None) -> Config:
 def upgrade(url: str | None = None) -> None:
     """Bring the database at `url` to the newest schema; a no-op when it is there."""
     command.upgrade(alembic_config(url), "head")
+
+
+def upgrade_at_start() -> None:
+    """What `hpsearch serve` and `hpsearch worker` do first: `upgrade`, unless the deployment
+    runs its migrations as a step of its own (HPSEARCH_MIGRATE_ON_START=false)."""
+    if get_settings().migrate_on_start:
+        upgrade()

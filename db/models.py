@@ -144,10 +144,12 @@ class ApiToken(Base):
 
 class Dataset(Base):
     __tablename__ = "datasets"
-    __table_args__ = (UniqueConstraint("team_id", "content_hash"),)
+    # Each upload under a name is its next version, as a preset's publications are.
+    __table_args__ = (UniqueConstraint("team_id", "name", "version"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(default=1)
     format: Mapped[str] = mapped_column(String(8))
     content_hash: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
@@ -178,6 +180,9 @@ class Study(Base):
     budget_trials: Mapped[int]
     parallelism: Mapped[int]
     strategy_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The uploads its study file names by name, as resolved when it was submitted: ref ->
+    # {id, version}. A later upload under the name changes nothing of this study.
+    datasets: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # When the study's `budget.timeout_s` runs out; a resumed study gets a new one.
     deadline_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,8 +4,9 @@ A name (of a study, dataset, token, team, user, or a form field naming a column)
 terminals, logs and the dashboard, so it may hold no control character (C0, DEL, C1: ESC
 starts the ANSI sequences that repaint a terminal), no invisible format character (Unicode
 category Cf: bidi overrides, zero-width joiners, tag characters) and no line or paragraph
-separator. Preset names and tags are identifiers, used in paths and refs: ASCII letters,
-digits, ``_``, ``.`` and ``-``, never starting with ``.`` or ``-`` (so never ``.`` or ``..``).
+separator. Preset names, uploaded datasets' names and tags are identifiers, used in paths and
+refs: ASCII letters, digits, ``_``, ``.`` and ``-``, never starting with ``.`` or ``-`` (so
+never ``.`` or ``..``).
 
 The patterns are written for every regex dialect that reads them (ECMA in OpenAPI tools,
 Python's ``re`` in schemathesis, Rust's in pydantic), so what OpenAPI publishes is what is
@@ -65,4 +66,11 @@ LongName = Annotated[Printable, StringConstraints(max_length=200)]
 Tag = Annotated[str, StringConstraints(pattern=TAG_PATTERN)]
 PresetName = Annotated[
     str, StringConstraints(pattern=PRESET_NAME_PATTERN), Field(description="Letters, digits, _ . -")
+]
+# An uploaded dataset's name, the same identifier; all digits is refused where it is taken
+# (those name uploads by id, and the dialects above have no lookahead to say so here).
+DatasetName = Annotated[
+    str,
+    StringConstraints(pattern=PRESET_NAME_PATTERN),
+    Field(description="Letters, digits, _ . -; not only digits"),
 ]

@@ -143,11 +143,12 @@ def trial_by_number(session: Session, study_id: int, number: int) -> Trial | Non
 
 
 def trials_after(session: Session, study_id: int, after: int, limit: int) -> Sequence[Trial]:
-    """Up to `limit` trials inserted after the trial with id `after`, in insertion order."""
+    """Up to `limit` of a study's trials numbered after `after`, in number order (the order
+    they were queued in)."""
     return session.scalars(
         select(Trial)
-        .where(Trial.study_id == study_id, Trial.id > after)
-        .order_by(Trial.id)
+        .where(Trial.study_id == study_id, Trial.number > after)
+        .order_by(Trial.number)
         .limit(limit)
     ).all()
 

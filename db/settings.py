@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         None, description="Celery broker (redis://...). Unset: trials run in a local process pool."
     )
+    migrate_on_start: bool = Field(
+        True,
+        description="Upgrade the schema when `hpsearch serve` or `hpsearch worker` starts; a"
+        " deployment that runs `hpsearch db upgrade` as its own step first (docker-compose.yml's"
+        " `migrate` service) sets false.",
+    )
     local_workers: int = Field(
         0, ge=0, description="`hpsearch serve`'s local pool size (no broker); 0 means 2."
     )

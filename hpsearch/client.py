@@ -391,8 +391,10 @@ class Client:
         name: str | None = None,
         team: str | None = None,
     ) -> dict[str, Any]:
-        """Upload a .csv (with a header row; `target` names the column to predict) or .npz;
-        the same bytes uploaded before give that dataset. Study files name it by its id."""
+        """Upload a .csv (with a header row; `target` names the column to predict) or .npz
+        as the next version of `name` (default: the file's stem); the same bytes as the
+        name's latest version give that version. Study files name it `dataset: {upload:
+        name}` (the latest version when submitted) or `{upload: "name@2"}`: its `ref`."""
         path = Path(path)
         try:
             content = path.read_bytes()
@@ -485,13 +487,13 @@ class Client:
 
     def _paged(self, path: str, page: int) -> Iterator[dict[str, Any]]:
         """Every item of a listing paged by `after` cursor, `page` at a time."""
-        cursor = 0
+        params: dict[str, int] = {"limit": page}  # no `after` at first: each listing's start
         while True:
-            answer = self._json("GET", path, params={"after": cursor, "limit": page})
+            answer = self._json("GET", path, params=params)
             yield from answer["data"]
             if len(answer["data"]) < page:
                 return
-            cursor = answer["next_cursor"]
+            params["after"] = answer["next_cursor"]
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._decoded(self._request(method, path, **kwargs))

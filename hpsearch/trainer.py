@@ -66,8 +66,9 @@ class Context(Protocol):
         ...
 
     def dataset(self, ref: str) -> Dataset:
-        """The uploaded dataset `ref` (its id) of the study's team; another team's dataset is
-        as missing as one that never existed (`LookupError`)."""
+        """The uploaded dataset `ref` of the study's team: its name (the version the study
+        pinned when submitted, else the latest), `name@version`, or its id as digits; another
+        team's dataset is as missing as one that never existed (`LookupError`)."""
         ...
 
 

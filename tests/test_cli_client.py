@@ -472,11 +472,15 @@ def test_datasets_upload_list_delete(hpsearch: Run, tmp_path: Path) -> None:
 
     uploaded = hpsearch("datasets", "upload", "managed.csv", "--target", "label")
     assert uploaded.returncode == 0, _output(uploaded)
-    dataset_id = uploaded.stdout.strip()
-    assert dataset_id.isdigit()
+    assert uploaded.stdout.strip() == "managed@1"
+    (tmp_path / "managed.csv").write_bytes(_points_csv(shift=0.5))
+    again = hpsearch("datasets", "upload", "managed.csv", "--target", "label", "--name", "managed")
+    assert again.stdout.strip() == "managed@2", _output(again)
 
     listed = hpsearch("datasets", "list")
-    assert re.search(rf"│\s*{dataset_id}\s*│\s*managed", listed.stdout), listed.stdout
+    found = re.search(r"│\s*(\d+)\s*│\s*managed@1", listed.stdout)
+    assert found and "managed@2" in listed.stdout, listed.stdout
+    dataset_id = found[1]
 
     refused = hpsearch("datasets", "upload", "managed.csv", "--target", "nope")
     assert refused.returncode == 2 and "target" in refused.stdout

@@ -134,8 +134,9 @@ def test_datasets_upload_list_delete(client: Client, tmp_path: Path) -> None:
     path = tmp_path / "points.csv"
     path.write_bytes(_points_csv(shift=0.25))
     uploaded = client.upload_dataset(path, target="label", name="client-points")
-    assert uploaded["name"] == "client-points" and uploaded["summary"]["rows"] == 90
-    assert client.upload_dataset(path, target="label")["id"] == uploaded["id"]  # same bytes
+    assert uploaded["ref"] == "client-points@1" and uploaded["summary"]["rows"] == 90
+    again = client.upload_dataset(path, target="label", name="client-points")
+    assert again["id"] == uploaded["id"]  # the same bytes as the latest version
     assert uploaded["id"] in [d["id"] for d in client.datasets()]
     client.delete_dataset(uploaded["id"])
     assert uploaded["id"] not in [d["id"] for d in client.datasets()]

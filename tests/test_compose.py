@@ -52,7 +52,7 @@ def test_worker_is_scalable(services: dict[str, Any]) -> None:
     assert _command(worker) == ["hpsearch", "worker"]
 
 
-@pytest.mark.parametrize("name", ["postgres", "redis", "api"])
+@pytest.mark.parametrize("name", ["postgres", "redis", "api", "worker"])
 def test_service_has_a_healthcheck(services: dict[str, Any], name: str) -> None:
     test = services[name].get("healthcheck", {}).get("test")
     assert test, f"{name} has no healthcheck test"
@@ -62,6 +62,37 @@ def test_healthchecks_probe_the_right_thing(services: dict[str, Any]) -> None:
     assert "pg_isready" in _joined(services["postgres"]["healthcheck"]["test"])
     assert "redis-cli ping" in _joined(services["redis"]["healthcheck"]["test"])
     assert "http://localhost:8000/health" in _joined(services["api"]["healthcheck"]["test"])
+    # A worker's check pings its own Celery node (celery@<its container's hostname>).
+    worker = services["worker"]["healthcheck"]["test"]
+    assert worker[0] == "CMD-SHELL", "the node name needs the shell's $HOSTNAME"
+    assert "celery -A hpsearch.worker.tasks inspect ping" in worker[1]
+    assert '--destination "celery@$$HOSTNAME"' in worker[1]
+
+
+def test_a_one_shot_migrate_service_upgrades_the_schema_first(services: dict[str, Any]) -> None:
+    migrate = services["migrate"]
+    assert _command(migrate) == ["hpsearch", "db", "upgrade"]
+    assert migrate.get("restart") == "no", "a one-shot service must not be restarted"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert migrate["image"] == services["api"]["image"] == services["worker"]["image"]
+
+
+@pytest.mark.parametrize("name", ["api", "worker"])
+def test_app_services_wait_for_the_migration_and_do_not_migrate(
+    services: dict[str, Any], name: str
+) -> None:
+    condition = services[name]["depends_on"].get("migrate", {}).get("condition")
+    assert condition == "service_completed_successfully", f"{name} does not wait for migrate"
+    assert services[name]["environment"]["HPSEARCH_MIGRATE_ON_START"] == "false"
+
+
+def test_the_image_takes_extras_as_a_build_argument(services: dict[str, Any]) -> None:
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    assert 'ARG HPSEARCH_EXTRAS=""' in lines
+    install = next(ln for ln in lines if ln.startswith("RUN pip install"))
+    assert "${HPSEARCH_EXTRAS:+[$HPSEARCH_EXTRAS]}" in install
+    for name in ("migrate", "api", "worker"):
+        assert services[name]["build"]["args"]["HPSEARCH_EXTRAS"] == "${HPSEARCH_EXTRAS:-}"
 
 
 @pytest.mark.parametrize("name", ["api", "worker"])

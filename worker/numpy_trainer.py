@@ -7,7 +7,6 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from functools import partial
 
-from hpsearch.db.datasets import upload_id
 from hpsearch.db.settings import get_settings
 from hpsearch.search.definition import EPOCH_METRICS, OBJECTIVE_METRICS
 from hpsearch.trainer import Context, Dataset, Diverged, Trainer
@@ -36,11 +35,11 @@ class NumpyTrainer(Trainer):
 
     def train(self, config: TrainConfig, context: Context) -> Mapping[str, float]:  # type: ignore[override]
         dataset = None
-        if upload_id(config.dataset.name) is not None:
+        if (ref := config.dataset.upload_ref()) is not None:
             try:
-                dataset = context.dataset(config.dataset.name)
+                dataset = context.dataset(ref)
             except LookupError as exc:
-                raise ConfigError("dataset.name", str(exc)) from None
+                raise ConfigError(_ref_field(config.dataset), str(exc)) from None
         splits = _splits(
             json.dumps(config.dataset.model_dump(mode="json"), sort_keys=True), dataset
         )
@@ -51,6 +50,12 @@ class NumpyTrainer(Trainer):
             raise Diverged(result.reason or "diverged", result.metrics)
         context.keep_weights(partial(save_weights, config, result.params, result.buffers))
         return result.metrics
+
+
+def _ref_field(dataset: DatasetConfig) -> str:
+    if dataset.upload is not None:
+        return "dataset.upload"
+    return "dataset.upload_id" if dataset.upload_id is not None else "dataset.name"
 
 
 # Splits this process made, least recently used first: a worker runs many trials on the same

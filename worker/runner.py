@@ -219,13 +219,17 @@ def definition_of(session: Session, study_id: int, created_at: datetime) -> Stud
 
 @lru_cache(maxsize=4)
 def _dataset(
-    dataset_id: int, study_id: int, study_created_at: datetime, url: str | None
+    ref: str, study_id: int, study_created_at: datetime, url: str | None
 ) -> Dataset | None:
-    # Uploads never change, and a worker trains many trials on one: read it once per process.
-    # Scoped to the study's team here too, whatever the submission checked: no row of another
-    # team's dataset is read, nor named in the trial's reason.
-    stored = retrying(lambda session: datasets.content_of(session, dataset_id, study_id), url)
-    return None if stored is None else Dataset(dataset_id, stored[1], stored[0])  # type: ignore[arg-type]
+    # Uploads never change, the study pinned the version a name resolved to, and a worker
+    # trains many trials on one: read it once per process. Scoped to the study's team here
+    # too, whatever the submission checked: no row of another team's dataset is read, nor
+    # named in the trial's reason.
+    stored = retrying(lambda session: datasets.content_for(session, study_id, ref), url)
+    if stored is None:
+        return None
+    dataset_id, content, format = stored
+    return Dataset(dataset_id, format, content)  # type: ignore[arg-type]
 
 
 class _TrialContext(Steps):
@@ -284,9 +288,8 @@ class _TrialContext(Steps):
         return None
 
     def dataset(self, ref: str) -> Dataset:
-        dataset_id = datasets.upload_id(ref)
         with self.stopper.shielded():
-            found = None if dataset_id is None else _dataset(dataset_id, *self._scope())
+            found = _dataset(ref, *self._scope())
         if found is None:
             raise LookupError(f"no dataset {ref} in this study's team")
         return found

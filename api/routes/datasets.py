@@ -1,7 +1,9 @@
-"""Datasets: upload a CSV or NPZ (validated, stored once by content hash), list, get, delete."""
+"""Datasets: upload a CSV or NPZ (validated; under a name, each upload its next version), list,
+get, delete."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
@@ -13,7 +15,7 @@ from hpsearch.api.params import DatasetId, TeamForNew
 from hpsearch.api.schemas import DatasetPublic
 from hpsearch.db import datasets
 from hpsearch.db.models import Dataset, Role
-from hpsearch.db.names import LongName, check_name
+from hpsearch.db.names import DatasetName, LongName, check_name
 from hpsearch.db.settings import get_settings
 from hpsearch.worker.engine import ConfigError, Upload, describe_upload
 
@@ -27,17 +29,23 @@ def upload_dataset(
     session: SessionDep,
     caller: CallerDep,
     target: Annotated[LongName | None, Form(description="CSV: the column to predict.")] = None,
-    name: Annotated[LongName | None, Form(description="Default: the file's name.")] = None,
+    name: Annotated[
+        DatasetName | None,
+        Form(description="Uploads under one name are its versions. Default: the file's stem."),
+    ] = None,
     format: Annotated[
         Literal["csv", "npz"] | None, Form(description="Default: from the file name.")
     ] = None,
     team: TeamForNew = None,
 ) -> DatasetPublic:
-    """Store a dataset (201), or find the same bytes uploaded before (200). Study files use its
-    id as `dataset.name`."""
+    """Store a dataset as the next version of its name (201), or find the same bytes as that
+    name's latest version (200). Study files name it `dataset: {upload: name}` (the latest
+    version when the study is submitted) or `{upload: name@version}`."""
     team_id = caller.team_for_new(team)
     filename = file.filename or "upload"
     kind = format or _format_of(filename)
+    if name is not None and datasets.upload_id(name) is not None:
+        raise Invalid("name: a number names an upload by id; give a name with a letter", "name")
     name = name or _name_of(filename)
     content = file.file.read()
     try:
@@ -89,11 +97,15 @@ def _format_of(filename: str) -> Literal["csv", "npz"]:
 
 
 def _name_of(filename: str) -> str:
-    """The file's name as the dataset's, when it makes a valid one."""
+    """The file's stem as the dataset's name, with what a name may not hold made `_`; a file
+    name with control or format characters is refused, as every name a user gives."""
     try:
-        return check_name(filename, 200)
+        check_name(filename, 200)
     except ValueError as exc:
         raise Invalid(f"file: its name {exc}; rename it or send a name", "file") from None
+    stem = filename.rsplit("/", 1)[-1].rsplit(".", 1)[0] or "upload"
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:100].lstrip(".-") or "upload"
+    return f"{name}_" if datasets.upload_id(name) is not None else name
 
 
 def _public(dataset: Dataset, team: str) -> DatasetPublic:
@@ -101,6 +113,8 @@ def _public(dataset: Dataset, team: str) -> DatasetPublic:
         id=dataset.id,
         team=team,
         name=dataset.name,
+        version=dataset.version,
+        ref=f"{dataset.name}@{dataset.version}",
         format=dataset.format,
         content_hash=dataset.content_hash,
         size_bytes=dataset.size_bytes,

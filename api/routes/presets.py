@@ -7,6 +7,7 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
+from pydantic import ValidationError
 
 from hpsearch.api.access import study_for
 from hpsearch.api.deps import CallerDep, SessionDep
@@ -16,9 +17,10 @@ from hpsearch.api.params import PresetName, TeamName, Version
 from hpsearch.api.presets import preset_public
 from hpsearch.api.schemas import PresetCreate, PresetPublic, PresetsPublic
 from hpsearch.db import checkpoints, datasets, presets, queries
-from hpsearch.db.models import Dataset, Preset, Role, TrialState
+from hpsearch.db.models import Preset, Role, Study, TrialState
 from hpsearch.search.definition import StudyDefinition
 from hpsearch.worker.engine import ENGINE_VERSION
+from hpsearch.worker.engine.config import DatasetConfig
 
 router = APIRouter(prefix="/api/v1/presets", tags=["presets"])
 
@@ -37,7 +39,7 @@ def publish_preset(body: PresetCreate, session: SessionDep, caller: CallerDep) -
             "trial_number",
         )
     definition = StudyDefinition.model_validate(study.definition)
-    config = definition.trial_document(trial.params)
+    config = _pinned(definition.trial_document(trial.params), study)
     weights = checkpoints.weights_of(session, trial.id)
     preset = presets.publish(
         session,
@@ -47,7 +49,7 @@ def publish_preset(body: PresetCreate, session: SessionDep, caller: CallerDep) -
         config=config,
         study_id=study.id,
         trial_id=trial.id,
-        dataset_hash=_dataset_hash(session, config["dataset"], study.team_id),
+        dataset_hash=_dataset_hash(session, config.get("dataset") or {}, study.team_id),
         values=trial.values,
         engine_version=ENGINE_VERSION,
         weights=weights,
@@ -134,13 +136,28 @@ def _find(
     return preset
 
 
+def _pinned(config: dict, study: Study) -> dict:
+    """The trial's config with its upload named by the version it trained on (`churn@2`, as
+    the study pinned `churn`): the preset names the data it was tuned on, whatever comes
+    later under the name."""
+    dataset = config.get("dataset") or {}
+    pin = study.datasets.get(dataset.get("upload") or "")
+    parsed = datasets.parse_ref(dataset.get("upload") or "")
+    if pin is None or parsed is None:
+        return config
+    name, _ = parsed
+    return {**config, "dataset": {**dataset, "upload": f"{name}@{pin['version']}"}}
+
+
 def _dataset_hash(session: SessionDep, dataset: dict, team_id: int) -> str:
     """What the trial trained on: an upload's content hash, or a built-in set's definition.
     Only the study's team's uploads count: a preset never carries another team's hash."""
-    upload_id = datasets.upload_id(dataset["name"])
-    if upload_id is not None:
-        upload = session.get(Dataset, upload_id)
-        if upload is not None and upload.team_id == team_id:
-            return upload.content_hash
+    try:
+        ref = DatasetConfig.model_validate(dataset).upload_ref()
+    except ValidationError:  # a trainer plugin's section of that name: no upload of ours
+        ref = None
+    upload = None if ref is None else datasets.resolve(session, team_id, ref)
+    if upload is not None:
+        return upload.content_hash
     canonical = json.dumps(dataset, sort_keys=True).encode()
     return hashlib.sha256(canonical).hexdigest()

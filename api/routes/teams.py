@@ -39,6 +39,18 @@ def list_members(team: TeamName, session: SessionDep, caller: CallerDep) -> list
     ]
 
 
+@router.get("/{team}/members/{user}")
+def get_member(
+    team: TeamName, user: UserName, session: SessionDep, caller: CallerDep
+) -> MemberPublic:
+    """One member of a team and their role: what the team's listing says of them."""
+    team_id = caller.team_named(team, Role.VIEWER)
+    for member in accounts.members_of(session, team_id):
+        if member.name == user:
+            return MemberPublic(user_id=member.user_id, name=member.name, role=member.role.value)
+    raise NotFound("member")
+
+
 @router.put("/{team}/members/{user}")
 def set_member(
     team: TeamName, user: UserName, body: MemberUpdate, session: SessionDep, caller: CallerDep

@@ -1,4 +1,4 @@
-"""A study's trials, paged by cursor for incremental polling, and one trial with its curve."""
+"""A study's trials, paged by trial number for incremental polling, and one trial with its curve."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hpsearch.api.deps import CallerDep, SessionDep
 from hpsearch.api.errors import NotFound
 from hpsearch.api.etag import NOT_MODIFIED, etagged
 from hpsearch.api.exports import attachment, rows_csv, trials_table
-from hpsearch.api.params import Cursor, StudyId, TrialNumber
+from hpsearch.api.params import AfterTrial, StudyId, TrialNumber
 from hpsearch.api.schemas import TrialDetail, TrialPublic, TrialsPublic
 from hpsearch.db import checkpoints, queries
 from hpsearch.search.definition import StudyDefinition
@@ -26,15 +26,15 @@ def list_trials(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
-    after: Cursor = 0,
+    after: AfterTrial = -1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Response:
-    """Trials inserted after the cursor, in insertion order."""
+    """The trials numbered after `after`, in number order."""
     study_for(session, caller, study_id)
     trials = queries.trials_after(session, study_id, after, limit)
     page = TrialsPublic(
         data=[TrialPublic.model_validate(t, from_attributes=True) for t in trials],
-        next_cursor=trials[-1].id if trials else after,
+        next_cursor=trials[-1].number if trials else after,
     )
     return etagged(request, page)
 

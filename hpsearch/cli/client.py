@@ -291,15 +291,19 @@ def studies_delete(
 def datasets_upload(
     file: Annotated[Path, typer.Argument(help="A .csv with a header row, or a .npz.")],
     target: Annotated[str | None, typer.Option(help="CSV: the column to predict.")] = None,
-    name: Annotated[str | None, typer.Option(help="Default: the file's name.")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Uploads under one name are its versions. Default: the file's stem."),
+    ] = None,
     team: Annotated[str | None, typer.Option(help="Team name; default: your only team.")] = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Upload a dataset and print its id, the `dataset.name` study files use for it."""
+    """Upload a dataset and print its name@version, what a study file's `dataset: {upload:
+    ...}` takes (the name alone: its latest version)."""
     with _connected(url, token) as client:
         dataset = client.upload_dataset(file, target=target, name=name, team=team)
-    print(dataset["id"])
+    print(dataset["ref"])
 
 
 @datasets_app.command("list")
@@ -307,12 +311,14 @@ def datasets_list(url: UrlOption = None, token: TokenOption = None) -> None:
     """Your teams' uploaded datasets."""
     with _connected(url, token) as client:
         found = client.datasets()
-    table = _table("id", "name", "team", "format", "rows", "task", "created", right=("id", "rows"))
+    table = _table(
+        "id", "name@version", "team", "format", "rows", "task", "created", right=("id", "rows")
+    )
     for dataset in found:
         summary = dataset["summary"]
         table.add_row(
             str(dataset["id"]),
-            escape(dataset["name"]),
+            escape(dataset["ref"]),
             escape(dataset["team"]),
             dataset["format"],
             str(summary.get("rows", "")),
@@ -472,15 +478,17 @@ def train_preset(
 
 
 def _upload(config: TrainConfig, preset: dict[str, Any], data: Path | None) -> Upload | None:
-    """The rows to train on when the preset's dataset is an upload (named by its id).
+    """The rows to train on when the preset's dataset is an upload.
 
     The server does not hand uploads out, so the user supplies the file; its hash must be
     the preset's, or the comparison would be with other data.
     """
-    dataset = config.dataset.name
-    if not dataset.isdigit():
+    dataset = config.dataset.upload_ref()
+    if dataset is None:
         if data is not None:
-            _fail(f"{preset['ref']} trains on the built-in dataset {dataset}; drop --data")
+            _fail(
+                f"{preset['ref']} trains on the built-in dataset {config.dataset.name}; drop --data"
+            )
         return None
     if data is None:
         _fail(

@@ -73,10 +73,10 @@ def serve(
 
     from hpsearch.api.main import create_app
     from hpsearch.db import accounts, queries
-    from hpsearch.db.migrate import upgrade
+    from hpsearch.db.migrate import upgrade_at_start
     from hpsearch.db.session import session_scope
 
-    upgrade()
+    upgrade_at_start()
     with session_scope() as session:
         secret = accounts.bootstrap_admin(session, queries.ensure_team(session))
     if secret:
@@ -100,7 +100,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Celery worker that trains trials (needs HPSEARCH_BROKER_URL)."""
-    from hpsearch.db.migrate import upgrade
+    from hpsearch.db.migrate import upgrade_at_start
     from hpsearch.worker import trainers
 
     if not get_settings().broker_url:
@@ -117,7 +117,7 @@ def worker(
     except LookupError as exc:
         console.print(f"[red]--trainers: {exc}[/red]")
         raise typer.Exit(2) from None
-    upgrade()
+    upgrade_at_start()
     from hpsearch.worker.tasks import app as celery_app
     from hpsearch.worker.tasks import worker_argv
 

@@ -40,6 +40,26 @@ def test_a_member_cannot_manage_members_and_an_admin_can(
     ] == [{"id": 2, "name": "beta", "role": "member"}]
 
 
+def test_a_member_is_read_by_any_member_of_the_team_and_no_one_else(
+    app_client: TestClient, make_token: MakeToken
+) -> None:
+    vic = bearer(make_token("vic", "alpha", "viewer"))
+    make_token("adam", "alpha", "admin")
+    bob = bearer(make_token("bob", "beta"))
+    answer = app_client.get("/api/v1/teams/alpha/members/adam", headers=vic)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"user_id": 2, "name": "adam", "role": "admin"}
+    # A user of another team, and another team's member, are as absent as a name nobody has.
+    for path, headers in [
+        ("/api/v1/teams/alpha/members/bob", vic),
+        ("/api/v1/teams/alpha/members/nobody", vic),
+        ("/api/v1/teams/alpha/members/adam", bob),
+    ]:
+        missing = app_client.get(path, headers=headers)
+        assert missing.status_code == 404, (path, missing.text)
+        assert missing.json()["error"]["code"] == "not_found"
+
+
 def test_a_token_is_shown_once_stored_hashed_and_listed_by_prefix(
     client: TestClient, sqlite_url: str
 ) -> None:

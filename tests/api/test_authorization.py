@@ -152,6 +152,9 @@ MATRIX: dict[tuple[str, str], Case] = {
         shows_alpha=lambda r, a: any(t["name"] == "alpha" for t in r),
     ),
     ("get", "/api/v1/teams/{team}/members"): Case(lambda a: "/api/v1/teams/alpha/members", "read"),
+    ("get", "/api/v1/teams/{team}/members/{user}"): Case(
+        lambda a: "/api/v1/teams/alpha/members/ana", "read"
+    ),
     ("put", "/api/v1/teams/{team}/members/{user}"): Case(
         lambda a: "/api/v1/teams/alpha/members/bob", "write", lambda _: {"json": {"role": "admin"}}
     ),

@@ -16,9 +16,10 @@ from tests.api.conftest import MakeToken, bearer, table_csv, wait_done
 from tests.conftest import tiny_study
 
 
-def upload(client: TestClient, content: bytes, filename: str = "t.csv", **data: str):  # type: ignore[no-untyped-def]
+def upload(client: TestClient, content: bytes, filename: str = "t.csv", **data: str | None):  # type: ignore[no-untyped-def]
+    fields = {k: v for k, v in data.items() if v is not None}
     return client.post(
-        "/api/v1/datasets", files={"file": (filename, content)}, data=data or {"target": "label"}
+        "/api/v1/datasets", files={"file": (filename, content)}, data=fields or {"target": "label"}
     )
 
 
@@ -34,9 +35,31 @@ def test_an_upload_is_validated_summarised_and_stored_once(client: TestClient) -
         "label": "target",
     }
     assert dataset["summary"]["classes"] == ["no", "yes"]
-    again = upload(client, table_csv(), filename="copy.csv")
+    assert (dataset["name"], dataset["version"], dataset["ref"]) == ("t", 1, "t@1")
+    again = upload(client, table_csv(), filename="t.csv")
     assert again.status_code == 200 and again.json()["id"] == dataset["id"]
     assert [d["id"] for d in client.get("/api/v1/datasets").json()] == [dataset["id"]]
+
+
+def test_uploads_under_one_name_are_its_versions(client: TestClient) -> None:
+    first = upload(client, table_csv(), target="label", name="churn").json()
+    assert first["ref"] == "churn@1"
+    # The same bytes as the latest version are a retry; other bytes, the next version.
+    again = upload(client, table_csv(), target="label", name="churn")
+    assert again.status_code == 200 and again.json()["id"] == first["id"]
+    second = upload(client, table_csv(40), target="label", name="churn")
+    assert second.status_code == 201 and second.json()["ref"] == "churn@2"
+    # The same bytes under another name are another dataset.
+    other = upload(client, table_csv(40), target="label", name="churn-copy")
+    assert other.status_code == 201 and other.json()["ref"] == "churn-copy@1"
+    listed = [d["ref"] for d in client.get("/api/v1/datasets").json()]
+    assert listed == ["churn-copy@1", "churn@2", "churn@1"]
+    # A file's name that is no dataset name gives one; a name that is not one is refused.
+    spaced = upload(client, table_csv(50), "my data (v2).csv", target="label")
+    assert spaced.json()["ref"] == "my_data__v2_@1", spaced.text
+    for bad in ("123", "a b", "churn@2", ".hidden"):
+        refused = upload(client, table_csv(), target="label", name=bad)
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "name", bad
 
 
 def test_an_npz_upload_is_read_without_pickle(client: TestClient) -> None:
@@ -106,6 +129,67 @@ def test_a_study_trains_on_an_uploaded_dataset(client: TestClient) -> None:
     assert wrong.status_code == 422 and wrong.json()["error"]["field"] == "dataset.target"
     unknown = client.post("/api/v1/studies", json=tiny_study(dataset={"name": "9999"}))
     assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "dataset.name"
+
+
+def test_a_study_names_an_upload_by_name_and_keeps_the_version_it_resolved(
+    client: TestClient, make_token: MakeToken
+) -> None:
+    v1 = upload(client, table_csv(60), target="label", name="churn").json()
+    on_churn = tiny_study(dataset={"upload": "churn", "target": "label"}, budget={"trials": 6})
+    created = client.post("/api/v1/studies", json=on_churn)
+    assert created.status_code == 201, created.text
+    study_id = created.json()["id"]
+    assert created.json()["datasets"] == {"churn": {"id": v1["id"], "version": 1}}
+    client.post(f"/api/v1/studies/{study_id}/cancel")
+    before = len(client.get(f"/api/v1/studies/{study_id}/trials").json()["data"])
+    # Version 2 has no `label` column: a trial trained on it would fail.
+    renamed = table_csv(60).replace(b"x1,x2,colour,label", b"x1,x2,colour,y")
+    v2 = upload(client, renamed, target="y", name="churn").json()
+    assert v2["ref"] == "churn@2"
+    client.post(f"/api/v1/studies/{study_id}/resume")
+    done = wait_done(client, study_id)
+    assert done["datasets"] == {"churn": {"id": v1["id"], "version": 1}}
+    trials = client.get(f"/api/v1/studies/{study_id}/trials", params={"after": before - 1})
+    resumed = [(t["state"], t["reason"]) for t in trials.json()["data"]]
+    assert resumed and set(resumed) == {("complete", None)}, resumed
+    # Now `churn` is version 2; `churn@1`, `upload_id` and the legacy id as `name` are v1.
+    latest = client.post(
+        "/api/v1/studies", json=tiny_study(dataset={"upload": "churn", "target": "y"})
+    )
+    assert latest.json()["datasets"] == {"churn": {"id": v2["id"], "version": 2}}, latest.text
+    for dataset in ({"upload": "churn@1"}, {"upload_id": v1["id"]}, {"name": str(v1["id"])}):
+        study = client.post(
+            "/api/v1/studies",
+            json=tiny_study(dataset={**dataset, "target": "label"}, budget={"trials": 1}),
+        )
+        assert study.status_code == 201, study.text
+        assert wait_done(client, study.json()["id"])["trials_by_state"] == {"complete": 1}
+    # Names that resolve to nothing here, another team's included, name the field.
+    bob = bearer(make_token("bob", "beta"))
+    for dataset, field, headers in [
+        ({"upload": "churn@3"}, "dataset.upload", None),
+        ({"upload": "nothing"}, "dataset.upload", None),
+        ({"upload": "churn@x"}, "dataset.upload", None),
+        ({"upload": "churn"}, "dataset.upload", bob),
+        ({"upload_id": v1["id"]}, "dataset.upload_id", bob),
+        ({"name": "churn"}, "dataset.name", None),
+        ({"upload": "churn", "upload_id": v1["id"]}, "dataset", None),
+    ]:
+        refused = client.post("/api/v1/studies", json=tiny_study(dataset=dataset), headers=headers)
+        assert refused.status_code == 422, (dataset, refused.text)
+        assert refused.json()["error"]["field"] == field, (dataset, refused.text)
+
+
+def test_a_preset_names_the_version_its_trial_trained_on(client: TestClient) -> None:
+    v1 = upload(client, table_csv(60), target="label", name="churn").json()
+    study = tiny_study(dataset={"upload": "churn", "target": "label"})
+    done = wait_done(client, client.post("/api/v1/studies", json=study).json()["id"])
+    upload(client, table_csv(70), target="label", name="churn")
+    published = client.post(
+        "/api/v1/presets", json={"study_id": done["id"], "trial_number": 0, "name": "on-churn"}
+    ).json()
+    assert published["config"]["dataset"]["upload"] == "churn@1"
+    assert published["dataset_hash"] == v1["content_hash"]
 
 
 def finished_study(client: TestClient) -> dict:

@@ -21,6 +21,7 @@ def test_a_study_runs_to_its_budget_on_the_local_pool(client: TestClient) -> Non
     summary = listed["data"][0]
     assert summary["strategy"] == "random" and summary["trials_finished"] == 4
     assert summary["best_value"] == study["best_trial"]["value"]
+    assert summary["best_metric"] == "val_accuracy"
 
 
 def test_the_list_shows_the_best_value_in_the_objectives_direction(client: TestClient) -> None:
@@ -45,6 +46,22 @@ def test_trials_page_by_cursor(client: TestClient) -> None:
         f"/api/v1/studies/{study_id}/trials", params={"after": rest["next_cursor"]}
     ).json()
     assert empty["data"] == [] and empty["next_cursor"] == rest["next_cursor"]
+
+
+def test_after_is_a_trial_number_whatever_the_trials_ids(client: TestClient) -> None:
+    # Another study's trials first, one of them deleted with its study: this study's trial
+    # ids start well after 1, its numbers at 0.
+    for _ in range(2):
+        wait_done(client, client.post("/api/v1/studies", json=tiny_study()).json()["id"])
+    client.delete(f"/api/v1/studies/{client.get('/api/v1/studies').json()['data'][0]['id']}")
+    study_id = client.post("/api/v1/studies", json=tiny_study(budget={"trials": 8})).json()["id"]
+    wait_done(client, study_id)
+    path = f"/api/v1/studies/{study_id}/trials"
+    page = client.get(path, params={"after": 5}).json()
+    assert [t["number"] for t in page["data"]] == [6, 7] and page["next_cursor"] == 7
+    every = client.get(path).json()
+    assert [t["number"] for t in every["data"]] == list(range(8))
+    assert client.get(path, params={"after": -1}).json() == every
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,7 @@ def test_cursor_pages_skip_and_repeat_nothing_while_trials_are_inserted(
     for writer in writers:
         writer.start()
     seen: list[int] = []
-    cursor = 0
+    cursor = -1
     try:
         while True:
             page = client.get(

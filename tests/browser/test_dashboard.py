@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -51,6 +53,9 @@ def test_the_studies_list_shows_only_your_teams_studies(server: Server, page: Pa
     expect(row).to_contain_text("ours-listed")
     expect(row).to_contain_text("random")
     expect(row.locator(".progress")).to_have_text("4 / 4", timeout=WAIT_MS)
+    # The best value says what it is a value of.
+    best = server.get(f"/studies/{ours['id']}")["best_trial"]["value"]
+    expect(row.locator(".best")).to_have_text(f"{best:#.4g} val_accuracy")
     expect(page.locator(f"tr[data-study='{theirs['id']}']")).to_have_count(0)
     expect(page.locator("table.studies")).not_to_contain_text("theirs-hidden")
     assert [o.strip() for o in page.locator("#team option").all_inner_texts()] == [
@@ -99,6 +104,18 @@ def test_the_study_page_follows_a_running_study(server: Server, page: Page, tmp_
     )
     names = page.evaluate("document.querySelector('#optimizers-chart').data.map(t => t.name)")
     assert sorted(name.split(" ")[0] for name in names) == tried
+    # Each line is its optimizer's best trial's curve of the objective's metric (not val_loss),
+    # named with how many trials that optimizer had.
+    counts = Counter(t["params"]["training.optimizer"] for t in trials)
+    for name in names:
+        optimizer, number = name.split(" ")[0], int(re.search(r"#(\d+)", name)[1])
+        count = counts[optimizer]
+        assert name == f"{optimizer} (#{number}; {count} trial{'' if count == 1 else 's'})"
+    expect(page.locator(".optimizers-metric")).to_have_text("val_accuracy")
+    first = page.evaluate("document.querySelector('#optimizers-chart').data[0]")
+    number = int(re.search(r"#(\d+)", first["name"])[1])
+    curve = server.get(f"/studies/{study['id']}/trials/{number}")["curve"]
+    assert first["y"] == [point["val_accuracy"] for point in curve]
     # A picture of the page, drawn, in the test's own folder (the README's are made by
     # scripts/screenshots.py).
     picture = tmp_path / "study.png"

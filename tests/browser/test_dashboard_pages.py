@@ -7,6 +7,7 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import pytest
@@ -117,6 +118,17 @@ def test_the_trial_page_shows_params_config_curves_and_timings(
     assert chart(page, "#metric-chart", "data[0].x") == steps
     for label in ("Queued", "Started", "Finished", "Ran for", "Worker"):
         expect(page.locator(".summary")).to_contain_text(label)
+    # A trial of well under a second ran for some milliseconds, not "0s".
+    ran_ms = (
+        1000
+        * (
+            datetime.fromisoformat(trial["finished_at"])
+            - datetime.fromisoformat(trial["started_at"])
+        ).total_seconds()
+    )
+    assert ran_ms < 1000, trial
+    ran = page.locator(".summary > div", has_text="Ran for").inner_text()
+    assert re.fullmatch(r"Ran for\s+(\d+) ms", ran) and abs(int(ran.split()[-2]) - ran_ms) <= 1, ran
     expect(page.locator(".summary .value")).to_have_text(shown(trial["value"]))
 
     # A finished trial never changes again: once drawn, its page stops polling. Two poll

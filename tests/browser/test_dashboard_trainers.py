@@ -67,8 +67,10 @@ def test_the_trainers_page_lists_each_trainer_its_workers_metrics_and_settings(
     hidden = page.locator(".trainer[data-trainer=numpy] tr[data-setting='model.hidden']")
     expect(hidden.locator(".type")).to_have_text("list of integer")
     expect(hidden.locator(".default")).to_have_text("[64]")
-    name = page.locator(".trainer[data-trainer=numpy] tr[data-setting='dataset.name']")
-    expect(name.locator(".default")).to_have_text("required")
+    # A dataset is named by `name`, `upload` or `upload_id`: none is required alone.
+    upload = page.locator(".trainer[data-trainer=numpy] tr[data-setting='dataset.upload']")
+    expect(upload.locator(".type")).to_have_text("string or null")
+    expect(upload.locator(".default")).to_have_text("null")
     # A trainer whose only worker is gone is shown as such.
     gone = page.locator(".trainer[data-trainer=gone]")
     expect(gone.locator(".live")).to_contain_text("offered by no live worker")

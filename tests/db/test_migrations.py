@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from sqlalchemy import inspect, text
 
 from hpsearch.db import accounts, queries
-from hpsearch.db.migrate import alembic_config, upgrade
+from hpsearch.db.migrate import alembic_config, upgrade, upgrade_at_start
 from hpsearch.db.models import Base, TrialState
 from hpsearch.db.session import get_engine, session_scope
+from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
 from tests.conftest import tiny_study
@@ -57,3 +59,60 @@ def check_the_traceback_migration(url: str) -> None:
 
 def test_the_traceback_migration_runs_both_ways_and_keeps_the_trials(sqlite_url: str) -> None:
     check_the_traceback_migration(sqlite_url)
+
+
+def check_the_dataset_versions_migration(url: str) -> None:
+    """Migration 0007 both ways on the database at `url`: uploads made before under one name
+    become its versions in the order they were made; studies get no pins."""
+    command.upgrade(alembic_config(url), "0006")
+    with session_scope(url) as session:
+        team_id = accounts.create_team(session, "alpha").id
+    insert = text(
+        "INSERT INTO datasets (team_id, name, format, content_hash, size_bytes, summary,"
+        " content, created_at) VALUES (:team, :name, 'csv', :hash, 1, '{}', :content, :at)"
+    )
+    with get_engine(url).begin() as connection:
+        for name, digest in [("t.csv", "a"), ("other", "b"), ("t.csv", "c")]:
+            connection.execute(
+                insert,
+                {
+                    "team": team_id,
+                    "name": name,
+                    "hash": digest * 64,
+                    "content": b"x",
+                    "at": "2026-01-01 00:00:00",
+                },
+            )
+    upgrade(url)
+    command.check(alembic_config(url))
+    read = text("SELECT name, version FROM datasets ORDER BY id")
+    with get_engine(url).connect() as connection:
+        assert connection.execute(read).all() == [("t.csv", 1), ("other", 1), ("t.csv", 2)]
+    with session_scope(url) as session:
+        definition = StudyDefinition.model_validate(tiny_study())
+        study = coordinator.create_study(session, team_id=team_id, definition=definition)
+        session.flush()
+        assert study.datasets == {}
+    command.downgrade(alembic_config(url), "0006")
+    columns = {c["name"] for c in inspect(get_engine(url)).get_columns("datasets")}
+    assert "version" not in columns
+    upgrade(url)
+    with get_engine(url).connect() as connection:
+        assert connection.execute(read).all() == [("t.csv", 1), ("other", 1), ("t.csv", 2)]
+
+
+def test_the_dataset_versions_migration_runs_both_ways(sqlite_url: str) -> None:
+    check_the_dataset_versions_migration(sqlite_url)
+
+
+def test_a_deployment_can_leave_the_upgrade_to_its_own_step(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HPSEARCH_MIGRATE_ON_START", "false")
+    get_settings.cache_clear()
+    upgrade_at_start()
+    assert inspect(get_engine(sqlite_url)).get_table_names() == []
+    monkeypatch.delenv("HPSEARCH_MIGRATE_ON_START")
+    get_settings.cache_clear()
+    upgrade_at_start()
+    assert set(Base.metadata.tables) <= set(inspect(get_engine(sqlite_url)).get_table_names())

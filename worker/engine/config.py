@@ -65,13 +65,46 @@ class PreprocessConfig(_Section):
 
 
 class DatasetConfig(_Section):
-    name: str = Field(min_length=1)
+    name: str | None = Field(
+        None,
+        min_length=1,
+        description="A built-in data set (or, the legacy way, an upload's id as a string).",
+    )
+    upload: str | None = Field(
+        None,
+        min_length=1,
+        max_length=120,
+        description="An uploaded dataset of the team: `name` (its latest version) or"
+        " `name@version`. Takes precedence over `name`.",
+    )
+    upload_id: int | None = Field(
+        None, ge=1, le=2**31 - 1, description="An uploaded dataset by id, instead of `upload`."
+    )
     target: str | None = None
     task: Literal["auto", "classification", "regression"] = "auto"
     n_samples: int | None = Field(None, ge=10, le=1_000_000, description="Synthetic sets only.")
     noise: float | None = Field(None, ge=0, description="Synthetic sets only.")
     split: SplitConfig = SplitConfig()
     preprocess: PreprocessConfig = PreprocessConfig()
+
+    @model_validator(mode="after")
+    def _names_one_dataset(self) -> DatasetConfig:
+        if self.upload is not None and self.upload_id is not None:
+            raise ValueError("give `upload` or `upload_id`, not both")
+        if self.name is None and self.upload_ref() is None:
+            raise ValueError("name a data set: `name` (built-in), `upload` or `upload_id`")
+        return self
+
+    def upload_ref(self) -> str | None:
+        """The uploaded dataset this config trains on, as `Context.dataset` takes it: a name
+        (`churn`, `churn@2`) or an id as digits; None for a built-in set. A space may set
+        `upload` over a base config's built-in `name`, so an upload comes first."""
+        if self.upload is not None:
+            return self.upload
+        if self.upload_id is not None:
+            return str(self.upload_id)
+        legacy_id = self.name is not None and self.name.isascii() and self.name.isdigit()
+        return self.name if legacy_id else None
 
 
 class ModelConfig(_Section):

@@ -87,7 +87,7 @@ function studyRow(s) {
     <td>${esc(s.strategy)}</td>
     <td>${badge(s.status)}</td>
     <td>${bar(s.trials_finished, s.budget_trials)} <span class="progress">${s.trials_finished} / ${s.budget_trials}</span></td>
-    <td class="num">${num(s.best_value)}</td>
+    <td class="num best">${s.best_value === null ? "—" : `${num(s.best_value)} <span class="muted metric">${esc(s.best_metric)}</span>`}</td>
     <td>${when(s.created_at)}</td>
     <td class="num">${duration(elapsed(s.created_at, s.finished_at))}</td>
   </tr>`;

@@ -24,8 +24,8 @@ export function studyPage(root, studyId, onUnauthorized) {
   const state = {
     study: null,
     studyEtag: null,
-    trials: new Map(), // by id, which is also the trials page's cursor
-    cursor: 0,
+    trials: new Map(), // by number, which is also the trials page's cursor
+    cursor: -1, // trials are numbered from 0
     lastPage: { after: null, etag: null },
     details: new Map(), // by trial number: {data, etag} from GET trials/{number}
     sorted: null, // the trials by number, rebuilt only when a page brought some
@@ -43,7 +43,7 @@ export function studyPage(root, studyId, onUnauthorized) {
       <div class="card"><h2>Best so far</h2><div id="best-chart" class="chart"></div></div>
       <div class="card"><h2>Learning curves <span class="muted">(click trials to overlay)</span></h2>
         <div id="curves-chart" class="chart"></div></div>
-      <div class="card"><h2>Optimizers <span class="muted">(best val_loss curve of each)</span></h2>
+      <div class="card"><h2>Optimizers <span class="muted">(best <span class="optimizers-metric">val_loss</span> curve of each; its trials)</span></h2>
         <div id="optimizers-chart" class="chart"></div></div>
       <div class="card"><h2>Parameters against the objective</h2>
         <div id="parcoords-chart" class="chart"></div></div>
@@ -71,21 +71,21 @@ export function studyPage(root, studyId, onUnauthorized) {
   const direction = () => state.study.objectives[0].direction;
   const better = (a, b) => (direction() === "minimize" ? a < b : a > b);
 
-  // There is no "changed since" query: trials are paged by insertion id, and a trial changes
+  // There is no "changed since" query: trials are paged by number, and a trial changes
   // only while queued or running. So each poll re-pages from just before the oldest trial
   // still in flight: that re-reads the in-flight trials (and the few finished since, which
   // were inserted after them) plus every new one, and nothing older. With parallelism p that
   // is about p trials a poll, whatever the study's size; when that page's ETag still holds
   // the answer is a bodiless 304.
   async function refreshTrials() {
-    const open = [...state.trials.values()].filter((t) => !FINISHED.has(t.state)).map((t) => t.id);
+    const open = [...state.trials.values()].filter((t) => !FINISHED.has(t.state)).map((t) => t.number);
     let after = open.length ? Math.min(...open) - 1 : state.cursor;
     let changed = false;
     for (;;) {
       const etag = state.lastPage.after === after ? state.lastPage.etag : null;
       const page = await api(`${base}/trials?after=${after}&limit=${PAGE}`, etag);
       if (page.data === null) break;
-      for (const trial of page.data.data) state.trials.set(trial.id, trial);
+      for (const trial of page.data.data) state.trials.set(trial.number, trial);
       if (page.data.data.length) [changed, state.sorted] = [true, null];
       state.cursor = Math.max(state.cursor, page.data.next_cursor);
       if (page.data.data.length < PAGE) {
@@ -106,6 +106,16 @@ export function studyPage(root, studyId, onUnauthorized) {
     if (answer.data === null) return false;
     state.details.set(number, answer);
     return true;
+  }
+
+  /** How many trials each optimizer had, by optimizer (null: the study's base one). */
+  function trialsByOptimizer() {
+    const counts = new Map();
+    for (const trial of trials()) {
+      const optimizer = trial.params[OPTIMIZER] ?? null;
+      counts.set(optimizer, (counts.get(optimizer) ?? 0) + 1);
+    }
+    return counts;
   }
 
   /** The best complete trial of each optimizer, by optimizer (null: the study's base one). */
@@ -227,14 +237,28 @@ export function studyPage(root, studyId, onUnauthorized) {
   }
 
   function renderOptimizers() {
+    const best = bestByOptimizer();
+    const counts = trialsByOptimizer();
+    const metric = curveMetric([...best.values()].map((t) => curveOf(t.number)));
     const data = [];
-    for (const [optimizer, trial] of bestByOptimizer()) {
+    for (const [optimizer, trial] of best) {
       const detail = state.details.get(trial.number)?.data;
       const name = optimizer ?? detail?.config?.training?.optimizer ?? "base optimizer";
-      data.push(curveTrace(curveOf(trial.number), "val_loss", { name: `${name} (#${trial.number})` }));
+      const count = counts.get(optimizer);
+      const label = `${name} (#${trial.number}; ${count} trial${count === 1 ? "" : "s"})`;
+      data.push(curveTrace(curveOf(trial.number), metric, { name: label }));
     }
     data.sort((a, b) => a.name.localeCompare(b.name));
-    Plotly.react($("#optimizers-chart"), data, axes("epoch", "val_loss"), PLOT_CONFIG);
+    $(".optimizers-metric").textContent = metric;
+    Plotly.react($("#optimizers-chart"), data, axes("epoch", metric), PLOT_CONFIG);
+  }
+
+  /** The objective's metric when the curves have it; val_loss for one reported only at the
+   * end (test_accuracy, train_seconds). */
+  function curveMetric(curves) {
+    const objective = state.study.objectives[0].metric;
+    const reported = curves.some((curve) => (curve ?? []).some((point) => point[objective] != null));
+    return reported ? objective : "val_loss";
   }
 
   function renderParcoords() {

@@ -94,9 +94,10 @@ export function num(value) {
   return Number.isInteger(value) ? String(value) : Number(value).toPrecision(4);
 }
 
-/** Seconds as e.g. "1h 02m", "3m 05s", "12s". */
+/** Seconds as e.g. "1h 02m", "3m 05s", "12s", "340 ms" (a trial can take less than a second). */
 export function duration(seconds) {
   if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 1) return `${Math.max(0, Math.round(seconds * 1000))} ms`;
   const s = Math.round(seconds);
   const pad = (n) => String(n).padStart(2, "0");
   if (s >= 3600) return `${Math.floor(s / 3600)}h ${pad(Math.floor(s / 60) % 60)}m`;

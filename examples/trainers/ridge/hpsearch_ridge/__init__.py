@@ -2,7 +2,8 @@
 
 Loss per step: mean squared error plus ``alpha * ||w||^2`` (the bias is not penalised). The
 data is either synthetic (a seeded linear target with noise) or an uploaded NPZ of the study's
-team with arrays ``X`` (rows x features) and ``y`` (rows), named by its id in ``data.upload``.
+team with arrays ``X`` (rows x features) and ``y`` (rows), named in ``data.upload`` by its name
+(``points``, ``points@2``) or id.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from hpsearch.trainer import Context, Diverged, Trainer
 class Data(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    upload: str | None = Field(None, description="An uploaded NPZ (X, y) by id; else synthetic.")
+    upload: str | None = Field(
+        None, description="An uploaded NPZ (X, y): name, name@version or id; else synthetic."
+    )
     n_samples: int = Field(400, ge=10, le=1_000_000)
     n_features: int = Field(20, ge=1, le=10_000)
     noise: float = Field(0.5, ge=0)
