@@ -149,6 +149,10 @@ def _queue_next(session: Session, study: Study) -> list[int]:
         return []
     warm = _warm(session, study)
     history = warm.sync(session, study.id)
+    # Shown before the budget check: a study's last results decide its strategy's result.
+    shown = warm.strategy.describe(warm.space, history)
+    if shown != study.strategy_state:
+        study.strategy_state = shown
     # The open trials are exactly those not finished (see `sync`): no scan of the history,
     # which would make each refill cost grow with the study.
     in_flight = len(warm.open)
@@ -170,9 +174,6 @@ def _queue_next(session: Session, study: Study) -> list[int]:
         log.info("study %s: the strategy has no more configurations; ending it", study.id)
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
-    shown = warm.strategy.describe(warm.space, history)
-    if shown != study.strategy_state:
-        study.strategy_state = shown
     return queries.queue_trials(
         session,
         [

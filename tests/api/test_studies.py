@@ -108,15 +108,32 @@ def test_a_multi_objective_study_reports_a_non_dominated_front(client: TestClien
     assert front == {i for i, p in points.items() if not dominated(p)}
 
 
-def test_a_coarse_to_fine_study_returns_each_rounds_box(client: TestClient) -> None:
-    strategy = {"type": "coarse_to_fine", "rounds": 2, "samples_per_round": 3, "keep": 0.34}
-    study = tiny_study(strategy=strategy, budget={"trials": 6, "parallelism": 3})
+def test_a_coarse_to_fine_study_returns_each_rounds_epochs_and_per_arm_boxes(
+    client: TestClient,
+) -> None:
+    strategy = {"type": "coarse_to_fine", "rounds": 2, "samples_per_round": 4, "keep": 0.5}
+    space = {
+        "training.optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
+    }
+    study = tiny_study(space=space, strategy=strategy, budget={"trials": 8, "parallelism": 4})
     study_id = client.post("/api/v1/studies", json=study).json()["id"]
-    boxes = wait_done(client, study_id)["strategy_state"]["boxes"]
-    assert len(boxes) == 2
-    first, second = (b["training.learning_rate"] for b in boxes)
-    assert first == {"low": 0.001, "high": 0.5, "log": True}
-    assert first["low"] <= second["low"] < second["high"] <= first["high"]
+    state = wait_done(client, study_id)["strategy_state"]
+    assert state["arm"] == "training.optimizer"
+    first, second = state["rounds"]
+    assert (first["epochs"], first["fraction"], second["epochs"]) == (2, 0.5, 5)
+    whole = {"low": 0.001, "high": 0.5, "log": True}
+    assert first["arms"] == {arm: {"training.learning_rate": whole} for arm in ("sgd", "adam")}
+    for box in second["arms"].values():
+        lr = box["training.learning_rate"]
+        assert whole["low"] <= lr["low"] < lr["high"] <= whole["high"]
+    trials = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+    # A round-0 trial trained, and shows, its 2 epochs; the result names each arm's best.
+    assert [t["params"].get("training.epochs") for t in trials][:4] == [2] * 4
+    result = state["result"]
+    assert result["winner"] in {"sgd", "adam"}
+    winner = result["arms"][result["winner"]]
+    assert winner["epochs"] == 5 and winner["params"]["training.optimizer"] == result["winner"]
 
 
 def test_importances_of_a_finished_study_sum_to_one_and_answer_304_when_unchanged(
