@@ -63,6 +63,9 @@ FINISHED = ("complete", "pruned", "failed")
 SPREAD = 0.25
 # How often a draw around the best keeps the best trial's other categorical choices.
 KEEP_CHOICE = 0.5
+# A box keeps at least this fraction of its width from one round to the next: a round's few
+# trials per arm (2 or 3 in round 0) rank too roughly to cut more at once.
+SHRINK = 0.5
 # Draws tried for a configuration not run yet before the strategy gives up on the trial.
 MAX_REDRAWS = 32
 # Where the default fidelity schedule stops halving: 1/8 of the epochs at the earliest.
@@ -326,7 +329,8 @@ class CoarseToFineStrategy(Strategy):
             if not values:
                 narrowed[name] = param  # inactive in this arm's best trials: nothing to narrow
             elif isinstance(param, CategoricalParam):
-                narrowed[name] = self._narrow_choices(param, values, scored, name)
+                whole = space.params[name]
+                narrowed[name] = self._narrow_choices(param, whole, values, scored, name)  # type: ignore[arg-type]
             else:
                 narrowed[name] = self._narrow_range(param, space.params[name], values)
         return narrowed
@@ -334,17 +338,23 @@ class CoarseToFineStrategy(Strategy):
     def _narrow_choices(
         self,
         param: CategoricalParam,
+        whole: CategoricalParam,
         values: list[Any],
         scored: Sequence[TrialRecord],
         name: str,
     ) -> CategoricalParam:
-        # The kept trials' choices, then the others by their best trial, up to half of them:
-        # one lucky draw must not end the search of a choice.
+        # The kept trials' choices, then the others by their best trial, down to half of the
+        # whole's choices and no fewer: its minimum width, as a range has one.
         order = [arm_key(t.params[name]) for t in scored if name in t.params]
-        ranked = list(dict.fromkeys([*map(arm_key, values), *order, *map(arm_key, param.choices)]))
-        wanted = max(len(set(map(arm_key, values))), math.ceil(len(param.choices) / 2))
-        keep = set(ranked[:wanted])
-        used = [c for c in param.choices if arm_key(c) in keep]
+        ranked = [
+            *map(arm_key, values),
+            *order,
+            *map(arm_key, param.choices),
+            *map(arm_key, whole.choices),
+        ]
+        wanted = max(len(set(map(arm_key, values))), math.ceil(len(whole.choices) / 2))
+        keep = set(list(dict.fromkeys(ranked))[:wanted])
+        used = [c for c in whole.choices if arm_key(c) in keep]
         return param.model_copy(update={"choices": used, "values": None})
 
     def _narrow_range(self, param: ParamSpec, whole: ParamSpec, values: list[Any]) -> ParamSpec:
@@ -357,7 +367,9 @@ class CoarseToFineStrategy(Strategy):
         lo, hi = max(full_low, lo - pad), min(full_high, hi + pad)
         # Never narrower than `min_width` of the whole range: a box of one point re-runs
         # one configuration; the box grows about its centre, shifted back inside the range.
-        least = self.min_width * (full_high - full_low)
+        least = max(
+            self.min_width * (full_high - full_low), SHRINK * (to(param.high) - to(param.low))
+        )  # type: ignore[union-attr]
         if hi - lo < least:
             centre = min(max((lo + hi) / 2, full_low + least / 2), full_high - least / 2)
             lo, hi = centre - least / 2, centre + least / 2
@@ -431,6 +443,9 @@ class CoarseToFineStrategy(Strategy):
         """Draw `attempt` of an arm's `row`-th trial of the round: a Latin hypercube row or
         a draw around the arm's best, then (drawing again) plain uniform draws in the box."""
         seed = zlib.crc32(f"{self.seed}/{round_.index}/{key}".encode())
+        if attempt == 0 and row == 0 and best is not None:
+            # The arm's best setting trains again, longer: its rank was bought with fewer epochs.
+            return {name: best.params[name] for name in space.params if name in best.params}
         if attempt == 0 and (best is None or row % 2):
             share = max(1, math.ceil(self.samples_per_round / len(round_.arms)))
             return latin_hypercube_row(space, ranges, seed, share, row)

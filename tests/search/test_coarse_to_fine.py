@@ -182,16 +182,30 @@ def test_trials_are_ranked_only_against_trials_of_the_same_epochs() -> None:
     assert box.low > 1e-4
 
 
-def test_a_box_never_narrows_below_its_minimum_width_in_log_space() -> None:
-    search = strategy(samples_per_round=4, min_width=0.1, drop_margin=100.0)
+def test_a_box_at_most_halves_per_round_and_never_narrows_below_its_minimum_width() -> None:
     history = [
         record(i, float(i), optimizer="adam", hidden=[16], lr=0.748, **{EPOCHS: 2})
         for i in range(4)
     ]
-    box = search.plan(SPACE, history)[1].arms["adam"]["lr"]
-    width = math.log(box.high) - math.log(box.low)
-    assert width == pytest.approx(0.1 * math.log(1.0 / 1e-5))
-    assert box.low <= 0.748 <= box.high <= 1.0
+    whole = math.log(1.0 / 1e-5)
+
+    def width(min_width: float) -> float:
+        search = strategy(samples_per_round=4, min_width=min_width, drop_margin=100.0)
+        box = search.plan(SPACE, history)[1].arms["adam"]["lr"]
+        assert box.low <= 0.748 <= box.high <= 1.0
+        return math.log(box.high) - math.log(box.low)
+
+    # Every kept trial at one learning rate: a box of one point, were it not for both rules.
+    assert width(0.1) == pytest.approx(0.5 * whole)
+    assert width(0.7) == pytest.approx(0.7 * whole)
+    # Over many rounds of one point, the box halves down to its minimum width, no further.
+    search = strategy(rounds=6, samples_per_round=4, min_width=0.1, drop_margin=100.0)
+    flat = run(search, 24, lambda p: 1.0, per_ask=4)
+    widths = [
+        math.log(r.arms["adam"]["lr"].high / r.arms["adam"]["lr"].low)
+        for r in search.plan(SPACE, flat)
+    ]
+    assert min(widths) == pytest.approx(0.1 * whole)
 
 
 def test_a_configuration_already_run_is_not_proposed_again() -> None:
