@@ -143,13 +143,14 @@ def test_importances_of_a_finished_study_sum_to_one_and_answer_304_when_unchange
         "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
         "training.batch_size": {"type": "int", "low": 8, "high": 64},
     }
-    created = client.post("/api/v1/studies", json=tiny_study(space=space)).json()
+    budget = {"trials": 10, "parallelism": 2}  # importances need 10 complete trials
+    created = client.post("/api/v1/studies", json=tiny_study(space=space, budget=budget)).json()
     wait_done(client, created["id"])
     answer = client.get(f"/api/v1/studies/{created['id']}/importances")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["reason"] is None and body["metric"] == "val_accuracy"
-    assert body["trials_used"] == 4 and set(body["importances"]) == set(space)
+    assert body["trials_used"] == 10 and set(body["importances"]) == set(space)
     assert sum(body["importances"].values()) == pytest.approx(1)
     again = client.get(
         f"/api/v1/studies/{created['id']}/importances",
