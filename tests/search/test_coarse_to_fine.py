@@ -246,3 +246,13 @@ def test_a_round_waits_for_the_one_before_to_finish() -> None:
     assert len(first) == 4
     running = [TrialRecord(i, p.params, "running") for i, p in enumerate(first)]
     assert search.ask(SPACE, running, 2) == []
+
+
+def test_each_arms_best_trains_again_for_longer_first_in_the_next_round() -> None:
+    search = strategy(samples_per_round=12, drop_margin=100.0)
+    history = run(search, 12)
+    second = search.ask(SPACE, history, 3)  # the first trial of each arm in round 1
+    for proposal in second:
+        arm = proposal.params["optimizer"]
+        best = min((t for t in history if t.params["optimizer"] == arm), key=lambda t: t.value)
+        assert proposal.params == {**best.params, EPOCHS: 4}
