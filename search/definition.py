@@ -104,14 +104,15 @@ class CoarseToFineConfig(_Section):
         " best, in units of the round's best-to-median distance.",
     )
 
-    @model_validator(mode="after")
-    def _one_fraction_per_round(self) -> CoarseToFineConfig:
-        fractions = self.epochs_per_round
-        if fractions is not None and len(fractions) != self.rounds:
-            raise ValueError(
-                f"epochs_per_round: {len(fractions)} fractions for {self.rounds} rounds"
-            )
-        return self
+    @field_validator("epochs_per_round")
+    @classmethod
+    def _one_fraction_per_round(
+        cls, fractions: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        rounds = info.data.get("rounds")
+        if fractions is not None and rounds is not None and len(fractions) != rounds:
+            raise ValueError(f"{len(fractions)} fractions for {rounds} rounds: one per round")
+        return fractions
 
 
 class OptunaConfig(_Section):

@@ -59,6 +59,17 @@ def test_trials_page_by_cursor(client: TestClient) -> None:
             {"space": {"training.learning_rate": {"type": "float", "low": 1, "high": 0.1}}},
             "space.training.learning_rate",
         ),
+        (
+            {"strategy": {"type": "coarse_to_fine", "rounds": 2, "epochs_per_round": [0.5]}},
+            "strategy.epochs_per_round",
+        ),
+        (
+            {
+                "strategy": {"type": "coarse_to_fine", "rounds": 1, "epochs_per_round": [0.5]},
+                "space": {"training.epochs": {"type": "int", "low": 1, "high": 4}},
+            },
+            "strategy.epochs_per_round",
+        ),
     ],
 )
 def test_invalid_studies_get_422_naming_the_field(

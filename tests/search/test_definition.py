@@ -82,7 +82,7 @@ def test_coarse_to_fine_epochs_per_round_default_to_halvings_and_are_checked() -
     assert [given.epochs_at(r) for r in range(2)] == [4, None]
     # One fraction per round, each in (0, 1].
     errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", "epochs_per_round": [0.5]}))
-    assert ("strategy", "coarse_to_fine") in errors
+    assert ("strategy", "coarse_to_fine", "epochs_per_round") in errors
     errors = errors_of(
         tiny_study(strategy={"type": "coarse_to_fine", "rounds": 1, "epochs_per_round": [1.5]})
     )
