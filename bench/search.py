@@ -24,7 +24,6 @@ Seeds from 100 on were never used to tune any strategy (tuning used `--first-see
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -43,8 +42,8 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from hpsearch.search.definition import StudyDefinition  # noqa: E402
-from hpsearch.search.space import CategoricalParam, FloatParam, Space  # noqa: E402
 from hpsearch.search.strategies.base import TrialRecord  # noqa: E402
+from hpsearch.search.strategies.optuna_samplers import suggest  # noqa: E402
 from hpsearch.worker.engine import load_splits, train  # noqa: E402
 
 # coarse_to_fine's target: the mark within this share of random's epochs, on this many tasks.
@@ -211,27 +210,6 @@ def optuna_run(task: dict, seed: int, trials: int) -> Run:
         t.value if t.state == optuna.trial.TrialState.COMPLETE else None for t in study.trials
     ]
     return Run(curve(values, direction == "minimize"), epochs)
-
-
-def suggest(trial: optuna.Trial, space: Space) -> dict:
-    """`trial`'s draw of every active parameter, define-by-run as an Optuna user writes it."""
-    params: dict = {}
-    for name, param in space.params.items():
-        if not space.is_active(name, params):
-            continue
-        if isinstance(param, CategoricalParam):
-            # Optuna's categoricals hold no lists: choices go in as JSON strings.
-            picked = trial.suggest_categorical(name, [json.dumps(c) for c in param.choices])
-            params[name] = json.loads(picked)
-        elif isinstance(param, FloatParam):
-            params[name] = trial.suggest_float(
-                name, param.low, param.high, log=param.log, step=param.step
-            )
-        else:
-            params[name] = trial.suggest_int(
-                name, param.low, param.high, step=param.step, log=param.log
-            )
-    return params
 
 
 def run_study(task: dict, name: str, seed: int, trials: int) -> Run:
