@@ -18,8 +18,7 @@ Targets, judged on the upper end of the interval:
                                      [--strategies random,tpe,...] [--tasks ...]
 
 Seeds from 100 on were never used to tune any strategy (coarse_to_fine's defaults were tuned
-on `--first-seed 0 --seeds 3` and `--seeds 5`): the default run judges on them. Printed output
-is buffered: redirected to a file, it appears task by task.
+on `--first-seed 0 --seeds 3` and `--seeds 5`): the default run judges on them.
 """
 
 from __future__ import annotations
@@ -253,6 +252,7 @@ def main() -> int:
     parser.add_argument("--strategies", default=DEFAULT_STRATEGIES)
     parser.add_argument("--tasks", default=",".join(TASKS))
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # each task as done
     names, tasks = args.strategies.split(","), args.tasks.split(",")
     if "random" not in names:
         parser.error("--strategies: random is needed, its median best is the mark")
