@@ -109,7 +109,12 @@ def _frozen(
     if values is not None and not all(isinstance(v, int | float) for v in values):
         # Optuna's complete trials must have every objective: one without is a failed one.
         state, values, reason = TrialState.FAIL, None, reason or "no objective value"
+    # A coarse round's trial carries the epochs it trained outside the space: Optuna's
+    # params are the space's, the rest rides along as an attribute.
+    params = {k: v for k, v in trial["params"].items() if k in space.params}
+    settings = {k: v for k, v in trial["params"].items() if k not in space.params}
     attrs = {
+        "hpsearch_settings": settings or None,
         "hpsearch_server": provenance.server,
         "hpsearch_study_id": provenance.study_id,
         "hpsearch_trial_number": trial["number"],
@@ -121,8 +126,8 @@ def _frozen(
     frozen = optuna.trial.create_trial(
         state=state,
         values=values,
-        params=encode(space, trial["params"]),
-        distributions={name: distribution(space.params[name]) for name in trial["params"]},
+        params=encode(space, params),
+        distributions={name: distribution(space.params[name]) for name in params},
         user_attrs={k: v for k, v in attrs.items() if v is not None},
         intermediate_values=curve,
     )

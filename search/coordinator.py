@@ -149,6 +149,8 @@ def _queue_next(session: Session, study: Study) -> list[int]:
         return []
     warm = _warm(session, study)
     history = warm.sync(session, study.id)
+    # Shown before the budget check: a study's last results decide its strategy's result.
+    _show_strategy(study, warm, history)
     # The open trials are exactly those not finished (see `sync`): no scan of the history,
     # which would make each refill cost grow with the study.
     in_flight = len(warm.open)
@@ -157,7 +159,6 @@ def _queue_next(session: Session, study: Study) -> list[int]:
     # budget: a crash costs the study no configuration (a grid keeps every point).
     finished -= len(warm.retried) + len(warm.retries_due())
     if finished >= study.budget_trials:
-        _show_strategy(study, warm, history)  # its last picture, with the last trials
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
     room = min(
@@ -171,7 +172,6 @@ def _queue_next(session: Session, study: Study) -> list[int]:
         log.info("study %s: the strategy has no more configurations; ending it", study.id)
         queries.end_study(session, study, StudyStatus.COMPLETE)
         return []
-    _show_strategy(study, warm, history)
     return queries.queue_trials(
         session,
         [

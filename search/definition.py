@@ -30,7 +30,6 @@ from hpsearch.search.strategies.base import Strategy
 from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy
 from hpsearch.search.strategies.grid import GridStrategy
 from hpsearch.search.strategies.optuna_samplers import SPACE_FILLING, OptunaStrategy, make_sampler
-from hpsearch.search.strategies.pbt import EPOCHS as PBT_EPOCHS
 from hpsearch.search.strategies.pbt import PBTStrategy
 from hpsearch.search.strategies.random import RandomStrategy
 from hpsearch.search.trainer_schema import SettingError, TrainerInfo
@@ -89,6 +88,33 @@ class CoarseToFineConfig(_Section):
     )
     keep: float = Field(0.25, gt=0, le=1, description="Fraction of a round's best trials kept.")
     margin: float = Field(0.1, ge=0, le=1, description="Kept range widened by this fraction.")
+    epochs_per_round: list[Annotated[float, Field(gt=0, le=1)]] | None = Field(
+        None,
+        description="Fraction of training.epochs each round trains, one per round; unset:"
+        " 1/8, 1/4, 1/2, 1 (each round twice the one before, the last in full).",
+    )
+    min_width: float = Field(
+        0.1, gt=0, le=1, description="Narrowest a box gets, as a fraction of the whole range."
+    )
+    arm_min_trials: int = Field(
+        4, ge=1, le=10_000, description="Finished trials an arm needs before it can be dropped."
+    )
+    drop_margin: float = Field(
+        1.0,
+        ge=0,
+        description="An arm is dropped when its best is this far behind the round's"
+        " best, in units of the round's best-to-median distance.",
+    )
+
+    @field_validator("epochs_per_round")
+    @classmethod
+    def _one_fraction_per_round(
+        cls, fractions: list[float] | None, info: ValidationInfo
+    ) -> list[float] | None:
+        rounds = info.data.get("rounds")
+        if fractions is not None and rounds is not None and len(fractions) != rounds:
+            raise ValueError(f"{len(fractions)} fractions for {rounds} rounds: one per round")
+        return fractions
 
 
 class OptunaConfig(_Section):
@@ -212,6 +238,9 @@ class HistoryTrial(_Section):
         min_length=1, description="Its objectives' values, in the order of `objective`."
     )
 
+
+# The setting coarse_to_fine's coarse rounds train less of.
+EPOCHS_KEY = "training.epochs"
 
 # The built-in engine's trainer: a study that names none trains with it.
 BUILTIN_TRAINER = "numpy"
@@ -349,6 +378,7 @@ class StudyDefinition(_Section):
     def _consistent(self) -> StudyDefinition:
         if isinstance(self.strategy, GridConfig) and not self.space:
             raise ValueError("space: a grid search needs at least one parameter")
+        self._fidelity_settable()
         multi = len(self.objectives) > 1
         if multi and self.strategy.type in SINGLE_OBJECTIVE_STRATEGIES:
             raise ValueError(f"strategy.type: {self.strategy.type} optimises one objective only")
@@ -386,8 +416,8 @@ class StudyDefinition(_Section):
                 f"strategy.type: pbt needs a trainer that saves and resumes its state; trainer"
                 f" {self.trainer} declares no such support (the built-in numpy trainer does)"
             )
-        if PBT_EPOCHS in self.space:
-            raise ValueError(f"space.{PBT_EPOCHS}: pbt sets each generation's epochs itself")
+        if EPOCHS_KEY in self.space:
+            raise ValueError(f"space.{EPOCHS_KEY}: pbt sets each generation's epochs itself")
         for field in ("enqueue", "history", "warm_start"):
             if getattr(self, field):
                 raise ValueError(f"{field}: pbt plans every trial of its population itself")
@@ -401,6 +431,26 @@ class StudyDefinition(_Section):
                 f" {generations} (training.epochs {self.training.epochs} / interval"
                 f" {pbt.interval}) = {needed} trials, not {self.budget.trials}"
             )
+
+    def _fidelity_settable(self) -> None:
+        """coarse_to_fine's epochs per round reduce `training.epochs`: a study whose epochs
+        are searched, or whose trainer has no such setting, cannot be given them."""
+        if not isinstance(self.strategy, CoarseToFineConfig) or self.fidelity_key() is not None:
+            return
+        if self.strategy.epochs_per_round is not None:
+            why = (
+                "training.epochs is searched"
+                if self.trainer == BUILTIN_TRAINER
+                else f"trainer {self.trainer} has no training.epochs"
+            )
+            raise ValueError(f"strategy.epochs_per_round: {why}; leave it unset")
+
+    def fidelity_key(self) -> str | None:
+        """The setting coarse_to_fine's coarse rounds reduce: the built-in engine's
+        `training.epochs`, unless the space searches it (or another trainer trains)."""
+        if self.trainer != BUILTIN_TRAINER or EPOCHS_KEY in self.space:
+            return None
+        return EPOCHS_KEY
 
     @property
     def objectives(self) -> list[Objective]:
@@ -536,6 +586,12 @@ class StudyDefinition(_Section):
                 keep=config.keep,
                 margin=config.margin,
                 direction=self.objectives[0].direction,
+                epochs_per_round=config.epochs_per_round,
+                epochs_key=self.fidelity_key(),
+                full_epochs=self.training.epochs,
+                min_width=config.min_width,
+                arm_min_trials=config.arm_min_trials,
+                drop_margin=config.drop_margin,
             )
         if isinstance(config, OptunaConfig):
             sampler = make_sampler(
@@ -554,6 +610,7 @@ class StudyDefinition(_Section):
         if isinstance(config, PBTConfig):
             return PBTStrategy(
                 seed=config.seed,
+                epochs_key=EPOCHS_KEY,
                 population=config.population,
                 interval=config.interval,
                 epochs=self.training.epochs,

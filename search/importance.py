@@ -17,6 +17,7 @@ best trials apart from the rest": the top `target_quantile` of trials against al
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Sequence
@@ -34,7 +35,9 @@ EVALUATOR = "ped-anova"
 # FrozenTrials on every new result would make a dashboard poll slow; the latest 1000 also say
 # what matters where the search is now, not where it began.
 MAX_TRIALS = 1000
-MIN_TRIALS = 2
+# Below this many complete trials (and, for a conditional parameter, trials where it is
+# active) a ranking of the parameters is noise drawn as a chart: none is given.
+MIN_TRIALS = 10
 # PED-ANOVA contrasts the best trials with all: it wants about 5 trials among the best
 # (Optuna's note), so with few trials the "best" fraction grows from 10% up to a half.
 TOP_TRIALS = 5
@@ -44,6 +47,12 @@ def param_importances(
     space: Space, trials: Sequence[TrialRecord], direction: str, *, limit: int = MAX_TRIALS
 ) -> dict[str, Any]:
     """Each searched parameter's share (summing to 1) in the first objective, by PED-ANOVA.
+
+    Trials are compared only with trials of the same fidelity (coarse_to_fine's coarse rounds
+    train fewer epochs, which they carry in their params): those of the most epochs that
+    number at least `MIN_TRIALS`. A conditional parameter's importance is computed over the
+    trials where it is active only, and weighted by the share of trials where it is: it can
+    matter nowhere else. The unconditional parameters' are computed over every trial.
 
     Answers ``{"importances": {name: share, ...} (largest first), "trials_used": n,
     "evaluator": "ped-anova", "reason": None or why there are no importances}``.
@@ -57,18 +66,56 @@ def param_importances(
     usable = [t for t in trials if t.state == "complete" and _finite(t.value)][-limit:]
     if len(space.params) < 2:
         return _answer({}, len(usable), "only one parameter is searched: nothing to compare")
+    frozen = [t for t in (_frozen(space, r) for r in _one_fidelity(space, usable)) if t]
+    if len(frozen) < MIN_TRIALS:
+        reason = f"importances need at least {MIN_TRIALS} complete trials of the same epochs"
+        return _answer({}, len(frozen), reason)
+    always = [name for name, p in space.params.items() if not p.when]
+    shares = _shares(frozen, direction, always) if len(always) > 1 else dict.fromkeys(always, 1.0)
+    for name, param in space.params.items():
+        active = [t for t in frozen if name in t.params]
+        if param.when and len(active) >= MIN_TRIALS:
+            within = _shares(active, direction, [*always, name])[name]
+            shares[name] = within * len(active) / len(frozen)
+    total = sum(shares.values()) or 1.0
+    ranked = sorted(shares.items(), key=lambda item: -item[1])
+    return _answer({name: share / total for name, share in ranked}, len(frozen), None)
+
+
+def _shares(
+    trials: list[optuna.trial.FrozenTrial], direction: str, params: list[str]
+) -> dict[str, float]:
+    """PED-ANOVA's shares of `params` over `trials`."""
     study = optuna.create_study(direction=direction)
-    study.add_trials([t for t in (_frozen(space, r) for r in usable) if t is not None])
-    used = len(study.trials)
-    if used < MIN_TRIALS:
-        return _answer({}, used, f"importances need at least {MIN_TRIALS} complete trials")
-    quantile = min(0.5, max(0.1, TOP_TRIALS / used))
+    study.add_trials(trials)
+    quantile = min(0.5, max(0.1, TOP_TRIALS / len(trials)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # few trials in a regime, equal quantiles: both fine
         shares = get_param_importances(
-            study, evaluator=PedAnovaImportanceEvaluator(target_quantile=quantile)
+            study,
+            evaluator=PedAnovaImportanceEvaluator(target_quantile=quantile),
+            params=params,
         )
-    return _answer({name: float(share) for name, share in shares.items()}, used, None)
+    return {name: float(share) for name, share in shares.items()}
+
+
+def _one_fidelity(space: Space, trials: list[TrialRecord]) -> list[TrialRecord]:
+    """The trials of one fidelity: those whose settings outside the space (a coarse round's
+    reduced epochs) are the same, the full ones (no such setting) first, else the most
+    epochs, among groups of at least `MIN_TRIALS`; the largest group if none is that big."""
+    groups: dict[str, list[TrialRecord]] = {}
+    for trial in trials:
+        extra = {k: v for k, v in trial.params.items() if k not in space.params}
+        groups.setdefault(json.dumps(extra, sort_keys=True), []).append(trial)
+    if not groups:
+        return []
+
+    def fidelity(key: str) -> tuple[bool, bool, list[float]]:
+        extra = json.loads(key)
+        numbers = [float(v) for v in extra.values() if isinstance(v, int | float)]
+        return (len(groups[key]) >= MIN_TRIALS, not extra, numbers)
+
+    return groups[max(groups, key=fidelity)]
 
 
 def _finite(value: float | None) -> bool:

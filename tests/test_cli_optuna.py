@@ -94,6 +94,24 @@ def test_an_exported_study_reads_back_in_optuna_as_on_the_server(
         optuna.visualization.plot_optimization_history(loaded)
 
 
+def test_a_coarse_to_fine_study_exports_its_coarse_trials_epochs_as_an_attribute(
+    hpsearch: Run, server: Server, tmp_path: Path
+) -> None:
+    """A coarse round's trial carries its reduced epochs in its params, outside the space:
+    Optuna's params are the space's, the epochs ride along as `hpsearch_settings`."""
+    strategy = {"type": "coarse_to_fine", "rounds": 2, "samples_per_round": 2}
+    study = _run(server, name="c2f", strategy=strategy, budget={"trials": 4})
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+
+    result = hpsearch("export", "optuna", str(study["id"]), "--storage", storage)
+
+    assert result.returncode == 0, _output(result)
+    theirs = optuna.load_study(study_name="c2f", storage=storage).get_trials()
+    settings = [t.user_attrs.get("hpsearch_settings") for t in theirs]
+    assert settings == [{"training.epochs": 2}] * 2 + [None] * 2
+    assert all(set(t.params) <= set(SPACE) for t in theirs)
+
+
 def test_export_refuses_an_existing_optuna_study_unless_told_to_overwrite(
     hpsearch: Run, pruned_study: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -140,7 +140,7 @@ class OptunaStrategy(Strategy):
                     self.study.enqueue_trial(encode(space, self._hypercube_row(space, number)))
                 asked = self.study.ask()
                 self.pending[number] = asked
-                proposals.append(Proposal(_suggest(asked, space)))
+                proposals.append(Proposal(suggest(asked, space)))
         return proposals
 
     def _hypercube_row(self, space: Space, number: int) -> dict[str, Any]:
@@ -208,7 +208,7 @@ def _reseed(sampler: optuna.samplers.BaseSampler, key: str) -> None:
             _reseed(value, f"{key}:{name}")
 
 
-def _suggest(trial: optuna.trial.Trial, space: Space) -> dict[str, Any]:
+def suggest(trial: optuna.trial.Trial, space: Space) -> dict[str, Any]:
     """Define-by-run: suggest each parameter in condition order, only where it is active."""
     config: dict[str, Any] = {}
     for name, param in space.params.items():

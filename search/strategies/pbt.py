@@ -4,8 +4,8 @@ copies its best members' weights and varies their settings as it goes.
 A study of `population` members trains each for ``training.epochs`` epochs, `interval` epochs
 at a time: generation g of member m is one trial, which starts from the training state (a
 checkpoint) its parent trial ended with and trains to epoch ``min((g + 1) · interval,
-training.epochs)`` (its ``training.epochs`` param). When every member's generation g has ended,
-generation g + 1 is planned:
+training.epochs)`` (its ``training.epochs`` param, `epochs_key`). When every member's
+generation g has ended, generation g + 1 is planned:
 
 - *exploit*: members in the bottom `quantile` by the objective (and every member whose trial
   failed) copy the state of a member drawn from the top `quantile`;
@@ -39,7 +39,6 @@ from hpsearch.search.space import CategoricalParam, IntParam, Space
 from hpsearch.search.strategies.base import Proposal, Strategy, TrialRecord
 from hpsearch.search.strategies.random import sample_config, sample_param
 
-EPOCHS = "training.epochs"
 FINISHED = ("complete", "pruned", "failed")
 PERTURBATIONS = (0.8, 1.2)
 
@@ -51,6 +50,7 @@ class PBTStrategy(Strategy):
         self,
         *,
         seed: int,
+        epochs_key: str,
         population: int,
         interval: int,
         epochs: int,
@@ -59,6 +59,7 @@ class PBTStrategy(Strategy):
         direction: Literal["minimize", "maximize"],
     ) -> None:
         self.seed, self.population, self.interval = seed, population, interval
+        self.epochs_key = epochs_key  # the setting each trial's epochs go in
         self.epochs, self.quantile = epochs, quantile
         self.resample_probability = resample_probability
         self.sign = 1.0 if direction == "minimize" else -1.0
@@ -82,7 +83,7 @@ class PBTStrategy(Strategy):
     ) -> list[Proposal]:
         """Every member's trial of `generation`, from the one before's results."""
         until = min((generation + 1) * self.interval, self.epochs)
-        epochs = {EPOCHS: until}
+        epochs = {self.epochs_key: until}
         if generation == 0:
             return [
                 Proposal(
@@ -106,7 +107,7 @@ class PBTStrategy(Strategy):
                 params, changed = self.explore(space, before[source].params, rng, generation)
                 lineage |= {"parent": before[source].number, "copied": source, "changed": changed}
             else:
-                params = {k: v for k, v in own.params.items() if k != EPOCHS}
+                params = {k: v for k, v in own.params.items() if k != self.epochs_key}
                 lineage["parent"] = own.number
             proposals.append(Proposal(params | epochs, lineage=lineage))
         return proposals

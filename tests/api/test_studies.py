@@ -76,6 +76,17 @@ def test_after_is_a_trial_number_whatever_the_trials_ids(client: TestClient) -> 
             {"space": {"training.learning_rate": {"type": "float", "low": 1, "high": 0.1}}},
             "space.training.learning_rate",
         ),
+        (
+            {"strategy": {"type": "coarse_to_fine", "rounds": 2, "epochs_per_round": [0.5]}},
+            "strategy.epochs_per_round",
+        ),
+        (
+            {
+                "strategy": {"type": "coarse_to_fine", "rounds": 1, "epochs_per_round": [0.5]},
+                "space": {"training.epochs": {"type": "int", "low": 1, "high": 4}},
+            },
+            "strategy.epochs_per_round",
+        ),
     ],
 )
 def test_invalid_studies_get_422_naming_the_field(
@@ -125,15 +136,32 @@ def test_a_multi_objective_study_reports_a_non_dominated_front(client: TestClien
     assert front == {i for i, p in points.items() if not dominated(p)}
 
 
-def test_a_coarse_to_fine_study_returns_each_rounds_box(client: TestClient) -> None:
-    strategy = {"type": "coarse_to_fine", "rounds": 2, "samples_per_round": 3, "keep": 0.34}
-    study = tiny_study(strategy=strategy, budget={"trials": 6, "parallelism": 3})
+def test_a_coarse_to_fine_study_returns_each_rounds_epochs_and_per_arm_boxes(
+    client: TestClient,
+) -> None:
+    strategy = {"type": "coarse_to_fine", "rounds": 2, "samples_per_round": 4, "keep": 0.5}
+    space = {
+        "training.optimizer": {"type": "categorical", "choices": ["sgd", "adam"]},
+        "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
+    }
+    study = tiny_study(space=space, strategy=strategy, budget={"trials": 8, "parallelism": 4})
     study_id = client.post("/api/v1/studies", json=study).json()["id"]
-    boxes = wait_done(client, study_id)["strategy_state"]["boxes"]
-    assert len(boxes) == 2
-    first, second = (b["training.learning_rate"] for b in boxes)
-    assert first == {"low": 0.001, "high": 0.5, "log": True}
-    assert first["low"] <= second["low"] < second["high"] <= first["high"]
+    state = wait_done(client, study_id)["strategy_state"]
+    assert state["arm"] == "training.optimizer"
+    first, second = state["rounds"]
+    assert (first["epochs"], first["fraction"], second["epochs"]) == (2, 0.5, 5)
+    whole = {"low": 0.001, "high": 0.5, "log": True}
+    assert first["arms"] == {arm: {"training.learning_rate": whole} for arm in ("sgd", "adam")}
+    for box in second["arms"].values():
+        lr = box["training.learning_rate"]
+        assert whole["low"] <= lr["low"] < lr["high"] <= whole["high"]
+    trials = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+    # A round-0 trial trained, and shows, its 2 epochs; the result names each arm's best.
+    assert [t["params"].get("training.epochs") for t in trials][:4] == [2] * 4
+    result = state["result"]
+    assert result["winner"] in {"sgd", "adam"}
+    winner = result["arms"][result["winner"]]
+    assert winner["epochs"] == 5 and winner["params"]["training.optimizer"] == result["winner"]
 
 
 def test_importances_of_a_finished_study_sum_to_one_and_answer_304_when_unchanged(
@@ -143,13 +171,14 @@ def test_importances_of_a_finished_study_sum_to_one_and_answer_304_when_unchange
         "training.learning_rate": {"type": "float", "low": 0.001, "high": 0.5, "log": True},
         "training.batch_size": {"type": "int", "low": 8, "high": 64},
     }
-    created = client.post("/api/v1/studies", json=tiny_study(space=space)).json()
+    budget = {"trials": 10, "parallelism": 2}  # importances need 10 complete trials
+    created = client.post("/api/v1/studies", json=tiny_study(space=space, budget=budget)).json()
     wait_done(client, created["id"])
     answer = client.get(f"/api/v1/studies/{created['id']}/importances")
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["reason"] is None and body["metric"] == "val_accuracy"
-    assert body["trials_used"] == 4 and set(body["importances"]) == set(space)
+    assert body["trials_used"] == 10 and set(body["importances"]) == set(space)
     assert sum(body["importances"].values()) == pytest.approx(1)
     again = client.get(
         f"/api/v1/studies/{created['id']}/importances",

@@ -63,7 +63,7 @@ def studies(server: Server) -> Studies:
             {"metric": "val_accuracy", "direction": "maximize"},
             {"metric": "train_seconds", "direction": "minimize"},
         ],
-        budget={"trials": 8, "parallelism": 2},
+        budget={"trials": 10, "parallelism": 2},  # importances need 10 complete trials
     )
     c2f = tiny_study(
         name="coarse-to-fine-conditional",
@@ -78,8 +78,9 @@ def studies(server: Server) -> Studies:
                 "when": {"training.optimizer": ["momentum"]},
             },
         },
-        strategy={"type": "coarse_to_fine", "seed": 2, "rounds": 3, "samples_per_round": 4},
-        budget={"trials": 12, "parallelism": 2},
+        # 10 trials a round: the full round's are enough for importances, which set the axes.
+        strategy={"type": "coarse_to_fine", "seed": 2, "rounds": 3, "samples_per_round": 10},
+        budget={"trials": 30, "parallelism": 2},
     )
     ids = [server.post("/studies", s)["id"] for s in (sgd, pareto, c2f)]
     return Studies(*(finished(server, i) for i in ids))
@@ -323,28 +324,57 @@ def test_importances_draw_one_bar_per_searched_parameter(
     assert sum(shares) == pytest.approx(1)
 
 
-def test_coarse_to_fine_draws_each_rounds_box_over_the_trials(
+def test_coarse_to_fine_draws_each_arms_box_per_round_on_the_most_important_axes(
     server: Server, studies: Studies, page: Page
 ) -> None:
     study = studies.c2f
-    rounds = len(study["strategy_state"]["boxes"])
-    assert rounds == 3
+    strategy_state = study["strategy_state"]
+    rounds = strategy_state["rounds"]
+    # 1/4, 1/2 and all of the study's 5 epochs.
+    assert [r["epochs"] for r in rounds] == [1, 2, 5]
+    boxes = [(r, arm) for r in rounds for arm in r["arms"]]
     trials = server.get(f"/studies/{study['id']}/trials")["data"]
+    importances = server.get(f"/studies/{study['id']}/importances")
+    assert importances["reason"] is None, importances
+    numeric = ["training.learning_rate", "training.batch_size", "training.momentum"]
+    top = [name for name in importances["importances"] if name in numeric]
     sign_in(page, server)
     page.goto(f"{server.base}/#/studies/{study['id']}")
     expect(page.locator(".card.boxes")).to_be_visible()
-    expect(page.locator(".boxes tbody tr")).to_have_count(rounds)
+    expect(page.locator(".boxes tbody tr")).to_have_count(len(boxes))
+    # The axes: the two most important numeric parameters, once the importances are in.
+    expect(page.locator(".box-x")).to_have_value(top[0])
+    expect(page.locator(".box-y")).to_have_value(top[1])
     chart(page, "#boxes-chart", "data")
-    # The first two numeric parameters: one rectangle per round, on a log axis where log.
+    # One rectangle per arm and round with a box on both axes, labelled with its epochs.
     shapes = page.locator("#boxes-chart").evaluate("c => c.layout.shapes")
-    assert [s["label"]["text"] for s in shapes] == [f"round {i + 1}" for i in range(rounds)]
-    assert all(s["type"] == "rect" for s in shapes)
-    expect(page.locator("#boxes-chart .shapelayer path")).to_have_count(rounds)
+    drawn = [(r, arm) for r, arm in boxes if top[0] in r["arms"][arm] and top[1] in r["arms"][arm]]
+    assert [s["label"]["text"] for s in shapes] == [
+        f"{arm} · round {r['round']} · {r['epochs']} ep" for r, arm in drawn
+    ]
+    expect(page.locator("#boxes-chart .shapelayer path")).to_have_count(len(drawn))
+    first_round, first_arm = drawn[0]
+    box = first_round["arms"][first_arm][top[0]]
+    assert (shapes[0]["x0"], shapes[0]["x1"]) == (box["low"], box["high"])
+    points = chart(page, "#boxes-chart", "data[0].x.length + data[1].x.length")
+    assert points == sum(top[0] in t["params"] and top[1] in t["params"] for t in trials)
+    # The result: the winning arm, and each arm's best.
+    winner = strategy_state["result"]["winner"]
+    expect(page.locator(".boxes-result strong")).to_have_text(winner)
+    expect(page.locator(".boxes-result li")).to_have_count(len(rounds[0]["arms"]))
+
+    # The controls: learning rate on x, one arm only.
+    page.locator(".box-x").select_option("training.learning_rate")
+    page.locator(".box-arm").select_option("sgd")
+    page.wait_for_function(
+        "document.querySelector('#boxes-chart').layout.xaxis.title.text === 'learning_rate'"
+    )
+    shapes = page.locator("#boxes-chart").evaluate("c => c.layout.shapes")
+    assert shapes and all(s["label"]["text"].startswith("sgd · ") for s in shapes)
     assert page.locator("#boxes-chart").evaluate("c => c.layout.xaxis.type") == "log"
-    first = study["strategy_state"]["boxes"][0]["training.learning_rate"]
-    assert (shapes[0]["x0"], shapes[0]["x1"]) == (first["low"], first["high"])
-    drawn = chart(page, "#boxes-chart", "data[0].x.length + data[1].x.length")
-    assert drawn == len(trials)
+    sgd_box = rounds[-1]["arms"].get("sgd", {}).get("training.learning_rate")
+    if sgd_box is not None:
+        assert (shapes[-1]["x0"], shapes[-1]["x1"]) == (sgd_box["low"], sgd_box["high"])
 
     # Parallel coordinates keep the trials without the conditional momentum: at "not set".
     complete = [t for t in trials if t["state"] == "complete"]
@@ -352,7 +382,15 @@ def test_coarse_to_fine_draws_each_rounds_box_over_the_trials(
     assert lacking and len(lacking) < len(complete), trials
     dimensions = chart(page, "#parcoords-chart", "data[0].dimensions")
     by_label = {d["label"]: d for d in dimensions}
-    assert set(by_label) == {"batch_size", "learning_rate", "momentum", "optimizer", "val_accuracy"}
+    # A coarse round's trial shows its epochs; a full one's (the study's own) as "not set".
+    assert set(by_label) == {
+        "batch_size",
+        "epochs",
+        "learning_rate",
+        "momentum",
+        "optimizer",
+        "val_accuracy",
+    }
     assert all(len(d["values"]) == len(complete) for d in dimensions)
     momentum = by_label["momentum"]
     assert momentum["ticktext"][0] == "not set"

@@ -124,3 +124,32 @@ def test_a_grid_runs_every_point_exactly_once_with_four_workers(stack: Stack) ->
     assert {state for _, _, state, _ in rows} <= TERMINAL
     assert len({worker for *_, worker in rows}) >= 2, "the grid was not shared out"
     assert set(stack.trials_run_per_worker_log().values()) == {1}
+
+
+def test_a_coarse_to_fine_study_trains_each_round_its_epochs_across_workers(
+    stack: Stack,
+) -> None:
+    """Round 0 trains a quarter of the epochs, round 1 half, round 2 all: each trial's curve
+    has as many epochs as its params say, whichever worker ran it."""
+    definition = quickstart()
+    definition["training"]["epochs"] = 8
+    definition["training"]["stopping"] = {"patience": None}
+    definition["strategy"] = {"type": "coarse_to_fine", "seed": 3, "rounds": 3}
+    definition["budget"] = {"trials": 12, "parallelism": 2}
+    study = stack.run_study(definition)
+    assert study["status"] == "complete", stack.describe()
+    rounds = study["strategy_state"]["rounds"]
+    assert [r["epochs"] for r in rounds] == [2, 4, 8]
+    assert all(set(r["arms"]) <= {"sgd", "adam"} for r in rounds)
+    assert study["strategy_state"]["result"]["winner"] in {"sgd", "adam"}
+
+    rows = stack.sql(
+        "SELECT t.number, t.params, t.state, max(m.step) FROM trials t"
+        " LEFT JOIN trial_metrics m ON m.trial_id = t.id GROUP BY t.id ORDER BY t.number"
+    )
+    epochs = [params.get("training.epochs", 8) for _, params, _, _ in rows]
+    assert epochs == [2] * 4 + [4] * 4 + [8] * 4
+    for (number, _, state, steps), trained in zip(rows, epochs, strict=True):
+        if state == "complete":
+            assert steps == trained, f"trial {number} trained {steps} epochs, not {trained}"
+    assert len({json.dumps(params, sort_keys=True) for _, params, _, _ in rows}) == len(rows)

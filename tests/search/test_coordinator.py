@@ -121,7 +121,9 @@ def test_enqueued_configs_run_first_and_count_in_the_budget(sqlite_url: str) -> 
     assert all(t.params not in enqueue for t in trials[2:])
 
 
-def test_coarse_to_fine_boxes_are_stored_with_the_study(sqlite_url: str) -> None:
+def test_coarse_to_fine_rounds_are_stored_with_the_study_with_their_epochs(
+    sqlite_url: str,
+) -> None:
     study_id = new_study(
         sqlite_url,
         strategy={"type": "coarse_to_fine", "rounds": 3, "samples_per_round": 8, "keep": 0.25},
@@ -130,15 +132,22 @@ def test_coarse_to_fine_boxes_are_stored_with_the_study(sqlite_url: str) -> None
     # best near lr = 0.01: accuracy falls with the distance in decades
     trials = run_to_end(sqlite_url, study_id, lambda p: -abs(math.log10(p[LR]) + 2))
     with session_scope(sqlite_url) as session:
-        boxes = session.get_one(Study, study_id).strategy_state["boxes"]
-    assert len(boxes) == 3
-    widths = [math.log10(b[LR]["high"]) - math.log10(b[LR]["low"]) for b in boxes]
-    assert widths[0] > widths[1] > widths[2]
-    best = max(trials[:16], key=lambda t: t.values["val_accuracy"]).params[LR]
-    # Round 0's hypercube puts a trial in each eighth of the 2.7 decades, so one lies within
-    # 0.35 of a decade of 0.01; the last box keeps the best of the rounds that built it.
-    assert abs(math.log10(best) + 2) < 0.35
-    assert boxes[2][LR]["low"] <= best <= boxes[2][LR]["high"]
+        state = session.get_one(Study, study_id).strategy_state
+    rounds = state["rounds"]
+    # 1/4, 1/2 and all of the study's 5 epochs; a reduced trial carries its epochs.
+    assert [r["epochs"] for r in rounds] == [1, 2, 5]
+    assert [t.params.get("training.epochs") for t in trials] == [1] * 8 + [2] * 8 + [None] * 8
+    boxes = [r["arms"]["all"][LR] for r in rounds]
+    widths = [math.log10(b["high"]) - math.log10(b["low"]) for b in boxes]
+    assert widths[0] > widths[1] >= widths[2] >= 0.1 * widths[0] * (1 - 1e-9)  # min_width
+    best = max(trials[8:16], key=lambda t: t.values["val_accuracy"]).params[LR]
+    assert boxes[2]["low"] <= best <= boxes[2]["high"]
+    # The result is stored once the last trial has finished: the best of the full rounds.
+    assert state["result"]["winner"] == "all"
+    assert (
+        state["result"]["arms"]["all"]["best_trial"]
+        == max(trials[16:], key=lambda t: t.values["val_accuracy"]).number
+    )
 
 
 def test_tpe_study_survives_failed_trials_and_proposes_in_the_space(sqlite_url: str) -> None:

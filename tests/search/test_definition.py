@@ -69,6 +69,34 @@ def test_coarse_to_fine_rounds_share_the_budget_unless_given() -> None:
     assert ("strategy", "coarse_to_fine", "samples_per_round") in errors
 
 
+def test_coarse_to_fine_epochs_per_round_default_to_halvings_and_are_checked() -> None:
+    def built(strategy: dict, **overrides: object) -> CoarseToFineStrategy:
+        study = tiny_study(strategy={"type": "coarse_to_fine", **strategy}, **overrides)
+        made = StudyDefinition.model_validate(study).make_strategy()
+        assert isinstance(made, CoarseToFineStrategy)
+        return made
+
+    training = {"epochs": 16}
+    assert [built({}, training=training).epochs_at(r) for r in range(4)] == [2, 4, 8, None]
+    given = built({"rounds": 2, "epochs_per_round": [0.25, 1]}, training=training)
+    assert [given.epochs_at(r) for r in range(2)] == [4, None]
+    # One fraction per round, each in (0, 1].
+    errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", "epochs_per_round": [0.5]}))
+    assert ("strategy", "coarse_to_fine", "epochs_per_round") in errors
+    errors = errors_of(
+        tiny_study(strategy={"type": "coarse_to_fine", "rounds": 1, "epochs_per_round": [1.5]})
+    )
+    assert ("strategy", "coarse_to_fine", "epochs_per_round", "0") in errors
+    # Epochs searched: nothing to reduce; the schedule, unset, is off, and refused if given.
+    searched = {"training.epochs": {"type": "int", "low": 2, "high": 8}}
+    assert built({}, space=searched).epochs_at(0) is None
+    study = tiny_study(
+        space=searched, strategy={"type": "coarse_to_fine", "rounds": 1, "epochs_per_round": [1]}
+    )
+    with pytest.raises(ValidationError, match="strategy.epochs_per_round: training.epochs is"):
+        StudyDefinition.model_validate(study)
+
+
 def test_an_enqueued_fraction_of_an_int_parameter_is_refused_not_left_to_the_sampler() -> None:
     # Optuna's IntDistribution holds no 3.5: accepted, it made every later proposal fail.
     study = tiny_study(

@@ -52,11 +52,46 @@ def test_the_one_parameter_the_objective_depends_on_matters_most(direction: str)
     assert shares["x"] > 0.5 and all(shares["x"] > 3 * v for k, v in shares.items() if k != "x")
 
 
-def test_fewer_than_two_complete_trials_give_no_importances_and_say_why() -> None:
-    trials = [*history(1), TrialRecord(1, {"x": 0.5}, "failed"), TrialRecord(2, {}, "running")]
+def test_fewer_than_the_minimum_of_complete_trials_give_no_importances_and_say_why() -> None:
+    trials = [*history(9), TrialRecord(9, {"x": 0.5}, "failed"), TrialRecord(10, {}, "running")]
     answer = param_importances(SPACE, trials, "minimize")
-    assert answer["importances"] == {} and answer["trials_used"] == 1
-    assert "at least 2 complete trials" in answer["reason"]
+    assert answer["importances"] == {} and answer["trials_used"] == 9
+    assert "at least 10 complete trials" in answer["reason"]
+    assert param_importances(SPACE, history(10), "minimize")["importances"]
+
+
+def test_a_conditional_parameter_is_judged_only_where_it_is_active() -> None:
+    """momentum beats sgd everywhere, and within momentum beta matters: the optimizer and
+    beta both count. Judged over every trial, beta (absent from all sgd trials, so telling
+    them apart as well as the optimizer does) took the optimizer's share too (0.93 to 0.04)."""
+    rng = np.random.default_rng(1)
+    trials = [
+        TrialRecord(
+            t.number,
+            t.params,
+            "complete",
+            (1.0 + rng.uniform() if t.params["opt"] == "sgd" else (t.params["beta"] - 0.7) ** 2,),
+        )
+        for t in history(200)
+    ]
+    shares = param_importances(SPACE, trials, "minimize")["importances"]
+    assert shares["opt"] > 0.25 and shares["beta"] > 0.25
+    assert sum(shares.values()) == pytest.approx(1)
+
+
+def test_trials_are_compared_only_with_trials_of_the_same_epochs() -> None:
+    """coarse_to_fine's 2-epoch trials here depend on lr alone, its full ones on x alone:
+    the full ones are the study's answer, the 2-epoch ones are not mixed in."""
+    short = [
+        TrialRecord(t.number, {**t.params, "training.epochs": 2}, "complete", (t.params["lr"],))
+        for t in history(100, seed=1)
+    ]
+    full = [TrialRecord(100 + t.number, t.params, t.state, t.values) for t in history(30)]
+    answer = param_importances(SPACE, [*short, *full], "minimize")
+    assert answer["trials_used"] == 30 and next(iter(answer["importances"])) == "x"
+    # With too few full trials, the most numerous epochs speak: lr, for the 2-epoch ones.
+    answer = param_importances(SPACE, [*short, *full[:5]], "minimize")
+    assert answer["trials_used"] == 100 and next(iter(answer["importances"])) == "lr"
 
 
 def test_one_searched_parameter_has_nothing_to_compare() -> None:

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
+from hpsearch.search.definition import EPOCHS_KEY as EPOCHS
 from hpsearch.search.space import Param, Space
 from hpsearch.search.strategies.base import Proposal, TrialRecord
-from hpsearch.search.strategies.pbt import EPOCHS, PBTStrategy
+from hpsearch.search.strategies.pbt import PBTStrategy
 
 PARAM = TypeAdapter(Param)
 SPACE = Space(
@@ -25,6 +26,7 @@ POPULATION, INTERVAL, EPOCHS_IN_ALL = 8, 5, 15
 def strategy(**overrides: Any) -> PBTStrategy:
     options = {
         "seed": 3,
+        "epochs_key": EPOCHS,
         "population": POPULATION,
         "interval": INTERVAL,
         "epochs": EPOCHS_IN_ALL,

@@ -3,7 +3,7 @@
 // boxes. Polls incrementally (ETags, a trials cursor) and redraws charts in place with
 // Plotly.react.
 
-import { renderBoxes as renderBoxes$ } from "./boxes.js";
+import { armKey, numericParams, renderBoxes as renderBoxes$ } from "./boxes.js";
 import { axes, curveTrace, note, onTrialClick, PLOT_CONFIG } from "./charts.js";
 import { renderImportances } from "./importances.js";
 import { renderPareto } from "./pareto.js";
@@ -31,6 +31,8 @@ export function studyPage(root, studyId, onUnauthorized) {
     sorted: null, // the trials by number, rebuilt only when a page brought some
     selected: new Set(),
     importances: { etag: null, complete: null, at: 0 }, // what the chart shows, and when asked
+    ranked: [], // the parameters, most important first, once importances are known
+    boxAxes: { x: null, y: null, arm: "all" }, // the box chart's choices (null: the default)
   };
   const trialLink = (number) => `#/studies/${studyId}/trials/${number}`;
   const open = (number) => {
@@ -53,8 +55,11 @@ export function studyPage(root, studyId, onUnauthorized) {
         <div id="pareto-chart" class="chart"></div></div>
     </div>
     <div class="card boxes" style="margin-top:1rem" hidden>
-      <h2>Coarse-to-fine boxes per round <span class="muted">(trials coloured by objective; click one to open it)</span></h2>
-      <div id="boxes-chart" class="chart"></div><div class="boxes-table"></div></div>
+      <h2>Coarse-to-fine boxes per round and arm <span class="muted">(each labelled with its round's epochs; trials coloured by objective; click one to open it)</span></h2>
+      <div class="box-controls">
+        <label>x <select class="box-x"></select></label> <label>y <select class="box-y"></select></label>
+        <label>arm <select class="box-arm"></select></label></div>
+      <div id="boxes-chart" class="chart"></div><p class="boxes-result"></p><div class="boxes-table"></div></div>
     <div class="card population" style="margin-top:1rem" hidden>
       <h2>Population <span class="muted">(pbt: each member's objective after every interval; dashed lines and diamonds are copies of a better member)</span></h2>
       <div id="population-chart" class="chart"></div></div>
@@ -161,7 +166,11 @@ export function studyPage(root, studyId, onUnauthorized) {
     if (complete === held.complete || Date.now() - held.at < IMPORTANCES_MS) return;
     const answer = await api(`${base}/importances`, held.etag);
     state.importances = { etag: answer.etag, complete, at: Date.now() };
-    if (answer.data !== null) renderImportances($("#importances-chart"), answer.data);
+    if (answer.data !== null) {
+      renderImportances($("#importances-chart"), answer.data);
+      state.ranked = Object.keys(answer.data.importances);
+      renderBoxes(); // its default axes are the two most important numeric parameters
+    }
   }
 
   function renderSummary() {
@@ -266,14 +275,56 @@ export function studyPage(root, studyId, onUnauthorized) {
   }
 
   function renderBoxes() {
-    const boxes = state.study.strategy_state?.boxes;
-    $(".boxes").hidden = !boxes;
-    if (!boxes) return;
-    const names = Object.keys(boxes[0] ?? {});
-    const range = (p) => (p.choices ? p.choices.map(esc).join(", ") : `${num(p.low)} … ${num(p.high)}${p.log ? " (log)" : ""}`);
-    renderBoxes$($("#boxes-chart"), boxes, trials(), state.study.objectives[0].metric, direction() === "minimize", open);
-    $(".boxes-table").innerHTML = `<table><thead><tr><th>round</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
-      <tbody>${boxes.map((box, i) => `<tr><td>${i + 1}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`).join("")}</tbody></table>`;
+    const strategyState = state.study.strategy_state ?? {};
+    const rounds = strategyState.rounds;
+    $(".boxes").hidden = !rounds?.length;
+    if (!rounds?.length) return;
+    const armParam = strategyState.arm ?? null;
+    const arms = Object.keys(rounds[0].arms);
+    const numeric = numericParams(rounds, state.ranked);
+    const chosen = state.boxAxes;
+    const x = numeric.includes(chosen.x) ? chosen.x : numeric[0];
+    const y = numeric.includes(chosen.y) && chosen.y !== x ? chosen.y : numeric.find((n) => n !== x);
+    const arm = arms.includes(chosen.arm) ? chosen.arm : "all";
+    fillSelect($(".box-x"), numeric, x, (v) => (state.boxAxes.x = v));
+    fillSelect($(".box-y"), numeric, y, (v) => (state.boxAxes.y = v));
+    fillSelect($(".box-arm"), ["all", ...arms], arm, (v) => (state.boxAxes.arm = v));
+    $(".box-arm").parentElement.hidden = armParam === null;
+    const metric = state.study.objectives[0].metric;
+    renderBoxes$($("#boxes-chart"), rounds, armParam, trials(), metric, direction() === "minimize", open, { x, y, arm });
+    const names = [...new Set(rounds.flatMap((r) => Object.values(r.arms).flatMap((box) => Object.keys(box))))];
+    const range = (p) => (p.choices ? p.choices.map((c) => esc(armKey(c))).join(", ") : `${num(p.low)} … ${num(p.high)}${p.log ? " (log)" : ""}`);
+    const epochs = (r) => `${r.epochs ?? "all"} (${num(r.fraction)})`;
+    $(".boxes-table").innerHTML = `<table><thead><tr><th>round</th><th>epochs</th><th>arm</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
+      <tbody>${rounds.flatMap((r) => Object.entries(r.arms).map(([name, box]) => `<tr><td>${r.round}</td><td>${epochs(r)}</td><td>${esc(name)}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`)).join("")}</tbody></table>`;
+    $(".boxes-result").innerHTML = boxesResult(strategyState.result, armParam);
+  }
+
+  /** The strategy's result: the winning arm and each arm's best, at the epochs it reached. */
+  function boxesResult(result, armParam) {
+    if (!result?.winner) return "";
+    const arms = Object.entries(result.arms).map(([name, a]) => {
+      const best = a.best_trial === null ? "no complete trial" : `<a href="${trialLink(a.best_trial)}">trial ${a.best_trial}</a>: ${num(a.value)} at ${a.epochs} epochs`;
+      const dropped = a.dropped_after_round === null ? "" : ` (dropped after round ${a.dropped_after_round})`;
+      return `<li>${esc(name)}: ${best}${dropped}</li>`;
+    });
+    const winner = armParam === null ? "" : `<strong>${esc(result.winner)}</strong> won (${esc(armParam)}). `;
+    return `${winner}Best per arm:<ul class="arms">${arms.join("")}</ul>`;
+  }
+
+  /** Fill `select` with `options` (once per change of them), `value` selected; `set` and a
+   * redraw when the user picks another. */
+  function fillSelect(select, options, value, set) {
+    const wanted = options.join("\n");
+    if (select.dataset.options !== wanted) {
+      select.dataset.options = wanted;
+      select.innerHTML = options.map((o) => `<option value="${esc(o)}">${esc(o)}</option>`).join("");
+      select.onchange = () => {
+        set(select.value);
+        renderBoxes();
+      };
+    }
+    select.value = value ?? "";
   }
 
   function renderPopulation$() {
