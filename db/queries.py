@@ -21,6 +21,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, undefer
 
 from hpsearch.db.models import (
@@ -279,7 +281,12 @@ _FINISH = (
         finished_at=bindparam("now", type_=_t.finished_at.type),
     )
 )
-_ADD_METRICS = insert(_metrics)
+# A step already stored is kept as it is: a writer that retries a batch whose answer it lost
+# (an agent re-sending a report, a worker retrying a transaction) stores each step once.
+_ADD_METRICS = {
+    dialect: insert_of(_metrics).on_conflict_do_nothing(index_elements=["trial_id", "step"])
+    for dialect, insert_of in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 _QUEUE = insert(_trials).returning(_t.id, sort_by_parameter_order=True)
 
 
@@ -351,10 +358,12 @@ def heartbeat(session: Session, trial_id: int, study_id: int) -> StudyStatus | N
 
 
 def add_metrics(session: Session, trial_id: int, reports: Sequence[tuple[int, dict]]) -> None:
-    """Append per-step metrics of a trial."""
+    """Append per-step metrics of a trial; a step it has already is left as stored (unique by
+    trial and step), so that writing the same reports again changes nothing."""
     if reports:
         session.execute(
-            _ADD_METRICS, [{"trial_id": trial_id, "step": s, "metrics": m} for s, m in reports]
+            _ADD_METRICS[session.get_bind().dialect.name],
+            [{"trial_id": trial_id, "step": s, "metrics": m} for s, m in reports],
         )
 
 
