@@ -6,6 +6,8 @@ mean for a worker's trial (`worker/runner.py`, `worker/outcome.py`)."""
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,11 +39,13 @@ def lease(session: Session, study: Study, agent: str) -> Lease:
     """Lease the study's oldest queued trial to `agent`.
 
     First, as a worker's sweeper would, end the study's silent trials as lost (and queue their
-    retries), and end the study if it is past its deadline: a study served by agents alone has
-    no worker to sweep it."""
+    retries), at most once per `sweep_every_s` in this process; and end the study if it is
+    past its deadline: a study served by agents alone has no worker to sweep it."""
     settings = get_settings()
-    silent_since = utcnow() - timedelta(seconds=settings.lost_after_s)
-    lost = queries.mark_lost(session, silent_since, study_id=study.id)
+    lost: list[int] = []
+    if _due_for_sweep(session, study.id, settings.sweep_every_s):
+        silent_since = utcnow() - timedelta(seconds=settings.lost_after_s)
+        lost = queries.mark_lost(session, silent_since, study_id=study.id)
     status = queries.study_status(session, study.id)
     ended_late = status == StudyStatus.TIMED_OUT and study.status == StudyStatus.RUNNING
     queued = coordinator.queue_next(session, study.id) if lost or ended_late else []
@@ -64,6 +68,24 @@ def lease(session: Session, study: Study, agent: str) -> Lease:
     )
     # Its own trial id is not the agent's business: it is already claimed.
     return Lease(trial, status, [i for i in queued if i != found[0]])
+
+
+# When this process last looked for a study's lost trials, by database and study: the look is
+# an UPDATE over the study's running trials, which many agents polling must not each run.
+_SWEPT: dict[tuple[str, int], float] = {}
+
+
+def _due_for_sweep(session: Session, study_id: int, every_s: float) -> bool:
+    """Whether the study's silent trials are to be looked for now (and note that they are).
+    Two requests racing here both sweep: harmless, as each sweep is one conditional UPDATE."""
+    key = (str(session.get_bind().url), study_id)
+    now = time.monotonic()
+    if now - _SWEPT.get(key, -math.inf) < every_s:
+        return False
+    if len(_SWEPT) >= 4096:
+        _SWEPT.clear()  # a server of many studies keeps only recent ones
+    _SWEPT[key] = now
+    return True
 
 
 def report(
