@@ -11,14 +11,23 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import jsonschema_rs
 from sqlalchemy.orm import Session
 
-from hpsearch.api.errors import Conflict, NotFound
-from hpsearch.api.schemas import FinishCreate, LeasePublic, ReportAnswer, StepReport
-from hpsearch.db import queries
+from hpsearch.api.errors import Conflict, Invalid, NotFound
+from hpsearch.api.schemas import (
+    FinishCreate,
+    LeasePublic,
+    OfferCreate,
+    OfferPublic,
+    ReportAnswer,
+    StepReport,
+)
+from hpsearch.db import queries, trainers
 from hpsearch.db.models import Study, StudyStatus, Trial, TrialState, utcnow
 from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
+from hpsearch.search.trainer_schema import TrainerInfo
 from hpsearch.worker.outcome import MESSAGE_CHARS, Outcome, cut
 from hpsearch.worker.runner import PruningCheck, definition_of, settle, write_ending
 
@@ -35,12 +44,48 @@ class Lease:
     dispatch: list[int]
 
 
+def offer(session: Session, study: Study, body: OfferCreate) -> OfferPublic:
+    """Record that an agent of the study's team runs `body.trainer`, for that team alone, as
+    a worker's offer is recorded (`db/trainers.py`); renewed by offering again."""
+    described = body.trainer.model_dump()
+    if body.trainer.declared:
+        _check_schema(
+            TrainerInfo(
+                name=body.trainer.name,
+                version=body.trainer.version,
+                config_schema=body.trainer.config_schema,
+                step_metrics=tuple(body.trainer.step_metrics),
+                final_metrics=tuple(body.trainer.final_metrics),
+            )
+        )
+    # Keyed by team too: two teams' agents of the same name must not replace each other's.
+    offerer = f"{AGENT}{study.team_id}/{body.agent}"
+    trainers.offer(session, offerer, body.host, [described], utcnow(), team_id=study.team_id)
+    settings = get_settings()
+    return OfferPublic(heartbeat_s=settings.heartbeat_s, lease_s=settings.lost_after_s)
+
+
+def _check_schema(trainer: TrainerInfo) -> None:
+    """422 unless the offered config schema is one studies can be checked against and the
+    Trainers page can list: it comes from a user's machine."""
+    try:
+        jsonschema_rs.validator_for(trainer.config_schema)
+        trainer.settings()
+    except Exception as exc:  # whatever a malformed schema breaks in the reading of it
+        raise Invalid(
+            f"trainer.config_schema: not a usable JSON schema ({cut(str(exc), 200)})",
+            "trainer.config_schema",
+        ) from None
+
+
 def lease(session: Session, study: Study, agent: str) -> Lease:
     """Lease the study's oldest queued trial to `agent`.
 
     First, as a worker's sweeper would, end the study's silent trials as lost (and queue their
     retries), at most once per `sweep_every_s` in this process; and end the study if it is
     past its deadline: a study served by agents alone has no worker to sweep it."""
+    if study.runs_on == "workers":
+        raise Conflict("runs_on: this study's trials run on workers only, not on agents", "runs_on")
     settings = get_settings()
     lost: list[int] = []
     if _due_for_sweep(session, study.id, settings.sweep_every_s):

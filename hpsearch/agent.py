@@ -66,7 +66,7 @@ def agent(
     train = load_trainer(trainer) if isinstance(trainer, str) else trainer
     name = name or f"{socket.gethostname()}:{os.getpid()}"
     ran = 0
-    with Client(url, token) as client:
+    with Client(url, token) as client, _offering(client, study_id, name, train):
         while max_trials is None or ran < max_trials:
             try:
                 lease = client.lease(study_id, name)
@@ -103,6 +103,64 @@ def load_trainer(ref: str) -> TrainFunction | Trainer:
 
 def _bad_trainer(message: str) -> ApiError:
     return ApiError(None, "invalid_trainer", message, "trainer")
+
+
+def offered(train: TrainFunction | Trainer | type[Trainer], study_trainer: str) -> dict[str, Any]:
+    """What this agent tells the server it runs, for a study of trainer `study_trainer`: a
+    `Trainer`'s name, version, config schema and metrics, or a function's study trainer name
+    alone (it declares nothing to check a study against)."""
+    if isinstance(train, type):
+        train = train()
+    if not isinstance(train, Trainer):
+        return {"name": study_trainer, "declared": False}
+    if train.name != study_trainer:
+        raise _bad_trainer(
+            f"trainer {train.name!r} cannot run this study: its trainer is {study_trainer!r}"
+        )
+    # Imported here: the worker's side loads SQLAlchemy, which a function's agent never needs.
+    from hpsearch.worker.trainers import describe
+
+    described = describe(train)
+    return {
+        "name": described.name,
+        "version": described.version,
+        "config_schema": described.config_schema,
+        "step_metrics": list(described.step_metrics),
+        "final_metrics": list(described.final_metrics),
+    }
+
+
+@contextmanager
+def _offering(
+    client: Client, study_id: int, name: str, train: TrainFunction | Trainer | type[Trainer]
+) -> Iterator[None]:
+    """Offer this agent's trainer to the study's team (as a worker offers its trainers) now and
+    every `heartbeat_s` while inside, so that the team's studies naming it are accepted and
+    shown served. A server away at the start is offered to once it is back."""
+    trainer = offered(train, client.get_study(study_id)["trainer"])
+    host, done = socket.gethostname(), threading.Event()
+
+    def offer() -> float:
+        return float(client.offer(study_id, name, host, trainer)["heartbeat_s"])
+
+    def renew(every_s: float) -> None:
+        while not done.wait(every_s):
+            try:
+                every_s = offer()
+            except (ApiError, Unreachable) as exc:  # the lease loop says what matters
+                log.debug("offering trainer %s failed (%s)", trainer["name"], exc)
+
+    try:
+        every_s = offer()
+    except Unreachable:
+        every_s = POLL_S
+    thread = threading.Thread(target=renew, args=(every_s,), name="agent-offer", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _run(

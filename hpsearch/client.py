@@ -534,7 +534,17 @@ class Client:
                 retry=False,
             ) from None
 
-    # The agent's side of a study (`hpsearch.agent`): lease a trial, report, finish.
+    # The agent's side of a study (`hpsearch.agent`): offer its trainer, lease a trial, report,
+    # finish.
+
+    def offer(
+        self, study_id: int, agent: str, host: str, trainer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Tell the server that `agent` (on `host`) runs `trainer` (name, and version,
+        config_schema, step_metrics, final_metrics when it declares them) for the study's team;
+        the answer says how often to offer again (`heartbeat_s`)."""
+        body = {"agent": agent, "host": host, "trainer": trainer}
+        return self._json("POST", f"/api/v1/studies/{study_id}/offer", json=body)
 
     def lease(self, study_id: int, agent: str) -> dict[str, Any] | None:
         """Lease the study's next queued trial to `agent`: its number, params and full config;

@@ -13,6 +13,8 @@ from hpsearch.api.schemas import (
     FinishCreate,
     LeaseCreate,
     LeasePublic,
+    OfferCreate,
+    OfferPublic,
     ReportAnswer,
     ReportCreate,
     TrialPublic,
@@ -20,6 +22,18 @@ from hpsearch.api.schemas import (
 from hpsearch.db.models import Role, StudyStatus
 
 router = APIRouter(prefix="/api/v1/studies/{study_id}", tags=["agents"])
+
+
+@router.post("/offer")
+def offer_trainer(
+    study_id: StudyId, body: OfferCreate, session: SessionDep, caller: CallerDep
+) -> OfferPublic:
+    """This agent runs `trainer`, for the study's team: the team's studies naming it are
+    accepted (checked against its schema, when it declares one), they are not `waiting` while
+    it is offered, and the Trainers page lists this agent's host. Offer again every
+    `heartbeat_s`; an offer unrenewed for `lease_s` is not live any more."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    return leases.offer(session, study, body)
 
 
 @router.post(

@@ -95,7 +95,13 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/studies/{study_id}/trials/{number}"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0", "read"
     ),
-    # An agent's routes: leasing, reporting and finishing trials are a member's writes.
+    # An agent's routes: offering its trainer, leasing, reporting and finishing trials are a
+    # member's writes.
+    ("post", "/api/v1/studies/{study_id}/offer"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/offer",
+        "write",
+        lambda _: {"json": {"agent": "laptop:1", "host": "laptop", "trainer": {"name": "fit"}}},
+    ),
     ("post", "/api/v1/studies/{study_id}/lease"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/lease", "write", lambda _: AGENT
     ),

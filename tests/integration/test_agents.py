@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import threading
 import time
 from collections import Counter
@@ -242,3 +243,71 @@ def test_an_agent_learns_through_its_reports_that_its_study_was_cancelled(
         (trial,) = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"][:1]
     assert trial["state"] == "failed" and trial["reason"] == "cancelled"
     assert steps[-1] < 100_000 - 1
+
+
+def agent_study(**overrides: object) -> dict:
+    """A study of trainer `fit`, which no worker offers: only an agent's own code runs it."""
+    study: dict = {
+        "name": "agent-only",
+        "trainer": "fit",
+        "runs_on": "agents",
+        "config": {"width": 1.0},
+        "space": {"x": {"type": "float", "low": -1.0, "high": 1.0}},
+        "strategy": {"type": "random", "seed": 3},
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "budget": {"trials": 3, "parallelism": 1},
+    }
+    study.update(overrides)
+    return study
+
+
+def fit(config: dict, context: Any) -> dict:
+    """The user's trainer `fit`: a function, declaring no schema."""
+    loss = (config["x"] - 0.2) ** 2 * config["width"]
+    context.report(1, {"loss": loss + 1.0})
+    return {"loss": loss}
+
+
+def test_an_agent_offers_its_trainer_to_its_team_alone(stack: Stack) -> None:
+    from hpsearch import agent
+
+    with stack.client() as admin:
+        # Nobody ever offered `fit`: a study any process may run is refused, as a typo would be.
+        refused = admin.post("/api/v1/studies", json=agent_study(runs_on="any"))
+        assert refused.status_code == 422 and refused.json()["error"]["field"] == "trainer"
+        # One its agents alone run is made first, and waits for its first agent.
+        study_id = stack.submit(agent_study())
+        base = f"/api/v1/studies/{study_id}"
+        assert admin.get(base).json()["waiting"] == "no agent offers trainer 'fit'"
+
+        with ThreadPoolExecutor(1) as pool:
+            ran = pool.submit(agent, study_id, fit, url=stack.base, token=stack.token)
+            assert ran.result(STUDY_TIMEOUT_S) == 3
+        assert admin.get(base).json()["status"] == "complete"
+        listed = {t["name"]: t for t in admin.get("/api/v1/trainers").json()}
+        assert listed["fit"]["version"] == "" and listed["fit"]["config_schema"] == {}
+        # Offered now, for the team: a study any process may run names it freely.
+        assert admin.post("/api/v1/studies", json=agent_study(runs_on="any")).status_code == 201
+    with member_client(stack, "bob", "beta") as bob:
+        # Another team knows nothing of it.
+        assert "fit" not in {t["name"] for t in bob.get("/api/v1/trainers").json()}
+        foreign = bob.post("/api/v1/studies", json=agent_study(runs_on="any"))
+        assert foreign.status_code == 422 and foreign.json()["error"]["field"] == "trainer"
+
+
+def test_a_live_agent_is_listed_on_the_trainers_page_and_serves_its_study(
+    stack: Stack, tmp_path: Path
+) -> None:
+    study_id = stack.submit(tiny_study(budget={"trials": 50, "parallelism": 1}))
+    base = f"/api/v1/studies/{study_id}"
+    process = start_agent(stack, study_id, tmp_path, "agent1")
+    with stack.client() as admin:
+
+        def listed() -> list[str]:
+            trainers = {t["name"]: t for t in admin.get("/api/v1/trainers").json()}
+            return trainers["numpy"]["hosts"] if "numpy" in trainers else []
+
+        wait_until(lambda: listed() == [socket.gethostname()], process.describe())
+        assert admin.get(base).json()["waiting"] is None
+        assert admin.post(f"{base}/cancel").status_code == 200
+    process.wait()
