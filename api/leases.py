@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,8 +24,9 @@ from hpsearch.api.schemas import (
     ReportAnswer,
     StepReport,
 )
-from hpsearch.db import queries, trainers
-from hpsearch.db.models import Study, StudyStatus, Trial, TrialState, utcnow
+from hpsearch.db import datasets, queries, trainers
+from hpsearch.db.models import Dataset, Study, StudyStatus, Trial, TrialState, utcnow
+from hpsearch.db.session import session_scope
 from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
 from hpsearch.search.trainer_schema import TrainerInfo
@@ -32,6 +34,8 @@ from hpsearch.worker.outcome import MESSAGE_CHARS, Outcome, cut
 from hpsearch.worker.runner import PruningCheck, definition_of, settle, write_ending
 
 AGENT = "agent:"
+# What a dataset is streamed to an agent in: one query each, a few per uploaded file.
+DATASET_PART = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ def lease(session: Session, study: Study, agent: str) -> Lease:
         config=definition.trial_document(claimed.params),
         trainer=definition.trainer,
         seed=definition.seed,
+        study_created_at=study.created_at,
         heartbeat_s=settings.heartbeat_s,
         lease_s=settings.lost_after_s,
     )
@@ -166,6 +171,27 @@ def finish(
         raise _not_leased(trial, agent)  # found lost between the read and the write
     session.refresh(trial)
     return trial, coordinator.queue_next(session, study.id)
+
+
+def leased_dataset(
+    session: Session, study: Study, number: int, agent: str, dataset_id: int
+) -> Dataset:
+    """An upload of the study's team that `agent`'s trial may read (its `context.dataset`), as
+    a worker's trial may; 404 for another team's, as for one that does not exist."""
+    _leased(session, study, number, agent)
+    found = datasets.upload_of(session, dataset_id, study.id)
+    if found is None:
+        raise NotFound("dataset")
+    return found
+
+
+def dataset_parts(dataset_id: int, size: int) -> Iterator[bytes]:
+    """A dataset's content, `DATASET_PART` bytes at a time, each read in a transaction of its
+    own: the response streams on after the route's session closed, and never holds it whole."""
+    for offset in range(0, size, DATASET_PART):
+        with session_scope() as session:
+            part = datasets.content_part(session, dataset_id, offset, DATASET_PART)
+        yield part
 
 
 def _leased(session: Session, study: Study, number: int, agent: str) -> Trial:

@@ -291,6 +291,8 @@ class LeasePublic(BaseModel):
     """The full config to train: the study's base config with the trial's params."""
     trainer: str
     seed: int
+    study_created_at: datetime
+    """With the study's id, what an agent keys what it caches of the study by (its datasets)."""
     heartbeat_s: float
     """Report (an empty report is a heartbeat) at least this often."""
     lease_s: float

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,6 +74,26 @@ def list_datasets(session: Session, team_ids: Sequence[int]) -> Sequence[Dataset
     return session.scalars(
         select(Dataset).where(Dataset.team_id.in_(team_ids)).order_by(Dataset.id.desc())
     ).all()
+
+
+def upload_of(session: Session, dataset_id: int, study_id: int) -> Dataset | None:
+    """A dataset of the study's team (without its content), for an agent about to train a
+    trial of `study_id` on it; None for another team's, as `content_of`."""
+    study_team = select(Study.team_id).where(Study.id == study_id).scalar_subquery()
+    return session.scalars(
+        select(Dataset).where(Dataset.id == dataset_id, Dataset.team_id == study_team)
+    ).one_or_none()
+
+
+def content_part(session: Session, dataset_id: int, offset: int, length: int) -> bytes:
+    """`length` bytes of a dataset's content from `offset`: the database cuts them out, so a
+    large upload is sent a part at a time, never held whole."""
+    part = session.scalar(
+        select(func.substr(Dataset.content, offset + 1, length, type_=LargeBinary)).where(
+            Dataset.id == dataset_id
+        )
+    )
+    return bytes(part or b"")
 
 
 def content_of(session: Session, dataset_id: int, study_id: int) -> tuple[bytes, str] | None:

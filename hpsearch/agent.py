@@ -43,6 +43,12 @@ FLUSH_EVERY_S = 1.0
 # How long to wait before asking again when no trial is queued.
 POLL_S = 1.0
 
+# Datasets fetched for the trials run here, by server, study (its id and creation time: a
+# server on SQLite gives a deleted study's id to the next) and reference: each is fetched
+# once however many trials read it, as a worker reads it once per process.
+_DATASETS: dict[tuple[str, int, str, str], Dataset] = {}
+MAX_DATASETS = 8
+
 TrainFunction = Callable[[dict[str, Any], Any], Mapping[str, float]]
 
 
@@ -217,6 +223,7 @@ class _AgentContext(Steps):
         self.client, self.name = client, name
         self.study_id, self.number = lease["study_id"], lease["number"]
         self.seed: int = lease["seed"]
+        self.study_created_at: str = lease["study_created_at"]
         self.heartbeat_s: float = lease["heartbeat_s"]
         self.pending: list[dict[str, Any]] = []
         self.sent_at = time.monotonic()  # the last request: the heartbeat waits on it
@@ -236,7 +243,27 @@ class _AgentContext(Steps):
         return self.stopped(step, self.stop or self.lost)
 
     def dataset(self, ref: str) -> Dataset:
-        raise LookupError(f"dataset {ref}: an agent's trainer loads its data itself")
+        """The study team's upload `ref` (its id), fetched once per study and process."""
+        key = (self.client.url, self.study_id, self.study_created_at, ref)
+        if key not in _DATASETS:
+            if len(_DATASETS) >= MAX_DATASETS:
+                _DATASETS.clear()  # an agent serves one study: this bounds a long-lived one
+            _DATASETS[key] = self._fetch(ref)
+        return _DATASETS[key]
+
+    def _fetch(self, ref: str) -> Dataset:
+        missing = LookupError(f"no dataset {ref} in this study's team")
+        if not ref.isascii() or not ref.isdigit() or len(ref) > 18:
+            raise missing  # a built-in set's name, say: only uploads are served, as to workers
+        try:
+            format, content = self.client.trial_dataset(
+                self.study_id, self.number, self.name, int(ref)
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                raise missing from None
+            raise
+        return Dataset(int(ref), format, content)  # type: ignore[arg-type]
 
     def flushed(self) -> list[dict[str, Any]]:
         """The reports not sent yet, taken: they go with the trial's end."""

@@ -561,6 +561,15 @@ class Client:
         body = {"agent": agent, "reports": reports}
         return self._json("POST", f"/api/v1/studies/{study_id}/trials/{number}/report", json=body)
 
+    def trial_dataset(
+        self, study_id: int, number: int, agent: str, dataset_id: int
+    ) -> tuple[str, bytes]:
+        """An upload of the study's team as `agent`'s leased trial reads it: its format
+        (`csv` or `npz`) and its bytes as uploaded. `ApiError` 404 for any other dataset."""
+        path = f"/api/v1/studies/{study_id}/trials/{number}/datasets/{dataset_id}"
+        response = self._request("GET", path, params={"agent": agent})
+        return response.headers["x-dataset-format"], response.content
+
     def finish(self, study_id: int, number: int, agent: str, end: dict[str, Any]) -> dict[str, Any]:
         """End a leased trial: `end` has its state, reason, values, traceback and the reports
         not sent yet; the trial as it was stored."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from hpsearch.api import leases
 from hpsearch.api.access import study_for
 from hpsearch.api.deps import CallerDep, DispatcherDep, SessionDep
 from hpsearch.api.errors import Conflict
-from hpsearch.api.params import StudyId, TrialNumber
+from hpsearch.api.params import DatasetId, StudyId, TrialNumber
 from hpsearch.api.schemas import (
+    AgentName,
     FinishCreate,
     LeaseCreate,
     LeasePublic,
@@ -75,6 +79,35 @@ def report_trial(
     not this agent's any more (e.g. it was silent too long and ended `failed: lost`)."""
     study = study_for(session, caller, study_id, Role.MEMBER)
     return leases.report(session, study, number, body.agent, body.reports)
+
+
+@router.get(
+    "/trials/{number}/datasets/{dataset_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}, "text/csv": {}}}},
+)
+def trial_dataset(
+    study_id: StudyId,
+    number: TrialNumber,
+    dataset_id: DatasetId,
+    agent: Annotated[AgentName, Query(description="The agent the trial is leased to.")],
+    session: SessionDep,
+    caller: CallerDep,
+) -> StreamingResponse:
+    """An upload of the study's team, as this agent's trial reads it (`context.dataset`): its
+    bytes as uploaded, streamed, with its format in `X-Dataset-Format` and its content hash as
+    the ETag. 404 for another team's dataset; 409 when the trial is not this agent's."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    found = leases.leased_dataset(session, study, number, agent, dataset_id)
+    return StreamingResponse(
+        leases.dataset_parts(found.id, found.size_bytes),
+        media_type="text/csv" if found.format == "csv" else "application/octet-stream",
+        headers={
+            "Content-Length": str(found.size_bytes),
+            "X-Dataset-Format": found.format,
+            "ETag": f'"{found.content_hash}"',
+        },
+    )
 
 
 @router.post("/trials/{number}/finish")

@@ -4,6 +4,7 @@ agent's trial found lost and run again, the budget exact."""
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import socket
@@ -311,3 +312,49 @@ def test_a_live_agent_is_listed_on_the_trainers_page_and_serves_its_study(
         assert admin.get(base).json()["waiting"] is None
         assert admin.post(f"{base}/cancel").status_code == 200
     process.wait()
+
+
+def test_an_agents_trainer_reads_the_studys_uploads_once_as_a_worker_does(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+
+    from hpsearch import Client, agent
+    from hpsearch.worker.runner import _dataset
+
+    rng = np.random.default_rng(0)
+    arrays = {"X": rng.normal(size=(200, 3)), "y": rng.integers(0, 2, size=200)}
+    np.savez(tmp_path / "table.npz", **arrays)
+    with Client(stack.base, stack.token) as client:
+        ours = client.upload_dataset(
+            tmp_path / "table.npz",
+        )["id"]
+    with member_client(stack, "bob", "beta") as bob, (tmp_path / "table.npz").open("rb") as f:
+        theirs = bob.post("/api/v1/datasets", files={"file": ("t.npz", f)})
+        theirs_id = theirs.json()["id"]
+    study_id = stack.submit(tiny_study(budget={"trials": 2, "parallelism": 1}))
+    fetched: list[tuple] = []
+    fetch = Client.trial_dataset
+    monkeypatch.setattr(
+        Client, "trial_dataset", lambda self, *a: fetched.append(a) or fetch(self, *a)
+    )
+    read: list[bytes] = []
+
+    def train(config: dict, context: Any) -> dict:
+        read.extend(context.dataset(str(ours)).content for _ in range(2))
+        with pytest.raises(LookupError, match=f"no dataset {theirs_id} in this study's team"):
+            context.dataset(str(theirs_id))
+        return {"val_accuracy": 0.5}
+
+    assert agent(study_id, train, url=stack.base, token=stack.token) == 2
+    # Two trials read it twice each; it was fetched once (the other team's, refused, each time).
+    assert len(read) == 4 and len({*read}) == 1
+    assert [a[-1] for a in fetched].count(ours) == 1
+    # The same bytes, and arrays, as a worker's `context.dataset` gives.
+    created_at = stack.sql("SELECT created_at FROM studies WHERE id = :id", id=study_id)[0][0]
+    worker = _dataset(ours, study_id, created_at, stack.database_url)
+    assert worker is not None and worker.content == read[0]
+    with np.load(io.BytesIO(read[0]), allow_pickle=False) as loaded:
+        assert set(loaded.files) == {"X", "y"}
+        for name, array in arrays.items():
+            np.testing.assert_array_equal(loaded[name], array)
