@@ -173,6 +173,15 @@ def finish(
     return trial, coordinator.queue_next(session, study.id)
 
 
+def release(session: Session, study: Study, number: int, agent: str) -> list[int]:
+    """Give `agent`'s trial back: queued again as the same trial, its steps dropped, so that
+    it runs again at once (on any agent or worker) at no cost of budget or retry, where a
+    silent agent's trial waits out its lease and ends `failed: lost`. The trial, to dispatch
+    once committed."""
+    _leased(session, study, number, agent)
+    return queries.requeue_running(session, study.id, worker=AGENT + agent)
+
+
 def leased_dataset(
     session: Session, study: Study, number: int, agent: str, dataset_id: int
 ) -> Dataset:

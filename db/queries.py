@@ -496,14 +496,18 @@ def mark_lost(
     return sorted({study_id for (study_id,) in rows})
 
 
-def requeue_running(session: Session, study_id: int) -> list[int]:
-    """Put a study's running trials back in the queue with their partial learning curves
-    dropped, for a study whose workers were all stopped on purpose (Ctrl-C in `hpsearch run`):
-    on resume they run again as the same trials, costing no retry and no budget."""
+def requeue_running(session: Session, study_id: int, worker: str | None = None) -> list[int]:
+    """Put a study's running trials (those of `worker`, if given) back in the queue with their
+    partial learning curves dropped, for a study whose workers were stopped on purpose (Ctrl-C
+    in `hpsearch run`, or in `hpsearch agent`): they run again as the same trials, costing no
+    retry and no budget."""
+    running = (Trial.study_id == study_id) & (Trial.state == TrialState.RUNNING)
+    if worker is not None:
+        running &= Trial.worker == worker
     ids = list(
         session.scalars(
             update(Trial)
-            .where(Trial.study_id == study_id, Trial.state == TrialState.RUNNING)
+            .where(running)
             .values(
                 state=TrialState.QUEUED,
                 worker=None,

@@ -24,11 +24,13 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from hpsearch.client import ApiError, Client, Unreachable
@@ -72,7 +74,11 @@ def agent(
     train = load_trainer(trainer) if isinstance(trainer, str) else trainer
     name = name or f"{socket.gethostname()}:{os.getpid()}"
     ran = 0
-    with Client(url, token) as client, _offering(client, study_id, name, train):
+    with (
+        _terminate_as_interrupt(),
+        Client(url, token) as client,
+        _offering(client, study_id, name, train),
+    ):
         while max_trials is None or ran < max_trials:
             try:
                 lease = client.lease(study_id, name)
@@ -87,6 +93,25 @@ def agent(
             _run(client, lease, train, name)
             ran += 1
     return ran
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM stops this agent as Ctrl-C does (its trial given back, not left
+    to run out its lease). Python handles signals in the main thread alone: elsewhere, as
+    it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
 
 
 def load_trainer(ref: str) -> TrainFunction | Trainer:
@@ -176,8 +201,12 @@ def _run(
     study_id, number = lease["study_id"], lease["number"]
     log.info("study %s trial %s: running (params %s)", study_id, number, lease["params"])
     context = _AgentContext(client, lease, name)
-    with context.heartbeats():
-        outcome = train_outcome(lambda: _call(train, lease["config"], context), context)
+    try:
+        with context.heartbeats():
+            outcome = train_outcome(lambda: _call(train, lease["config"], context), context)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM: the trial runs again now, elsewhere
+        context.give_back()
+        raise
     if context.lost:
         log.warning("study %s trial %s: its lease was lost; not finishing it", study_id, number)
         return
@@ -264,6 +293,22 @@ class _AgentContext(Steps):
                 raise missing from None
             raise
         return Dataset(int(ref), format, content)  # type: ignore[arg-type]
+
+    def give_back(self) -> None:
+        """Hand the trial back unfinished (this agent is stopping): the server queues it again
+        at once. If that fails, the trial is lost once its lease runs out, and retried."""
+        try:
+            self.client.release(self.study_id, self.number, self.name)
+        except (ApiError, Unreachable) as exc:
+            log.warning(
+                "study %s trial %s: could not give it back (%s); it runs again once its lease"
+                " runs out",
+                self.study_id,
+                self.number,
+                exc,
+            )
+            return
+        log.warning("study %s trial %s: given back; it runs again", self.study_id, self.number)
 
     def flushed(self) -> list[dict[str, Any]]:
         """The reports not sent yet, taken: they go with the trial's end."""

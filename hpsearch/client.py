@@ -561,6 +561,11 @@ class Client:
         body = {"agent": agent, "reports": reports}
         return self._json("POST", f"/api/v1/studies/{study_id}/trials/{number}/report", json=body)
 
+    def release(self, study_id: int, number: int, agent: str) -> None:
+        """Give `agent`'s leased trial back unfinished: it is queued again at once."""
+        path = f"/api/v1/studies/{study_id}/trials/{number}/release"
+        self._request("POST", path, json={"agent": agent})
+
     def trial_dataset(
         self, study_id: int, number: int, agent: str, dataset_id: int
     ) -> tuple[str, bytes]:

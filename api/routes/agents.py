@@ -81,6 +81,24 @@ def report_trial(
     return leases.report(session, study, number, body.agent, body.reports)
 
 
+@router.post("/trials/{number}/release", status_code=status.HTTP_204_NO_CONTENT)
+def release_trial(
+    study_id: StudyId,
+    number: TrialNumber,
+    body: LeaseCreate,
+    session: SessionDep,
+    caller: CallerDep,
+    dispatcher: DispatcherDep,
+) -> None:
+    """Give this agent's trial back, unfinished (the agent is stopping): it is queued again at
+    once, as the same trial, its steps dropped, and runs again on any agent or worker. 409
+    when it is not this agent's any more."""
+    study = study_for(session, caller, study_id, Role.MEMBER)
+    requeued = leases.release(session, study, number, body.agent)
+    session.commit()
+    dispatcher.dispatch(requeued)
+
+
 @router.get(
     "/trials/{number}/datasets/{dataset_id}",
     response_class=StreamingResponse,

@@ -108,6 +108,9 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("post", "/api/v1/studies/{study_id}/trials/{number}/report"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0/report", "write", lambda _: AGENT
     ),
+    ("post", "/api/v1/studies/{study_id}/trials/{number}/release"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/trials/0/release", "write", lambda _: AGENT
+    ),
     ("get", "/api/v1/studies/{study_id}/trials/{number}/datasets/{dataset_id}"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0/datasets/{a.dataset_id}",
         "write",

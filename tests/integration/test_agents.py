@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
+import signal
 import socket
 import threading
 import time
@@ -358,3 +360,35 @@ def test_an_agents_trainer_reads_the_studys_uploads_once_as_a_worker_does(
         assert set(loaded.files) == {"X", "y"}
         for name, array in arrays.items():
             np.testing.assert_array_equal(loaded[name], array)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_agent_gives_its_trial_back_at_once(
+    stack: Stack, tmp_path: Path, stop: signal.Signals
+) -> None:
+    study_id = stack.submit(tiny_study(budget={"trials": 3, "parallelism": 1}))
+    first = start_agent(stack, study_id, tmp_path, "agent1")
+    reported = (
+        "SELECT t.number FROM trials t WHERE t.study_id = :id AND t.state = 'running'"
+        " AND EXISTS (SELECT 1 FROM trial_metrics m WHERE m.trial_id = t.id)"
+    )
+    wait_until(lambda: stack.sql(reported, id=study_id), first.describe())
+    (number,) = stack.sql(reported, id=study_id)[0]
+    os.kill(first.pid, stop)
+    assert first.wait() == 130, first.describe()
+    assert f"hpsearch agent {study_id} --trainer user_training:train" in first.log_tail()
+    # Queued again as it exits, its steps dropped: nothing waits for its lease to run out
+    # (no other agent polls, nor any worker sweeps, to find it lost).
+    (row,) = stack.sql(
+        "SELECT t.state, t.worker, (SELECT count(*) FROM trial_metrics m WHERE m.trial_id = t.id)"
+        " FROM trials t WHERE t.study_id = :id AND t.number = :number",
+        id=study_id,
+        number=number,
+    )
+    assert tuple(row) == ("queued", None, 0)
+
+    second = start_agent(stack, study_id, tmp_path, "agent2")
+    trials = assert_study_ended_whole(stack, study_id, status="complete", finished=3)
+    second.wait()
+    assert all(t.state == "complete" and t.retry_of is None for t in trials)
+    assert agent_trials(second)[number] == 1
