@@ -35,7 +35,7 @@ from typing import Any
 
 from hpsearch.client import ApiError, Client, Unreachable
 from hpsearch.trainer import Dataset, Trainer
-from hpsearch.worker.outcome import Outcome, Steps, train_outcome
+from hpsearch.worker.outcome import Outcome, Steps, Stopper, train_outcome
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +228,11 @@ def _call(
         from hpsearch.worker.engine.config import parse_config
 
         context.step_name = train.step_name
-        return train.train(parse_config(train.Config, config), context)
-    return train(config, context)
+        parsed = parse_config(train.Config, config)
+        with context.stopper.running_trainer():
+            return train.train(parsed, context)
+    with context.stopper.running_trainer():
+        return train(config, context)
 
 
 def _end(outcome: Outcome, pending: list[dict[str, Any]]) -> dict[str, Any]:
@@ -258,27 +261,32 @@ class _AgentContext(Steps):
         self.sent_at = time.monotonic()  # the last request: the heartbeat waits on it
         self.flushed_at = self.sent_at  # the last request with steps
         self.stop = False  # the server said stop: every later report answers so too
-        self.lost = False  # the trial is not this agent's any more
+        self.ended = False  # its study ended (cancelled, out of time): the trainer must stop
+        self.lost = False  # the trial is not this agent's any more (or its study is deleted)
+        # A trainer that never reports learns of the two above from the heartbeat thread.
+        self.stopper = Stopper()
         self.sending = threading.Lock()  # the trainer's flushes and the heartbeats, in turn
 
     def report(self, step: int, metrics: Mapping[str, float]) -> bool:
-        values = self.check(step, metrics)
-        if values is None:
-            return True
-        self.pending.append({"step": step, "metrics": values})
-        if time.monotonic() - self.flushed_at >= FLUSH_EVERY_S:
-            self.flushed_at = time.monotonic()
-            self._send(self.pending)
-        return self.stopped(step, self.stop or self.lost)
+        with self.stopper.shielded():
+            values = self.check(step, metrics)
+            if values is None:
+                return True
+            self.pending.append({"step": step, "metrics": values})
+            if time.monotonic() - self.flushed_at >= FLUSH_EVERY_S:
+                self.flushed_at = time.monotonic()
+                self._send(self.pending)
+            return self.stopped(step, self.stop or self.lost)
 
     def dataset(self, ref: str) -> Dataset:
         """The study team's upload `ref` (its id), fetched once per study and process."""
         key = (self.client.url, self.study_id, self.study_created_at, ref)
-        if key not in _DATASETS:
-            if len(_DATASETS) >= MAX_DATASETS:
-                _DATASETS.clear()  # an agent serves one study: this bounds a long-lived one
-            _DATASETS[key] = self._fetch(ref)
-        return _DATASETS[key]
+        with self.stopper.shielded():
+            if key not in _DATASETS:
+                if len(_DATASETS) >= MAX_DATASETS:
+                    _DATASETS.clear()  # an agent serves one study: this bounds a long-lived one
+                _DATASETS[key] = self._fetch(ref)
+            return _DATASETS[key]
 
     def _fetch(self, ref: str) -> Dataset:
         missing = LookupError(f"no dataset {ref} in this study's team")
@@ -337,10 +345,12 @@ class _AgentContext(Steps):
                 self.sent_at = time.monotonic()
             del reports[: len(batch)]
             self.stop = self.stop or answer["stop"]
+            self.ended = self.ended or answer["reason"] in ("cancelled", "timeout")
 
     @contextmanager
     def heartbeats(self) -> Iterator[None]:
-        """Renew the lease every `heartbeat_s` that no report did, while inside."""
+        """Renew the lease every `heartbeat_s` that no report did, while inside; once the
+        study ended, or the trial is lost, interrupt a trainer that goes on regardless."""
         done = threading.Event()
 
         def beat() -> None:
@@ -350,6 +360,8 @@ class _AgentContext(Steps):
                         self._send([])
                     except Exception:  # a missed beat is not worth ending the trial for
                         log.warning("heartbeat of trial %s failed", self.number, exc_info=True)
+                if self.ended or self.lost:
+                    self.stopper.interrupt()  # never killed: this process is the user's
 
         thread = threading.Thread(target=beat, name="agent-heartbeat", daemon=True)
         thread.start()

@@ -59,8 +59,10 @@ def stack(fresh_database_url: str, redis_server: RedisServer, logs_dir: Path) ->
         yield running
 
 
-def start_agent(stack: Stack, study_id: int, folder: Path, name: str) -> ManagedProcess:
-    (folder / "user_training.py").write_text(USER_CODE)
+def start_agent(
+    stack: Stack, study_id: int, folder: Path, name: str, code: str = USER_CODE
+) -> ManagedProcess:
+    (folder / "user_training.py").write_text(code)
     env = {**stack.env, "HPSEARCH_URL": stack.base, "HPSEARCH_TOKEN": stack.token}
     env["PYTHONPATH"] = str(ROOT)  # the user's module comes from the current folder
     return ManagedProcess(
@@ -392,3 +394,32 @@ def test_an_interrupted_agent_gives_its_trial_back_at_once(
     second.wait()
     assert all(t.state == "complete" and t.retry_of is None for t in trials)
     assert agent_trials(second)[number] == 1
+
+
+# The user's training code that never reports, sleeping for an hour: only an interruption
+# stops it.
+SILENT_CODE = """
+import time
+
+def train(config, context):
+    print("training", flush=True)
+    time.sleep(3600)
+    return {"val_accuracy": 0.5}
+"""
+
+
+def test_an_agents_trainer_that_never_reports_is_stopped_when_its_study_is_cancelled(
+    stack: Stack, tmp_path: Path
+) -> None:
+    study_id = stack.submit(tiny_study(budget={"trials": 2, "parallelism": 1}))
+    process = start_agent(stack, study_id, tmp_path, "agent1", SILENT_CODE)
+    process.wait_for_log("training")
+    with stack.client() as client:
+        assert client.post(f"/api/v1/studies/{study_id}/cancel").status_code == 200
+    # Its heartbeat learns the study ended and interrupts the sleep: the agent ends its trial
+    # and stops (the study has ended), well within the trainer's hour.
+    assert process.wait() == 0, process.describe()
+    with stack.client() as client:
+        (trial,) = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+    assert (trial["state"], trial["reason"]) == ("failed", "cancelled")
+    assert "trial 0: failed (cancelled)" in process.log_tail()
