@@ -567,11 +567,13 @@ def mark_unsent(session: Session, trial_ids: Sequence[int], queued_at: datetime)
 
 
 def trainers_of(session: Session, trial_ids: Sequence[int]) -> dict[int, str]:
-    """The trainer of each trial's study, by trial id: where each is to be sent."""
+    """The trainer of each trial's study, by trial id, for those trials workers may run: where
+    each is to be sent. A trial of a study run by agents alone (`runs_on: agents`) is left
+    out: it waits for an agent's lease."""
     rows = session.execute(
         select(Trial.id, Study.trainer)
         .join(Study, Study.id == Trial.study_id)
-        .where(Trial.id.in_(trial_ids))
+        .where(Trial.id.in_(trial_ids), Study.runs_on != "agents")
     )
     return dict(rows.tuples().all())
 

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import bearer, token_maker
+from tests.api.conftest import bearer, token_maker, wait_done
 from tests.conftest import ROOT, tiny_study
 from tests.integration.stack import (
     HPSEARCH,
@@ -423,3 +423,57 @@ def test_an_agents_trainer_that_never_reports_is_stopped_when_its_study_is_cance
         (trial,) = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
     assert (trial["state"], trial["reason"]) == ("failed", "cancelled")
     assert "trial 0: failed (cancelled)" in process.log_tail()
+
+
+def test_hpsearch_serve_leaves_agents_the_trials_its_pool_may_not_or_cannot_run(
+    tmp_path: Path,
+) -> None:
+    """`hpsearch serve` with no broker runs trials on its local pool: not those of a study
+    run by agents alone, nor of a trainer only agents have; a study run by workers alone is
+    never leased."""
+    from hpsearch import agent
+    from tests.browser.support import serve
+
+    process, base, token = serve(tmp_path, f"sqlite:///{tmp_path / 'hpsearch.db'}")
+    try:
+        with httpx.Client(base_url=base, timeout=10, headers=bearer(token)) as client:
+
+            def submit(definition: dict) -> int:
+                created = client.post("/api/v1/studies", json=definition)
+                assert created.status_code == 201, created.text
+                return int(created.json()["id"])
+
+            def workers(study_id: int) -> set[str]:
+                trials = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+                assert all(t["state"] == "complete" for t in trials), trials
+                return {t["worker"].split(":")[0] for t in trials}
+
+            # `fit` offered by an agent (a function, named for its study) for the team.
+            assert agent(submit(agent_study()), fit, url=base, token=token) == 3
+
+            # Run by the pool, the first trials of the next two studies sent to it after its
+            # own first ones, and before the later ones.
+            pool_only = submit(tiny_study(runs_on="workers", budget={"trials": 4}))
+            # The engine is installed here, but this study is for agents.
+            numpy_study = submit(tiny_study(runs_on="agents", budget={"trials": 3}))
+            # Anyone may run this one, but the pool has no `fit`.
+            fit_study = submit(agent_study(runs_on="any"))
+            refused = client.post(f"/api/v1/studies/{pool_only}/lease", json={"agent": "a:1"})
+            assert refused.status_code == 409 and refused.json()["error"]["field"] == "runs_on"
+            assert wait_done(client, pool_only)["status"] == "complete"  # type: ignore[arg-type]
+            assert "agent" not in workers(pool_only)
+            # The pool has taken every trial sent to it: the others wait for an agent.
+            for study_id in (numpy_study, fit_study):
+                trials = client.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+                assert [t["state"] for t in trials] == ["queued"], trials
+            assert agent(numpy_study, train_numpy_config, url=base, token=token) == 3
+            assert agent(fit_study, fit, url=base, token=token) == 3
+            assert workers(numpy_study) == workers(fit_study) == {"agent"}
+    finally:
+        process.stop()
+
+
+def train_numpy_config(config: dict, context: Any) -> dict:
+    """An agent's own training for a study of the built-in engine's config."""
+    context.report(1, {"val_accuracy": config["training"]["learning_rate"]})
+    return {"val_accuracy": config["training"]["learning_rate"]}
