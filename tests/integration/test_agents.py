@@ -477,3 +477,24 @@ def train_numpy_config(config: dict, context: Any) -> dict:
     """An agent's own training for a study of the built-in engine's config."""
     context.report(1, {"val_accuracy": config["training"]["learning_rate"]})
     return {"val_accuracy": config["training"]["learning_rate"]}
+
+
+def test_a_report_sent_again_stores_its_steps_once(stack: Stack) -> None:
+    """An agent re-sends a report whose answer it lost: PostgreSQL stores each step once."""
+    study_id = stack.submit(tiny_study(budget={"trials": 1, "parallelism": 1}))
+    base = f"/api/v1/studies/{study_id}"
+    steps = [{"step": s, "metrics": {"val_accuracy": s / 10}} for s in (1, 2, 3)]
+    with stack.client() as client:
+        assert client.post(f"{base}/lease", json={"agent": "laptop:1"}).status_code == 200
+        for reports in (steps[:2], steps[:2], steps):  # the first again, then one step more
+            answer = client.post(
+                f"{base}/trials/0/report", json={"agent": "laptop:1", "reports": reports}
+            )
+            assert answer.status_code == 200, answer.text
+        end = {"agent": "laptop:1", "state": "complete", "values": {"val_accuracy": 0.3}}
+        assert (
+            client.post(f"{base}/trials/0/finish", json={**end, "reports": steps[2:]}).status_code
+            == 200
+        )
+        curve = client.get(f"{base}/trials/0").json()["curve"]
+    assert [(p["step"], p["val_accuracy"]) for p in curve] == [(1, 0.1), (2, 0.2), (3, 0.3)]
