@@ -25,7 +25,7 @@ from hpsearch.api.schemas import (
     StepReport,
 )
 from hpsearch.db import datasets, queries, trainers
-from hpsearch.db.models import Dataset, Study, StudyStatus, Trial, TrialState, utcnow
+from hpsearch.db.models import Study, StudyStatus, Trial, TrialState, utcnow
 from hpsearch.db.session import session_scope
 from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
@@ -182,16 +182,26 @@ def release(session: Session, study: Study, number: int, agent: str) -> list[int
     return queries.requeue_running(session, study.id, worker=AGENT + agent)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """What the response streaming an upload says of it, read before its session ends."""
+
+    id: int
+    format: str
+    size_bytes: int
+    content_hash: str
+
+
 def leased_dataset(
     session: Session, study: Study, number: int, agent: str, dataset_id: int
-) -> Dataset:
+) -> Upload:
     """An upload of the study's team that `agent`'s trial may read (its `context.dataset`), as
     a worker's trial may; 404 for another team's, as for one that does not exist."""
     _leased(session, study, number, agent)
     found = datasets.upload_of(session, dataset_id, study.id)
     if found is None:
         raise NotFound("dataset")
-    return found
+    return Upload(found.id, found.format, found.size_bytes, found.content_hash)
 
 
 def dataset_parts(dataset_id: int, size: int) -> Iterator[bytes]:

@@ -117,6 +117,9 @@ def trial_dataset(
     the ETag. 404 for another team's dataset; 409 when the trial is not this agent's."""
     study = study_for(session, caller, study_id, Role.MEMBER)
     found = leases.leased_dataset(session, study, number, agent, dataset_id)
+    # Ended now, not after the response: the parts are read in transactions of their own,
+    # which SQLite would not begin while this one holds its lock.
+    session.commit()
     return StreamingResponse(
         leases.dataset_parts(found.id, found.size_bytes),
         media_type="text/csv" if found.format == "csv" else "application/octet-stream",

@@ -32,6 +32,11 @@ def upgrade() -> None:
             ["id"],
             ondelete="CASCADE",
         )
+    # Uploads are streamed to agents a part at a time: uncompressed out-of-line storage lets
+    # PostgreSQL read a part's chunks alone (uploads stored before keep theirs, read whole
+    # for each part). SQLite has no such setting, nor need of it.
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE datasets ALTER COLUMN content SET STORAGE EXTERNAL")
     # Every study so far was run by whoever could: workers, the local pool, agents.
     with op.batch_alter_table("studies", schema=None) as batch_op:
         batch_op.add_column(
@@ -40,6 +45,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE datasets ALTER COLUMN content SET STORAGE EXTENDED")
     # Not a batch: on SQLite that copies the table, and dropping the old copy would delete
     # every trial (ON DELETE CASCADE). SQLite drops a plain column in place since 3.35.
     op.execute("ALTER TABLE studies DROP COLUMN runs_on")
