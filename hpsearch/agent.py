@@ -169,12 +169,13 @@ def _offering(
     every `heartbeat_s` while inside, so that the team's studies naming it are accepted and
     shown served. A server away at the start is offered to once it is back."""
     trainer = offered(train, client.get_study(study_id)["trainer"])
-    host, done = socket.gethostname(), threading.Event()
+    host = socket.gethostname()
 
     def offer() -> float:
         return float(client.offer(study_id, name, host, trainer)["heartbeat_s"])
 
-    def renew(every_s: float) -> None:
+    def renew(done: threading.Event) -> None:
+        nonlocal every_s
         while not done.wait(every_s):
             try:
                 every_s = offer()
@@ -185,7 +186,16 @@ def _offering(
         every_s = offer()
     except Unreachable:
         every_s = POLL_S
-    thread = threading.Thread(target=renew, args=(every_s,), name="agent-offer", daemon=True)
+    with _background(renew, "agent-offer"):
+        yield
+
+
+@contextmanager
+def _background(loop: Callable[[threading.Event], None], name: str) -> Iterator[None]:
+    """Run `loop(done)` on a thread of its own while inside; `done` is set on leaving, and the
+    thread joined."""
+    done = threading.Event()
+    thread = threading.Thread(target=loop, args=(done,), name=name, daemon=True)
     thread.start()
     try:
         yield
@@ -351,9 +361,8 @@ class _AgentContext(Steps):
     def heartbeats(self) -> Iterator[None]:
         """Renew the lease every `heartbeat_s` that no report did, while inside; once the
         study ended, or the trial is lost, interrupt a trainer that goes on regardless."""
-        done = threading.Event()
 
-        def beat() -> None:
+        def beat(done: threading.Event) -> None:
             while not done.wait(self.heartbeat_s / 2):
                 if time.monotonic() - self.sent_at >= self.heartbeat_s / 2 and not self.lost:
                     try:
@@ -363,10 +372,5 @@ class _AgentContext(Steps):
                 if self.ended or self.lost:
                     self.stopper.interrupt()  # never killed: this process is the user's
 
-        thread = threading.Thread(target=beat, name="agent-heartbeat", daemon=True)
-        thread.start()
-        try:
+        with _background(beat, "agent-heartbeat"):
             yield
-        finally:
-            done.set()
-            thread.join()

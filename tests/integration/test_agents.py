@@ -86,20 +86,25 @@ def wait_until(condition: Any, what: str) -> None:
         time.sleep(0.1)
 
 
+def reported_trial(stack: Stack, study_id: int, agent: ManagedProcess) -> int:
+    """The number of the trial `agent` runs, once it has reported (its steps are stored)."""
+    reported = (
+        "SELECT t.number FROM trials t WHERE t.study_id = :id AND t.worker LIKE :who"
+        " AND t.state = 'running' AND EXISTS (SELECT 1 FROM trial_metrics m"
+        " WHERE m.trial_id = t.id)"
+    )
+    who = f"agent:%:{agent.pid}"
+    wait_until(lambda: stack.sql(reported, id=study_id, who=who), agent.describe())
+    return int(stack.sql(reported, id=study_id, who=who)[0][0])
+
+
 def test_two_agents_one_killed_mid_trial_end_the_budget_exactly(
     stack: Stack, tmp_path: Path
 ) -> None:
     study_id = stack.submit(tiny_study(budget={"trials": 6, "parallelism": 2}))
     first = start_agent(stack, study_id, tmp_path, "agent1")
     # The victim's trial has reported (its steps are stored) when it is killed.
-    reported = (
-        "SELECT t.number FROM trials t WHERE t.study_id = :id AND t.worker LIKE :who"
-        " AND t.state = 'running' AND EXISTS (SELECT 1 FROM trial_metrics m"
-        " WHERE m.trial_id = t.id)"
-    )
-    who = f"agent:%:{first.pid}"
-    wait_until(lambda: stack.sql(reported, id=study_id, who=who), first.describe())
-    (killed,) = stack.sql(reported, id=study_id, who=who)[0]
+    killed = reported_trial(stack, study_id, first)
     second = start_agent(stack, study_id, tmp_path, "agent2")
     first.kill()
 
@@ -370,12 +375,7 @@ def test_an_interrupted_agent_gives_its_trial_back_at_once(
 ) -> None:
     study_id = stack.submit(tiny_study(budget={"trials": 3, "parallelism": 1}))
     first = start_agent(stack, study_id, tmp_path, "agent1")
-    reported = (
-        "SELECT t.number FROM trials t WHERE t.study_id = :id AND t.state = 'running'"
-        " AND EXISTS (SELECT 1 FROM trial_metrics m WHERE m.trial_id = t.id)"
-    )
-    wait_until(lambda: stack.sql(reported, id=study_id), first.describe())
-    (number,) = stack.sql(reported, id=study_id)[0]
+    number = reported_trial(stack, study_id, first)
     os.kill(first.pid, stop)
     assert first.wait() == 130, first.describe()
     assert f"hpsearch agent {study_id} --trainer user_training:train" in first.log_tail()
