@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hpsearch.client import ApiError
 from tests.api.conftest import bearer, token_maker, wait_done
 from tests.conftest import ROOT, tiny_study
 from tests.integration.stack import (
@@ -498,3 +499,46 @@ def test_a_report_sent_again_stores_its_steps_once(stack: Stack) -> None:
         )
         curve = client.get(f"{base}/trials/0").json()["curve"]
     assert [(p["step"], p["val_accuracy"]) for p in curve] == [(1, 0.1), (2, 0.2), (3, 0.3)]
+
+
+def test_an_agents_trainer_class_is_offered_with_its_schema_and_reads_uploads(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A `Trainer` run by an agent (the ridge example) offers its version, schema and metrics:
+    the team's later studies are checked against them; its `context.dataset` reads an upload."""
+    import numpy as np
+    from hpsearch_ridge import RidgeTrainer
+
+    from hpsearch import Client, agent
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "xy.npz", X=rng.normal(size=(120, 4)), y=rng.normal(size=120))
+    with Client(stack.base, stack.token) as client:
+        upload = str(client.upload_dataset(tmp_path / "xy.npz")["id"])
+    ridge = {
+        "name": "ridge-on-agents",
+        "trainer": "ridge",
+        "runs_on": "agents",
+        "config": {"data": {"upload": upload}, "steps": 5},
+        "space": {"alpha": {"type": "float", "low": 0.01, "high": 1.0, "log": True}},
+        "objective": {"metric": "val_rmse", "direction": "minimize"},
+        "budget": {"trials": 2, "parallelism": 1},
+    }
+    study_id = stack.submit(ridge)
+    with pytest.raises(ApiError, match="trainer 'ridge' cannot run this study"):
+        agent(stack.submit(agent_study()), RidgeTrainer, url=stack.base, token=stack.token)
+    assert agent(study_id, RidgeTrainer, url=stack.base, token=stack.token) == 2
+    with stack.client() as admin:
+        trials = admin.get(f"/api/v1/studies/{study_id}/trials").json()["data"]
+        assert [t["state"] for t in trials] == ["complete", "complete"], trials
+        listed = {t["name"]: t for t in admin.get("/api/v1/trainers").json()}["ridge"]
+        assert listed["version"] == RidgeTrainer.version
+        assert "alpha" in {s["path"] for s in listed["settings"]}
+        # Checked now against what the agent declared, as against a worker's offer.
+        bad = admin.post("/api/v1/studies", json={**ridge, "config": {"alpha": -1.0}})
+        assert bad.status_code == 422 and bad.json()["error"]["field"] == "config.alpha"
+        unknown = admin.post(
+            "/api/v1/studies",
+            json={**ridge, "objective": {"metric": "auc", "direction": "maximize"}},
+        )
+        assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "objective"
