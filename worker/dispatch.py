@@ -93,7 +93,7 @@ class LocalPool:
             return []
         with session_scope(self.url) as session:
             routed = queries.trainers_of(session, trial_ids)
-        here = trainers.offered()
+        here = trainers.installed()  # what `run_trial` can load here
         return [trial_id for trial_id in trial_ids if routed.get(trial_id) in here]
 
     def _when_done(
