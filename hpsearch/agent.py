@@ -136,7 +136,7 @@ def _bad_trainer(message: str) -> ApiError:
     return ApiError(None, "invalid_trainer", message, "trainer")
 
 
-def offered(train: TrainFunction | Trainer | type[Trainer], study_trainer: str) -> dict[str, Any]:
+def _offer_of(train: TrainFunction | Trainer | type[Trainer], study_trainer: str) -> dict[str, Any]:
     """What this agent tells the server it runs, for a study of trainer `study_trainer`: a
     `Trainer`'s name, version, config schema and metrics, or a function's study trainer name
     alone (it declares nothing to check a study against)."""
@@ -168,7 +168,7 @@ def _offering(
     """Offer this agent's trainer to the study's team (as a worker offers its trainers) now and
     every `heartbeat_s` while inside, so that the team's studies naming it are accepted and
     shown served. A server away at the start is offered to once it is back."""
-    trainer = offered(train, client.get_study(study_id)["trainer"])
+    trainer = _offer_of(train, client.get_study(study_id)["trainer"])
     host = socket.gethostname()
 
     def offer() -> float:
