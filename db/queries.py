@@ -575,7 +575,7 @@ def trainers_of(session: Session, trial_ids: Sequence[int]) -> dict[int, str]:
         .join(Study, Study.id == Trial.study_id)
         .where(Trial.id.in_(trial_ids), Study.runs_on != "agents")
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def expired_studies(session: Session, now: datetime) -> list[int]:
