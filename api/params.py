@@ -15,6 +15,8 @@ MAX_ID = 2**31 - 1
 
 StudyId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DatasetId = Annotated[int, Path(ge=1, le=MAX_ID)]
+# How a trainer names an upload (`context.dataset`): its id as digits, `name` or `name@version`.
+DatasetRef = Annotated[str, Path(min_length=1, max_length=120)]
 TokenId = Annotated[int, Path(ge=1, le=MAX_ID)]
 InvitationId = Annotated[int, Path(ge=1, le=MAX_ID)]
 TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID)]

@@ -284,6 +284,7 @@ class TrainerPublic(BaseModel):
 
 # An agent names itself (`host:pid` by default); its trials record it as `agent:<name>`.
 AgentName = Annotated[str, StringConstraints(pattern=r"^[\w.:@-]{1,150}$")]
+MetricName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 FiniteMetrics = Annotated[
     dict[str, Annotated[float, Field(allow_inf_nan=False)]], Field(max_length=100)
 ]
@@ -305,8 +306,38 @@ class LeasePublic(BaseModel):
     """The full config to train: the study's base config with the trial's params."""
     trainer: str
     seed: int
+    study_created_at: datetime
+    """With the study's id, what an agent keys what it caches of the study by (its datasets)."""
     heartbeat_s: float
     """Report (an empty report is a heartbeat) at least this often."""
+    lease_s: float
+
+
+class TrainerOfferCreate(BaseModel):
+    """A trainer as an agent runs it: a `Trainer` declares its version, config schema and
+    metrics; a plain function declares none of them (`declared` false), and its studies are
+    not checked against it."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,39}$")
+    version: str = Field("", max_length=100)
+    config_schema: dict[str, Any] = {}
+    step_metrics: list[MetricName] = Field([], max_length=200)
+    final_metrics: list[MetricName] = Field([], max_length=200)
+    declared: bool = True
+
+
+class OfferCreate(BaseModel):
+    agent: AgentName
+    host: str = Field(min_length=1, max_length=200)
+    """The agent's machine, as the Trainers page lists it."""
+    trainer: TrainerOfferCreate
+
+
+class OfferPublic(BaseModel):
+    """Offer again at least every `heartbeat_s`: an offer not renewed for `lease_s` is not
+    live any more."""
+
+    heartbeat_s: float
     lease_s: float
 
 

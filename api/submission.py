@@ -34,7 +34,9 @@ def submit(
         return _same_request(earlier, fingerprint), False
     check_limits(definition)
     if definition.trainer != BUILTIN_TRAINER:  # the study file's own sections are its schema
-        check_trainer(definition, offered_trainer(session, definition.trainer))
+        offered = offered_trainer(session, definition, team_id)
+        if offered is not None:
+            check_trainer(definition, offered)
     pinned = check_datasets(session, team_id, definition)
     definition = with_warm_start(session, caller.team_ids, definition)
     try:
@@ -97,15 +99,26 @@ def check_limits(definition: StudyDefinition) -> None:
         )
 
 
-def offered_trainer(session: Session, name: str) -> TrainerInfo:
-    """A trainer plugin as workers last announced it; 422 when none ever did."""
-    found = offers.latest(session, name)
-    if found is None:
-        raise Invalid(
-            f"trainer: no worker has offered trainer {name!r}; install its package on a worker",
-            "trainer",
-        )
-    return trainer_info(found)
+def offered_trainer(
+    session: Session, definition: StudyDefinition, team_id: int
+) -> TrainerInfo | None:
+    """The study's trainer plugin as a worker, or an agent of the team, last announced it.
+
+    None for a study run by agents alone (`runs_on: agents`) whose trainer no agent offered
+    yet: it is made unchecked, and waits for its first agent, which offers the trainer as it
+    starts. Otherwise 422 when nobody ever offered it: most likely a typo."""
+    name = definition.trainer
+    found = offers.latest(session, name, team_id)
+    if found is not None:
+        return trainer_info(found) if found.declared else None
+    if definition.runs_on == "agents":
+        return None
+    raise Invalid(
+        f"trainer: no worker, nor agent of this team, has offered trainer {name!r}; install"
+        " its package on a worker, start `hpsearch agent` with it, or say `runs_on: agents`"
+        " to create the study before its first agent starts",
+        "trainer",
+    )
 
 
 def trainer_info(offer: TrainerOffer) -> TrainerInfo:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -63,11 +64,13 @@ def _waiting(session: Session, study: Study, trainer: str) -> str | None:
         return None
     since = utcnow() - live_window()
     # A trial running live means a worker or an agent (`hpsearch agent`) serves the study.
-    if trainers.is_offered(session, trainer, since) or queries.has_live_trial(
-        session, study.id, since
-    ):
+    workers, agents = study.runs_on != "agents", study.runs_on != "workers"
+    team_id = study.team_id if agents else None
+    if trainers.is_offered(
+        session, trainer, since, workers=workers, team_id=team_id
+    ) or queries.has_live_trial(session, study.id, since):
         return None
-    return f"no worker offers trainer {trainer!r}"
+    return f"no {'worker' if workers else 'agent'} offers trainer {trainer!r}"
 
 
 def live_window() -> timedelta:
@@ -76,9 +79,9 @@ def live_window() -> timedelta:
     return timedelta(seconds=get_settings().lost_after_s)
 
 
-def trainers_public(session: Session) -> list[TrainerPublic]:
-    """Every trainer a worker has offered, as last announced, with the hosts of the live
-    workers offering it and the settings of its config."""
+def trainers_public(session: Session, team_ids: Sequence[int]) -> list[TrainerPublic]:
+    """Every trainer a worker, or an agent of `team_ids`, has offered, as last announced, with
+    the hosts of the live workers and agents offering it and the settings of its config."""
     return [
         TrainerPublic(
             name=offer.name,
@@ -94,7 +97,7 @@ def trainers_public(session: Session) -> list[TrainerPublic]:
                 for setting in trainer_info(offer).settings()
             ],
         )
-        for offer, hosts in trainers.summary(session, utcnow() - live_window())
+        for offer, hosts in trainers.summary(session, utcnow() - live_window(), team_ids)
     ]
 
 

@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -103,22 +103,41 @@ def list_datasets(session: Session, team_ids: Sequence[int]) -> Sequence[Dataset
     ).all()
 
 
-def content_for(session: Session, study_id: int, ref: str) -> tuple[int, bytes, str] | None:
-    """The id, bytes and format of the dataset `ref` names, for a worker about to train a
-    trial of `study_id` on it: the version the study pinned when it was submitted, else `ref`
-    resolved now; None unless the dataset belongs to the study's team, whatever the config
+def upload_for(session: Session, study_id: int, ref: str) -> Dataset | None:
+    """The dataset `ref` names (its content not loaded), for a trial of `study_id` about to
+    train on it, on a worker or an agent: the version the study pinned when it was submitted,
+    else `ref` resolved now; None unless it belongs to the study's team, whatever the config
     says."""
     study = session.get(Study, study_id)
     if study is None:
         return None
     pinned = (study.datasets or {}).get(ref)
-    dataset_id = pinned["id"] if pinned else None
-    if dataset_id is None:
-        found = resolve(session, study.team_id, ref)
-        dataset_id = found.id if found else None
-    row = session.execute(
-        select(Dataset.content, Dataset.format).where(
-            Dataset.id == dataset_id, Dataset.team_id == study.team_id
+    found = session.get(Dataset, pinned["id"]) if pinned else resolve(session, study.team_id, ref)
+    return found if found is not None and found.team_id == study.team_id else None
+
+
+def content_for(session: Session, study_id: int, ref: str) -> tuple[int, bytes, str] | None:
+    """The id, bytes and format of `upload_for`'s dataset."""
+    found = upload_for(session, study_id, ref)
+    return None if found is None else (found.id, found.content, found.format)
+
+
+def content_part(session: Session, dataset_id: int, offset: int, length: int) -> bytes:
+    """`length` bytes of a dataset's content from `offset`, read without the rest: so a large
+    upload is sent a part at a time, never held whole, in time linear in its size."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # SQLite's substr() reads the whole blob for every part; its blob handle reads the
+        # part alone (the id is the row id: an INTEGER PRIMARY KEY).
+        raw = connection.connection.driver_connection
+        with raw.blobopen("datasets", "content", dataset_id, readonly=True) as blob:  # type: ignore[union-attr]
+            blob.seek(offset)
+            return blob.read(length)
+    # PostgreSQL reads only the TOAST chunks of the part, the column's storage being EXTERNAL
+    # (uncompressed; migration 0008): a compressed value is decompressed whole for each part.
+    part = session.scalar(
+        select(func.substr(Dataset.content, offset + 1, length, type_=LargeBinary)).where(
+            Dataset.id == dataset_id
         )
-    ).one_or_none()
-    return None if row is None else (dataset_id, row[0], row[1])  # type: ignore[return-value]
+    )
+    return bytes(part or b"")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -170,6 +171,9 @@ class Study(Base):
     name: Mapped[str] = mapped_column(String(200))
     # Which trainer runs its trials, so a trial is routed without reading the definition.
     trainer: Mapped[str] = mapped_column(String(40), default="numpy", server_default="numpy")
+    # Who may run its trials: `any`, `workers` (and the local pool) or `agents`; a trial is
+    # dispatched, or leased, without reading the definition.
+    runs_on: Mapped[str] = mapped_column(String(8), default="any", server_default="any")
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # What was submitted under that key: a retry must send the same study.
@@ -304,3 +308,9 @@ class TrainerOffer(Base):
     last_seen_at: Mapped[datetime]
     # Set when the worker stops: no longer live, but its schema still judges new studies.
     withdrawn_at: Mapped[datetime | None]
+    # An agent's offer is its team's alone (None: a worker's, every team's).
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+    # False for an agent's plain function: no schema nor metrics to check a study against.
+    declared: Mapped[bool] = mapped_column(default=True, server_default=true())

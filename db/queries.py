@@ -21,6 +21,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, undefer
 
 from hpsearch.db.models import (
@@ -283,7 +285,12 @@ _FINISH = (
         finished_at=bindparam("now", type_=_t.finished_at.type),
     )
 )
-_ADD_METRICS = insert(_metrics)
+# A step already stored is kept as it is: a writer that retries a batch whose answer it lost
+# (an agent re-sending a report, a worker retrying a transaction) stores each step once.
+_ADD_METRICS = {
+    dialect: insert_of(_metrics).on_conflict_do_nothing(index_elements=["trial_id", "step"])
+    for dialect, insert_of in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
+}
 _QUEUE = insert(_trials).returning(_t.id, sort_by_parameter_order=True)
 
 
@@ -357,10 +364,12 @@ def heartbeat(session: Session, trial_id: int, study_id: int) -> StudyStatus | N
 
 
 def add_metrics(session: Session, trial_id: int, reports: Sequence[tuple[int, dict]]) -> None:
-    """Append per-step metrics of a trial."""
+    """Append per-step metrics of a trial; a step it has already is left as stored (unique by
+    trial and step), so that writing the same reports again changes nothing."""
     if reports:
         session.execute(
-            _ADD_METRICS, [{"trial_id": trial_id, "step": s, "metrics": m} for s, m in reports]
+            _ADD_METRICS[session.get_bind().dialect.name],
+            [{"trial_id": trial_id, "step": s, "metrics": m} for s, m in reports],
         )
 
 
@@ -493,14 +502,18 @@ def mark_lost(
     return sorted({study_id for (study_id,) in rows})
 
 
-def requeue_running(session: Session, study_id: int) -> list[int]:
-    """Put a study's running trials back in the queue with their partial learning curves
-    dropped, for a study whose workers were all stopped on purpose (Ctrl-C in `hpsearch run`):
-    on resume they run again as the same trials, costing no retry and no budget."""
+def requeue_running(session: Session, study_id: int, worker: str | None = None) -> list[int]:
+    """Put a study's running trials (those of `worker`, if given) back in the queue with their
+    partial learning curves dropped, for a study whose workers were stopped on purpose (Ctrl-C
+    in `hpsearch run`, or in `hpsearch agent`): they run again as the same trials, costing no
+    retry and no budget."""
+    running = (Trial.study_id == study_id) & (Trial.state == TrialState.RUNNING)
+    if worker is not None:
+        running &= Trial.worker == worker
     ids = list(
         session.scalars(
             update(Trial)
-            .where(Trial.study_id == study_id, Trial.state == TrialState.RUNNING)
+            .where(running)
             .values(
                 state=TrialState.QUEUED,
                 worker=None,
@@ -560,13 +573,15 @@ def mark_unsent(session: Session, trial_ids: Sequence[int], queued_at: datetime)
 
 
 def trainers_of(session: Session, trial_ids: Sequence[int]) -> dict[int, str]:
-    """The trainer of each trial's study, by trial id: where each is to be sent."""
+    """The trainer of each trial's study, by trial id, for those trials workers may run: where
+    each is to be sent. A trial of a study run by agents alone (`runs_on: agents`) is left
+    out: it waits for an agent's lease."""
     rows = session.execute(
         select(Trial.id, Study.trainer)
         .join(Study, Study.id == Trial.study_id)
-        .where(Trial.id.in_(trial_ids))
+        .where(Trial.id.in_(trial_ids), Study.runs_on != "agents")
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def expired_studies(session: Session, now: datetime) -> list[int]:

@@ -546,7 +546,17 @@ class Client:
                 retry=False,
             ) from None
 
-    # The agent's side of a study (`hpsearch.agent`): lease a trial, report, finish.
+    # The agent's side of a study (`hpsearch.agent`): offer its trainer, lease a trial, report,
+    # finish.
+
+    def offer(
+        self, study_id: int, agent: str, host: str, trainer: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Tell the server that `agent` (on `host`) runs `trainer` (name, and version,
+        config_schema, step_metrics, final_metrics when it declares them) for the study's team;
+        the answer says how often to offer again (`heartbeat_s`)."""
+        body = {"agent": agent, "host": host, "trainer": trainer}
+        return self._json("POST", f"/api/v1/studies/{study_id}/offer", json=body)
 
     def lease(self, study_id: int, agent: str) -> dict[str, Any] | None:
         """Lease the study's next queued trial to `agent`: its number, params and full config;
@@ -562,6 +572,22 @@ class Client:
         lease; the answer says whether to stop, and why."""
         body = {"agent": agent, "reports": reports}
         return self._json("POST", f"/api/v1/studies/{study_id}/trials/{number}/report", json=body)
+
+    def release(self, study_id: int, number: int, agent: str) -> None:
+        """Give `agent`'s leased trial back unfinished: it is queued again at once."""
+        path = f"/api/v1/studies/{study_id}/trials/{number}/release"
+        self._request("POST", path, json={"agent": agent})
+
+    def trial_dataset(
+        self, study_id: int, number: int, agent: str, ref: str
+    ) -> tuple[int, str, bytes]:
+        """An upload of the study's team as `agent`'s leased trial reads it (`ref`: an id,
+        `name` or `name@version`): its id, its format (`csv` or `npz`) and its bytes as
+        uploaded. `ApiError` 404 for any other dataset."""
+        path = f"/api/v1/studies/{study_id}/trials/{number}/datasets/{quote(ref, safe='@')}"
+        response = self._request("GET", path, params={"agent": agent})
+        headers = response.headers
+        return int(headers["x-dataset-id"]), headers["x-dataset-format"], response.content
 
     def finish(self, study_id: int, number: int, agent: str, end: dict[str, Any]) -> dict[str, Any]:
         """End a leased trial: `end` has its state, reason, values, traceback and the reports

@@ -55,6 +55,7 @@ def create_study(
         team_id=team_id,
         name=definition.name,
         trainer=definition.trainer,
+        runs_on=definition.runs_on,
         tags=list(definition.tags),
         definition=definition.model_dump(mode="json", exclude={"history"}),
         budget_trials=definition.budget.trials,

@@ -255,6 +255,11 @@ class StudyDefinition(_Section):
         pattern=r"^[a-z][a-z0-9_-]{0,39}$",
         description="What trains each trial: `numpy` (the built-in engine) or a trainer plugin.",
     )
+    runs_on: Literal["any", "workers", "agents"] = Field(
+        "any",
+        description="Who runs its trials: `workers` (Celery workers, or `hpsearch serve`'s local"
+        " pool), `agents` (`hpsearch agent` on users' machines), or `any` of them.",
+    )
     config: dict[str, Any] | None = Field(
         None,
         description="A trainer plugin's base config; the built-in engine's is `dataset`,"

@@ -18,6 +18,7 @@ from hpsearch.db import queries
 from hpsearch.db.session import session_scope
 from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
+from hpsearch.worker import trainers
 from hpsearch.worker.blas import pin_blas_threads
 from hpsearch.worker.runner import run_trial, worker_name_of
 from hpsearch.worker.sweeper import Sweeper
@@ -71,7 +72,7 @@ class LocalPool:
         self.sweeper = Sweeper(self.dispatch, url).start()
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
-        for trial_id in trial_ids:
+        for trial_id in self._runnable(trial_ids):
             if self.interrupted:
                 return
             pool = self.pool
@@ -83,6 +84,17 @@ class LocalPool:
                 future = pool.submit(run_trial, trial_id, url=self.url)
             self.pids.update(pool._processes or {})  # no public way to know them
             future.add_done_callback(partial(self._when_done, trial_id, pool))
+
+    def _runnable(self, trial_ids: Sequence[int]) -> list[int]:
+        """The trials this pool can run: not of a study run by agents alone, and of a trainer
+        installed here. The others wait queued for an agent's lease (`hpsearch agent`), which
+        is how a study of a trainer only its agents have is served by `hpsearch serve`."""
+        if not trial_ids:
+            return []
+        with session_scope(self.url) as session:
+            routed = queries.trainers_of(session, trial_ids)
+        here = trainers.installed()  # what `run_trial` can load here
+        return [trial_id for trial_id in trial_ids if routed.get(trial_id) in here]
 
     def _when_done(
         self, trial_id: int, pool: ProcessPoolExecutor, future: Future[list[int]]

@@ -6,8 +6,14 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
+import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+from types import FrameType
 from typing import NamedTuple
 
 from hpsearch.db.states import TrialState
@@ -36,6 +42,89 @@ class Outcome(NamedTuple):
 class Interrupted(BaseException):
     """Raised into a trainer still training when its study has ended. A BaseException, as
     KeyboardInterrupt is: a trainer's `except Exception` must not swallow it."""
+
+
+# The signal that interrupts a trainer. Not SIGALRM, which training code may use for timeouts
+# of its own, nor SIGUSR1, Celery's soft time limit.
+_INTERRUPT = signal.SIGUSR2
+
+
+class Stopper:
+    """Stops a trainer that does not stop by itself once its study ended (timed out, cancelled
+    or deleted): one that never reports, or never returns after `report` said stop. Shared by
+    the worker's runner and the agent, whose heartbeat threads learn that the study ended.
+
+    `interrupt` raises `Interrupted` in the trial's thread through a signal, but only while
+    trainer code runs there: never inside hpsearch's own `report`, reads or writes (`shielded`),
+    where `report` answers True instead. Every later beat interrupts again.
+    """
+
+    def __init__(self) -> None:
+        # Python runs signal handlers in the main thread only: a trial run in another thread
+        # (Celery's threads pool, an agent in a thread) can be stopped only by its `report`.
+        self.interruptible = threading.current_thread() is threading.main_thread()
+        self.in_trainer = False  # trainer code runs now, not hpsearch's code it called
+        # Held by the heartbeat thread while it acts, and by the trial's thread as the trainer
+        # returns: no process is killed, nor signalled, for a trainer that already returned.
+        self.lock = threading.Lock()
+        self.training = False
+        self.interrupted_at: float | None = None
+
+    @contextmanager
+    def running_trainer(self) -> Iterator[None]:
+        """Trainer code runs inside: it may be interrupted."""
+        global _RUNNING
+        if self.interruptible:
+            _install_interrupt_handler()
+            _RUNNING, self.training, self.in_trainer = self, True, True
+        try:
+            yield
+        finally:
+            self.in_trainer = False  # first: a signal from here on is ignored
+            with self.lock:
+                _RUNNING, self.training = None, False
+
+    @contextmanager
+    def shielded(self) -> Iterator[None]:
+        """hpsearch's own code, called by the trainer, runs inside: it is never interrupted."""
+        was, self.in_trainer = self.in_trainer, False
+        try:
+            yield
+        finally:
+            self.in_trainer = was
+
+    def interrupt(
+        self, overdue: Callable[[], None] | None = None, overdue_after_s: float = math.inf
+    ) -> None:
+        """Interrupt the trainer if its code runs now (called with each heartbeat once the
+        study no longer runs); `overdue` too once the first interruption is `overdue_after_s`
+        old and the trainer still trains."""
+        with self.lock:
+            if not self.training:
+                return
+            now = time.monotonic()
+            self.interrupted_at = self.interrupted_at or now
+            if overdue is not None and now - self.interrupted_at >= overdue_after_s:
+                overdue()
+            if self.in_trainer:
+                signal.pthread_kill(threading.main_thread().ident or 0, _INTERRUPT)
+
+
+# The stopper of the trial whose trainer runs in this process's main thread now, if any.
+_RUNNING: Stopper | None = None
+
+
+def _on_interrupt(signum: int, frame: FrameType | None) -> None:
+    # A signal that arrives as the trainer returns finds nothing to interrupt: it is ignored.
+    if _RUNNING is not None and _RUNNING.in_trainer:
+        raise Interrupted
+
+
+@cache
+def _install_interrupt_handler() -> None:
+    # Once per process and never removed: a signal sent just as a trainer returns must not
+    # meet the default action, which ends the process.
+    signal.signal(_INTERRUPT, _on_interrupt)
 
 
 class Steps:

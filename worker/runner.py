@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
-from types import FrameType
 from typing import Any, NamedTuple
 
 from sqlalchemy.orm import Session
@@ -30,7 +29,7 @@ from hpsearch.search.pruners import NoPruner
 from hpsearch.trainer import Dataset
 from hpsearch.worker import trainers
 from hpsearch.worker.engine.config import parse_config
-from hpsearch.worker.outcome import Interrupted, Outcome, Steps, train_outcome
+from hpsearch.worker.outcome import Outcome, Steps, Stopper, train_outcome
 
 log = logging.getLogger(__name__)
 
@@ -413,73 +412,25 @@ class _Recorder:
         return self.study_status != StudyStatus.RUNNING
 
 
-# The signal that interrupts a trainer. Not SIGALRM, which training code may use for timeouts
-# of its own, nor SIGUSR1, Celery's soft time limit.
-_INTERRUPT = signal.SIGUSR2
-
-
-class _Stopper:
-    """Stops a trainer that does not stop by itself once its study ended (timed out, cancelled
-    or deleted): one that never reports, or never returns after `report` said stop.
-
-    The heartbeat thread reads the study's status with each beat and calls `study_ended`.
-    That raises `Interrupted` in the trial's thread through a signal, but only while trainer
-    code runs there: never inside hpsearch's own `report`, reads or writes, where `report`
-    answers True instead. Every later beat interrupts again. A trainer still running
-    `lost_after_s` after the first interruption (stuck in native code, or swallowing it) has
-    its process killed, as Celery's hard time limit does, its trial's end written first; unless
-    `may_kill` is False (the process is the user's own), where it trains on until it returns.
+class _Stopper(Stopper):
+    """A worker's `Stopper`: the heartbeat thread reads the study's status with each beat and
+    calls `study_ended`. A trainer still running `lost_after_s` after the first interruption
+    (stuck in native code, or swallowing it) has its process killed, as Celery's hard time
+    limit does, its trial's end written first; unless `may_kill` is False (the process is the
+    user's own), where it trains on until it returns.
     """
 
     def __init__(self, trial_id: int, recorder: _Recorder, *, may_kill: bool = True) -> None:
+        super().__init__()
         self.trial_id = trial_id
         self.recorder = recorder
         self.may_kill = may_kill
-        # Python runs signal handlers in the main thread only: a trial run in another thread
-        # (Celery's threads pool) can be stopped only by its own `report` calls.
-        self.interruptible = threading.current_thread() is threading.main_thread()
-        self.in_trainer = False  # trainer code runs now, not hpsearch's code it called
-        # Held by the heartbeat thread while it acts, and by the trial's thread as the trainer
-        # returns: no process is killed, nor signalled, for a trainer that already returned.
-        self.lock = threading.Lock()
-        self.training = False
-        self.interrupted_at: float | None = None
-
-    @contextmanager
-    def running_trainer(self) -> Iterator[None]:
-        """Trainer code runs inside: it may be interrupted."""
-        global _RUNNING
-        if self.interruptible:
-            _install_interrupt_handler()
-            _RUNNING, self.training, self.in_trainer = self, True, True
-        try:
-            yield
-        finally:
-            self.in_trainer = False  # first: a signal from here on is ignored
-            with self.lock:
-                _RUNNING, self.training = None, False
-
-    @contextmanager
-    def shielded(self) -> Iterator[None]:
-        """hpsearch's own code, called by the trainer, runs inside: it is never interrupted."""
-        was, self.in_trainer = self.in_trainer, False
-        try:
-            yield
-        finally:
-            self.in_trainer = was
 
     def study_ended(self, status: StudyStatus | None, session: Session) -> None:
         """Called by the heartbeat thread with each beat once the study no longer runs."""
         self.recorder.study_status = status
-        with self.lock:
-            if not self.training:
-                return
-            now = time.monotonic()
-            self.interrupted_at = self.interrupted_at or now
-            if self.may_kill and now - self.interrupted_at >= get_settings().lost_after_s:
-                self._kill(status, session)
-            if self.in_trainer:
-                signal.pthread_kill(threading.main_thread().ident or 0, _INTERRUPT)
+        overdue = (lambda: self._kill(status, session)) if self.may_kill else None
+        self.interrupt(overdue, get_settings().lost_after_s)
 
     def _kill(self, status: StudyStatus | None, session: Session) -> None:
         reason = "timeout" if status == StudyStatus.TIMED_OUT else coordinator.CANCELLED_REASON
@@ -488,23 +439,6 @@ class _Stopper:
         session.commit()
         log.error("trial %s: %s", self.trial_id, reason)
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-# The stopper of the trial whose trainer runs in this process's main thread now, if any.
-_RUNNING: _Stopper | None = None
-
-
-def _on_interrupt(signum: int, frame: FrameType | None) -> None:
-    # A signal that arrives as the trainer returns finds nothing to interrupt: it is ignored.
-    if _RUNNING is not None and _RUNNING.in_trainer:
-        raise Interrupted
-
-
-@cache
-def _install_interrupt_handler() -> None:
-    # Once per process and never removed: a signal sent just as a trainer returns must not
-    # meet the default action, which ends the process.
-    signal.signal(_INTERRUPT, _on_interrupt)
 
 
 class _Heartbeats:

@@ -140,13 +140,14 @@ class CeleryDispatcher:
                 "could not route trials %s (%r); the next re-send sends them", trial_ids, exc
             )
             return
-        for i, trial_id in enumerate(trial_ids):
+        # A trial left out waits for an agent (its study runs on agents alone), or is gone.
+        routed = [trial_id for trial_id in trial_ids if trial_id in trainers]
+        for i, trial_id in enumerate(routed):
             try:
-                queue = trainer_queue(trainers.get(trial_id, BUILTIN_TRAINER))
-                run_trial_task.apply_async((trial_id,), queue=queue)
+                run_trial_task.apply_async((trial_id,), queue=trainer_queue(trainers[trial_id]))
             except Exception as exc:  # not only connection errors: kombu's AttributeError too
                 BROKER.failed(exc)
-                _unsent(list(trial_ids[i:]))
+                _unsent(routed[i:])
                 return
             BROKER.succeeded()
 

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/api/v1/trainers", tags=["trainers"])
 
 @router.get("")
 def list_trainers(session: SessionDep, caller: CallerDep) -> list[TrainerPublic]:
-    """Every trainer a worker has offered, its schema, settings and metrics, and which live
-    workers offer it now. Trainers are installed by whoever runs the workers: every team sees
-    them."""
-    return trainers_public(session)
+    """Every trainer a worker, or an agent of the caller's teams, has offered, its schema,
+    settings and metrics, and which live workers and agents offer it now. Trainers installed
+    on workers are every team's; an agent's trainer is its team's alone."""
+    return trainers_public(session, caller.team_ids)

@@ -38,8 +38,9 @@ def agent(
     token: TokenOption = None,
 ) -> None:
     """Lease the study's trials from the server one at a time and train them here, reporting
-    each step, until the study ends. A trial this agent stops reporting on (it was killed,
-    say) is ended `failed: lost` after the server's lease time and runs again elsewhere."""
+    each step, until the study ends. Ctrl-C (or SIGTERM) gives the running trial back: it is
+    queued again at once. A trial this agent stops reporting on (it was killed, say) is ended
+    `failed: lost` after the server's lease time and runs again elsewhere."""
     from hpsearch.agent import agent as run_agent
     from hpsearch.agent import load_trainer
     from hpsearch.client import ApiError
@@ -53,4 +54,11 @@ def agent(
     except ApiError as exc:
         console.print(str(exc), style="red", markup=False)
         raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        # Its trial, if it had one, is queued again already (see the log line above).
+        again = f"hpsearch agent {study_id} --trainer {trainer}"
+        console.print(
+            f"interrupted; to go on running study {study_id} here: {again}", soft_wrap=True
+        )
+        raise typer.Exit(130) from None
     console.print(f"study {study_id}: {ran} trials run by this agent")

@@ -58,6 +58,12 @@ def run_here(
 
 def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
     _, definition = read_study_file(study_file)
+    if definition.runs_on == "agents":  # nothing here would ever run a trial
+        console.print(
+            f"[red]{study_file}: runs_on: agents: `hpsearch run` runs trials here; submit it"
+            " to a server (`hpsearch submit`) and start `hpsearch agent` for it[/red]"
+        )
+        raise typer.Exit(2)
     if definition.trainer != BUILTIN_TRAINER:  # judged by the trainers installed here
         try:
             check_trainer(definition, trainers.describe(trainers.get(definition.trainer)))

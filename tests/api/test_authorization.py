@@ -98,12 +98,26 @@ MATRIX: dict[tuple[str, str], Case] = {
     ("get", "/api/v1/studies/{study_id}/trials/{number}/weights"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0/weights", "read"
     ),
-    # An agent's routes: leasing, reporting and finishing trials are a member's writes.
+    # An agent's routes: offering its trainer, leasing, reporting and finishing trials are a
+    # member's writes.
+    ("post", "/api/v1/studies/{study_id}/offer"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/offer",
+        "write",
+        lambda _: {"json": {"agent": "laptop:1", "host": "laptop", "trainer": {"name": "fit"}}},
+    ),
     ("post", "/api/v1/studies/{study_id}/lease"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/lease", "write", lambda _: AGENT
     ),
     ("post", "/api/v1/studies/{study_id}/trials/{number}/report"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0/report", "write", lambda _: AGENT
+    ),
+    ("post", "/api/v1/studies/{study_id}/trials/{number}/release"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/trials/0/release", "write", lambda _: AGENT
+    ),
+    ("get", "/api/v1/studies/{study_id}/trials/{number}/datasets/{ref}"): Case(
+        lambda a: f"/api/v1/studies/{a.study_id}/trials/0/datasets/{a.dataset_id}",
+        "write",
+        lambda _: {"params": {"agent": "laptop:1"}},
     ),
     ("post", "/api/v1/studies/{study_id}/trials/{number}/finish"): Case(
         lambda a: f"/api/v1/studies/{a.study_id}/trials/0/finish",
