@@ -352,6 +352,9 @@ def test_an_agents_trainer_reads_the_studys_uploads_once_as_a_worker_does(
 
     def train(config: dict, context: Any) -> dict:
         read.extend(context.dataset(str(ours)).content for _ in range(2))
+        # By name too, as the study file names uploads: the same dataset, its id given.
+        named = context.dataset("table@1")
+        assert (named.id, named.content) == (ours, read[-1])
         with pytest.raises(LookupError, match=f"no dataset {theirs_id} in this study's team"):
             context.dataset(str(theirs_id))
         return {"val_accuracy": 0.5}
@@ -359,10 +362,10 @@ def test_an_agents_trainer_reads_the_studys_uploads_once_as_a_worker_does(
     assert agent(study_id, train, url=stack.base, token=stack.token) == 2
     # Two trials read it twice each; it was fetched once (the other team's, refused, each time).
     assert len(read) == 4 and len({*read}) == 1
-    assert [a[-1] for a in fetched].count(ours) == 1
+    assert [a[-1] for a in fetched].count(str(ours)) == 1
     # The same bytes, and arrays, as a worker's `context.dataset` gives.
     created_at = stack.sql("SELECT created_at FROM studies WHERE id = :id", id=study_id)[0][0]
-    worker = _dataset(ours, study_id, created_at, stack.database_url)
+    worker = _dataset(str(ours), study_id, created_at, stack.database_url)
     assert worker is not None and worker.content == read[0]
     with np.load(io.BytesIO(read[0]), allow_pickle=False) as loaded:
         assert set(loaded.files) == {"X", "y"}
