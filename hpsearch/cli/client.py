@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 import yaml
@@ -17,7 +17,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hpsearch.cli.study_file import read_study_file
 from hpsearch.client import (
     DEFAULT_URL,
     ApiError,
@@ -26,16 +25,10 @@ from hpsearch.client import (
     resolve,
     write_config,
 )
-from hpsearch.db.datasets import content_hash
 from hpsearch.db.settings import get_settings
-from hpsearch.worker.engine import (
-    ENGINE_VERSION,
-    ConfigError,
-    TrainConfig,
-    Upload,
-    load_splits,
-    train,
-)
+
+if TYPE_CHECKING:  # the engine (NumPy) loads for `train` only, not for every command here
+    from hpsearch.worker.engine import TrainConfig, Upload
 
 console = Console()
 presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
@@ -107,6 +100,8 @@ def submit(
     token: TokenOption = None,
 ) -> None:
     """Check a study file here, send it to the server and print the new study's id."""
+    from hpsearch.cli.study_file import read_study_file  # the search layer, to check it
+
     document, _ = read_study_file(study_file)
     with _connected(url, token) as client:
         study = client.create_study(document, team=team)
@@ -406,6 +401,8 @@ def train_preset(
     token: TokenOption = None,
 ) -> None:
     """Retrain a preset's config on this machine and show its metrics beside the stored ones."""
+    from hpsearch.worker.engine import ENGINE_VERSION, ConfigError, TrainConfig, load_splits, train
+
     with _connected(url, token) as client:
         found = client.preset(preset)
     if found["engine_version"] != ENGINE_VERSION:
@@ -433,6 +430,9 @@ def _upload(config: TrainConfig, preset: dict[str, Any], data: Path | None) -> U
     The server does not hand uploads out, so the user supplies the file; its hash must be
     the preset's, or the comparison would be with other data.
     """
+    from hpsearch.db.datasets import content_hash
+    from hpsearch.worker.engine import Upload
+
     dataset = config.dataset.name
     if not dataset.isdigit():
         if data is not None:
