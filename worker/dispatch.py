@@ -6,6 +6,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -19,15 +20,26 @@ from hpsearch.db.session import session_scope
 from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
 from hpsearch.worker.blas import pin_blas_threads
+from hpsearch.worker.engine import kernels
 from hpsearch.worker.runner import run_trial, worker_name_of
 from hpsearch.worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the terminal's whole process group: the parent stops the pool itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# What ends `hpsearch run` as Ctrl-C does: the runner's to handle, not its trial processes'.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _start_trial_process(ignore_interrupts: bool) -> None:
+    """A pool process's start: the engine's kernels compile (or load) here, not in the clock of
+    its first trial."""
+    if ignore_interrupts:
+        # Ctrl-C reaches the terminal's whole process group (and a closed terminal's SIGHUP,
+        # a `kill` of the group's SIGTERM): the parent stops the pool itself.
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_IGN)
+    kernels.load()
 
 
 class Dispatcher(Protocol):
@@ -48,29 +60,56 @@ class LocalPool:
     """
 
     def __init__(
-        self, workers: int, *, url: str | None = None, ignore_interrupts: bool = False
+        self,
+        workers: int,
+        *,
+        url: str | None = None,
+        ignore_interrupts: bool = False,
+        fork: bool = False,
     ) -> None:
-        """`ignore_interrupts`: the pool's processes ignore SIGINT, for a caller that handles
-        Ctrl-C itself with `interrupt()`."""
+        """`ignore_interrupts`: the pool's processes ignore SIGINT, SIGTERM and SIGHUP, for a
+        caller that handles them itself with `interrupt()`.
+
+        `fork`: start the processes now by forking this one, for a caller that runs no thread
+        yet (`hpsearch run`): they start with everything imported, rather than each importing it
+        all again (about a second), and load the kernels while the caller readies its database;
+        the sweeper then starts with the first `dispatch`, once that database is ready. Linux
+        only; a pool started again after a process died spawns, as threads run by then.
+        """
         self.url = url
         self.interrupted = False
         pin_blas_threads()
-        # spawn: a forked child would inherit this process's database connections.
+        initializer = partial(_start_trial_process, ignore_interrupts)
+        # spawn: a process forked once threads run may inherit a lock one of them held.
         self.make_pool = partial(
             ProcessPoolExecutor,
             workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_interrupts if ignore_interrupts else None,
+            initializer=initializer,
         )
-        self.pool = self.make_pool()
+        forked = fork and sys.platform == "linux"
+        if forked:
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
+            )
+            # Forks every process now, before the executor's and this pool's threads start.
+            self.pool.submit(int)
+        else:
+            self.pool = self.make_pool()
         self.pids: set[int] = set()  # the current pool's processes, for when it breaks
         self.replacing = threading.Lock()  # the refiller and the sweeper may both find it broken
         # Successors are submitted from a thread of their own: a done-callback runs on the
         # pool's manager thread, which must not submit to the pool it is managing.
         self.refiller = ThreadPoolExecutor(1, thread_name_prefix="refill")
-        self.sweeper = Sweeper(self.dispatch, url).start()
+        self.sweeper = Sweeper(self.dispatch, url)
+        self.sweeping = not forked
+        if self.sweeping:
+            self.sweeper.start()
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
+        if not self.sweeping:  # the first dispatch, from the only thread there is yet
+            self.sweeping = True
+            self.sweeper.start()
         for trial_id in trial_ids:
             if self.interrupted:
                 return
@@ -131,19 +170,24 @@ class LocalPool:
         """Stop now: end the trial processes mid-trial and dispatch nothing more. Their trials
         stay `running` in the database; the caller decides what becomes of them."""
         self.interrupted = True
-        self.sweeper.stop()
+        self._stop_sweeping()
         self.refiller.shutdown(wait=True, cancel_futures=True)
-        # The executor has no public way to end its processes before Python 3.14.
+        # The executor has no public way to end its processes before Python 3.14; they may
+        # ignore SIGTERM (`ignore_interrupts`).
         for process in list((self.pool._processes or {}).values()):
-            process.terminate()
+            process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def shutdown(self) -> None:
         if self.interrupted:
             return
-        self.sweeper.stop()
+        self._stop_sweeping()
         self.refiller.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _stop_sweeping(self) -> None:
+        if self.sweeping:
+            self.sweeper.stop()
 
 
 class InProcess:

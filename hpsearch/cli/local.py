@@ -9,14 +9,13 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hpsearch.api.errors import Invalid
-from hpsearch.api.submission import check_trainer
 from hpsearch.cli.study_file import read_study_file
 from hpsearch.db import queries
 from hpsearch.db.migrate import upgrade
@@ -25,7 +24,7 @@ from hpsearch.db.session import session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
 from hpsearch.worker import trainers
-from hpsearch.worker.dispatch import LocalPool
+from hpsearch.worker.dispatch import STOP_SIGNALS, LocalPool
 
 console = Console()
 
@@ -39,26 +38,62 @@ def run_here(
 ) -> None:
     """Run a new study from `study_file`, or continue stopped study `resume`, to its end;
     print its best trial. `db` is the --db given (repeated in the command that resumes)."""
-    if study_file is not None:
-        study_id, definition, first = _start(study_file, url)
-    else:
+    if study_file is None:
         assert resume is not None
         study_id, definition, first = _resume(resume, url)
-    pool = LocalPool(workers or definition.budget.parallelism, url=url, ignore_interrupts=True)
+        pool = _pool(definition, url, workers)
+    else:
+        definition = _read(study_file, url)
+        # Forked before the database is touched: its processes load the kernels meanwhile.
+        pool = _pool(definition, url, workers)
+        try:
+            study_id, first = _start(definition, url)
+        except BaseException:
+            pool.interrupt()  # no study yet (an error, Ctrl-C): nothing to resume
+            raise
+    # After the fork: SIGTERM (kill, systemd, a container's stop) and SIGHUP (its terminal
+    # closed) end the run as Ctrl-C does, not this process alone with its children left behind.
+    for stop in STOP_SIGNALS[1:]:
+        signal.signal(stop, _stop)
     try:
         first(pool.dispatch)
         _watch(study_id, definition, url)
+    except Stopped as stopped:
+        _interrupt(pool, study_id, url, db)
+        raise typer.Exit(128 + stopped.signum) from None
     except KeyboardInterrupt:
         _interrupt(pool, study_id, url, db)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + signal.SIGINT) from None
     finally:
         pool.shutdown()
     _print_best(study_id, definition, url)
 
 
-def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the runner."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def _pool(definition: StudyDefinition, url: str, workers: int) -> LocalPool:
+    # No more processes than trials: each costs a fork and its memory.
+    size = min(workers or definition.budget.parallelism, definition.budget.trials)
+    return LocalPool(size, url=url, ignore_interrupts=True, fork=True)
+
+
+def _read(study_file: Path, url: str) -> StudyDefinition:
+    """The study file's definition, its trainer checked; exit 2 naming the field if invalid."""
     _, definition = read_study_file(study_file)
     if definition.trainer != BUILTIN_TRAINER:  # judged by the trainers installed here
+        from hpsearch.api.errors import Invalid  # FastAPI loads for a plugin's study only
+        from hpsearch.api.submission import check_trainer
+
         try:
             check_trainer(definition, trainers.describe(trainers.get(definition.trainer)))
         except LookupError as exc:
@@ -71,17 +106,17 @@ def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
         f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
         f"{definition.strategy.type} search, database {url}"
     )
+    return definition
+
+
+def _start(definition: StudyDefinition, url: str) -> tuple[int, Start]:
     upgrade(url)
     with session_scope(url) as session:
         study = coordinator.create_study(
             session, team_id=queries.ensure_team(session), definition=definition
         )
     console.print(f"study {study.id}")
-    return (
-        study.id,
-        definition,
-        lambda dispatch: coordinator.refill(study.id, dispatch=dispatch, url=url),
-    )
+    return study.id, lambda dispatch: coordinator.refill(study.id, dispatch=dispatch, url=url)
 
 
 def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
@@ -115,8 +150,10 @@ def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
 
 
 def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None:
-    """Ctrl-C: end the trial processes, queue their trials again, say how to continue."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    """Ctrl-C (or SIGTERM, SIGHUP): end the trial processes, queue their trials again, say how
+    to continue."""
+    for stop in STOP_SIGNALS:  # a second one must not cut this short
+        signal.signal(stop, signal.SIG_IGN)
     pool.interrupt()
     with session_scope(url) as session:
         requeued = coordinator.interrupt_study(session, study_id)
