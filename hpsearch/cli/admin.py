@@ -7,16 +7,17 @@ teams).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from hpsearch.cli.listing import FormatOption, show, table
 from hpsearch.db.states import Role
 
 if TYPE_CHECKING:  # SQLAlchemy loads when an admin command runs, not with every `hpsearch` one
@@ -123,25 +124,40 @@ def create_token(
 
 
 @admin_app.command("list-tokens")
-def list_tokens(user: str, db: DbOption = None) -> None:
+def list_tokens(user: str, format: FormatOption = "table", db: DbOption = None) -> None:
     """A user's tokens, newest first, by prefix (the secrets are never stored)."""
     from hpsearch.db import accounts
 
-    table = Table(title=f"tokens of {escape(user)}")
-    for column in ("id", "name", "prefix", "state", "created", "expires", "last used"):
-        table.add_column(column, overflow="fold")
     with _database(db) as session:
-        for token in accounts.tokens_of(session, _user(session, user).id):
-            table.add_row(
-                str(token.id),
-                escape(token.name),
-                token.prefix,
-                _state(token),
-                _when(token.created_at),
-                _when(token.expires_at) or "never",
-                _when(token.last_used_at),
+        tokens = [
+            {
+                "id": token.id,
+                "name": token.name,
+                "prefix": token.prefix,
+                "state": _state(token),
+                "created": _when(token.created_at),
+                "expires": _when(token.expires_at),
+                "last_used": _when(token.last_used_at),
+            }
+            for token in accounts.tokens_of(session, _user(session, user).id)
+        ]
+
+    def draw(rows: Sequence[Mapping[str, Any]]) -> Table:
+        columns = ("id", "name", "prefix", "state", "created", "expires", "last used")
+        drawn = table(*columns, numeric=("id",), title=f"tokens of {escape(user)}")
+        for row in rows:
+            drawn.add_row(
+                str(row["id"]),
+                escape(row["name"]),
+                row["prefix"],
+                row["state"],
+                row["created"],
+                row["expires"] or "never",
+                row["last_used"],
             )
-    console.print(table)
+        return drawn
+
+    show(tokens, format, empty=f"{escape(user)} has no tokens", draw=draw, console=console)
 
 
 @admin_app.command("revoke-token")

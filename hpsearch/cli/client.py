@@ -3,9 +3,7 @@ datasets, presets, train. Each goes through `hpsearch.Client`'s public methods."
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
@@ -17,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from hpsearch.cli.listing import Format, FormatOption, number, show, table, write
 from hpsearch.client import (
     DEFAULT_URL,
     ApiError,
@@ -147,11 +146,7 @@ def _print_study(study: dict[str, Any]) -> None:
 
 
 def _params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{name}={_number(value)}" for name, value in params.items())
-
-
-def _number(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+    return " ".join(f"{name}={number(value)}" for name, value in params.items())
 
 
 def _duration(seconds: float) -> str:
@@ -163,8 +158,7 @@ def _duration(seconds: float) -> str:
 def trials(
     study_id: StudyArgument,
     format: Annotated[
-        Literal["table", "csv", "json"],
-        typer.Option(help="csv or json: one flat row per trial, for other tools."),
+        Format, typer.Option(help="csv or json: one flat row per trial, for other tools.")
     ] = "table",
     limit: Annotated[
         int | None, typer.Option(min=1, help="Show at most this many (default: all).")
@@ -177,33 +171,35 @@ def trials(
         if limit is not None:
             _fail("--limit: only with --format table")
         with _connected(url, token) as client:
-            _write(client.export_trials(study_id, format))
+            write(client.export_trials(study_id, format))
         return
     with _connected(url, token) as client:
         rows = client.trials(study_id)
-    table = _table("#", "state", "reason", "value", "params", right=("#", "value"))
-    for trial in rows[:limit]:
-        table.add_row(
-            str(trial["number"]),
-            trial["state"],
-            escape(trial["reason"] or ""),
-            "" if trial["value"] is None else f"{trial['value']:.6g}",
-            escape(_params_text(trial["params"])),
-        )
-    table.title = f"study {study_id}"
-    console.print(table)
+
+    def draw(shown: Sequence[Mapping[str, Any]]) -> Table:
+        columns = ("#", "state", "reason", "value", "params")
+        drawn = table(*columns, numeric=("#", "value"), title=f"study {study_id}")
+        for trial in shown:
+            drawn.add_row(
+                str(trial["number"]),
+                trial["state"],
+                escape(trial["reason"] or ""),
+                _cell(trial["value"]),
+                escape(_params_text(trial["params"])),
+            )
+        return drawn
+
+    show(
+        rows[:limit],
+        "table",
+        empty=f"no trials in study {study_id} yet",
+        draw=draw,
+        console=console,
+    )
 
 
-def _table(*columns: str, right: tuple[str, ...] = ()) -> Table:
-    table = Table()
-    for column in columns:
-        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
-    return table
-
-
-def _write(text: str) -> None:
-    # Not through rich: its wrapping and markup would change the file's text.
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+def _cell(value: Any) -> str:
+    return "" if value is None else number(value)
 
 
 @studies_app.command("list")
@@ -211,24 +207,30 @@ def studies_list(
     team: Annotated[str | None, typer.Option(help="Only this team's studies.")] = None,
     status: Annotated[str | None, typer.Option(help="running, complete, cancelled, ...")] = None,
     name: Annotated[str | None, typer.Option(help="Part of the name.")] = None,
+    format: FormatOption = "table",
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Your teams' studies, newest first."""
     with _connected(url, token) as client:
         found = client.studies(team=team, status=status, name=name)
-    table = _table("id", "name", "team", "status", "trials", "best", "created", right=("id",))
-    for study in found:
-        table.add_row(
+    show(found, format, empty="no studies", draw=_studies_table, console=console)
+
+
+def _studies_table(studies: Sequence[Mapping[str, Any]]) -> Table:
+    numeric = ("id", "trials", "best")
+    drawn = table("id", "name", "team", "status", "trials", "best", "created", numeric=numeric)
+    for study in studies:
+        drawn.add_row(
             str(study["id"]),
             escape(study["name"]),
             escape(study["team"]),
             study["status"],
             f"{study['trials_finished']}/{study['budget_trials']}",
-            "" if study["best_value"] is None else _number(study["best_value"]),
+            _cell(study["best_value"]),
             study["created_at"][:19],
         )
-    console.print(table)
+    return drawn
 
 
 @studies_app.command("cancel")
@@ -280,14 +282,21 @@ def datasets_upload(
 
 
 @datasets_app.command("list")
-def datasets_list(url: UrlOption = None, token: TokenOption = None) -> None:
+def datasets_list(
+    format: FormatOption = "table", url: UrlOption = None, token: TokenOption = None
+) -> None:
     """Your teams' uploaded datasets."""
     with _connected(url, token) as client:
         found = client.datasets()
-    table = _table("id", "name", "team", "format", "rows", "task", "created", right=("id", "rows"))
-    for dataset in found:
+    show(found, format, empty="no datasets", draw=_datasets_table, console=console)
+
+
+def _datasets_table(datasets: Sequence[Mapping[str, Any]]) -> Table:
+    columns = ("id", "name", "team", "format", "rows", "task", "created")
+    drawn = table(*columns, numeric=("id", "rows"))
+    for dataset in datasets:
         summary = dataset["summary"]
-        table.add_row(
+        drawn.add_row(
             str(dataset["id"]),
             escape(dataset["name"]),
             escape(dataset["team"]),
@@ -296,7 +305,7 @@ def datasets_list(url: UrlOption = None, token: TokenOption = None) -> None:
             str(summary.get("task", "")),
             dataset["created_at"][:19],
         )
-    console.print(table)
+    return drawn
 
 
 @datasets_app.command("delete")
@@ -315,13 +324,19 @@ def datasets_delete(
 
 
 @presets_app.command("list")
-def presets_list(url: UrlOption = None, token: TokenOption = None) -> None:
+def presets_list(
+    format: FormatOption = "table", url: UrlOption = None, token: TokenOption = None
+) -> None:
     """Every version of your teams' presets and of public ones."""
     with _connected(url, token) as client:
         found = client.presets()
-    table = _table("ref", "visibility", "from", "validation metrics", "by", "created")
-    for preset in found:
-        table.add_row(
+    show(found, format, empty="no presets", draw=_presets_table, console=console)
+
+
+def _presets_table(presets: Sequence[Mapping[str, Any]]) -> Table:
+    drawn = table("ref", "visibility", "from", "validation metrics", "by", "created")
+    for preset in presets:
+        drawn.add_row(
             escape(preset["ref"]),
             preset["visibility"],
             f"study {preset['study_id']}" if preset["study_id"] else "",
@@ -329,12 +344,12 @@ def presets_list(url: UrlOption = None, token: TokenOption = None) -> None:
             escape(preset["created_by"] or ""),
             preset["created_at"][:19],
         )
-    console.print(table)
+    return drawn
 
 
 def _metrics_text(values: dict[str, Any] | None, prefix: str = "") -> str:
     chosen = sorted((k, v) for k, v in (values or {}).items() if k.startswith(prefix))
-    return " ".join(f"{k}={_number(v)}" for k, v in chosen)
+    return " ".join(f"{k}={number(v)}" for k, v in chosen)
 
 
 @presets_app.command("show")
@@ -367,7 +382,7 @@ def presets_export(
     with _connected(url, token) as client:
         text = client.export_preset(ref, format)
     if output is None:
-        _write(text)
+        write(text)
         return
     try:
         output.write_text(text)
@@ -468,8 +483,8 @@ def _print_comparison(preset: dict[str, Any], metrics: dict[str, float]) -> None
         both = isinstance(was, int | float) and isinstance(now, int | float)
         table.add_row(
             name,
-            "" if was is None else _number(was),
-            "" if now is None else _number(now),
+            _cell(was),
+            _cell(now),
             f"{now - was:+.3g}" if both else "",  # type: ignore[operator]
         )
     console.print(table)
