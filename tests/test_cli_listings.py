@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import tiny_study
 from tests.test_cli import hpsearch as local_hpsearch
 from tests.test_cli_client import (
     HPSEARCH,
@@ -42,14 +41,28 @@ def run(api: Server, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def finished(server: Server) -> dict[str, Any]:  # noqa: F811
-    """A study with long parameter names and numbers of many digits, run to its end."""
-    space = {
-        "training.learning_rate": {"type": "float", "low": 0.001234567, "high": 0.5, "log": True},
-        "training.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
+    """A study with long parameter names, numbers of many digits and long reasons (trials that
+    diverged), run to its end."""
+    study = {
+        "name": "many-digits",
+        "dataset": {"name": "cubic"},
+        "model": {"type": "linear"},
+        "training": {"loss": "mse", "optimizer": "sgd", "epochs": 5, "batch_size": 16},
+        "space": {
+            "training.learning_rate": {
+                "type": "float",
+                "low": 0.001234567,
+                "high": 100.0,
+                "log": True,
+            },
+            "training.weight_decay": {"type": "float", "low": 1e-6, "high": 1e-3, "log": True},
+        },
+        "strategy": {"type": "random", "seed": 1},
+        "objective": {"metric": "val_loss", "direction": "minimize"},
+        "budget": {"trials": 6, "parallelism": 2},
     }
     with server.client() as client:
-        study = client.create_study(tiny_study(name="digits-many", space=space))
-        return _finish(client, study["id"])
+        return _finish(client, client.create_study(study)["id"])
 
 
 def test_an_empty_list_says_so_and_is_empty_as_json_or_csv(server: Server) -> None:  # noqa: F811
@@ -67,14 +80,16 @@ def test_numbers_stay_whole_at_80_columns(server: Server, finished: dict[str, An
     trials = json.loads(run(server, "trials", study_id, "--format", "json").stdout)
     shown = run(server, "trials", study_id).stdout
     assert max(len(line) for line in shown.splitlines()) <= 80
+    assert {t["state"] for t in trials} == {"complete", "failed"}  # some diverged
     for trial in trials:
-        value = f"{trial['value']:.4g}"
-        # The value column holds the value whole, to 4 significant digits.
-        assert re.search(rf"│\s*{trial['number']}\s*│\s*complete\s*│\s*│\s*{value}\s*│", shown)
+        value = "" if trial["value"] is None else f"{trial['value']:.6g}"
+        # The value column holds the value whole, to 6 significant digits.
+        row = rf"│\s*{trial['number']}\s*│\s*{trial['state']}\s*│[^│]*│\s*{value}\s*│"
+        assert re.search(row, shown), (row, shown)
         for name in ("training.learning_rate", "training.weight_decay"):
-            assert f"{name}={trial['params.' + name]:.4g}" in shown, (name, shown)
-    listed = run(server, "studies", "list", "--name", "digits-many").stdout
-    assert re.search(rf"│\s*{study_id}\s*│.*│\s*{finished['best_trial']['value']:.4g}\s*│", listed)
+            assert f"{name}={trial['params.' + name]:.6g}" in shown, (name, shown)
+    listed = run(server, "studies", "list", "--name", "many-digits").stdout
+    assert re.search(rf"│\s*{study_id}\s*│.*│\s*{finished['best_trial']['value']:.6g}\s*│", listed)
 
 
 def test_every_listing_prints_the_same_rows_as_json_and_csv(
@@ -87,7 +102,7 @@ def test_every_listing_prints_the_same_rows_as_json_and_csv(
     assert [row["id"] for row in as_json] == [int(row["id"]) for row in rows]
     (ours,) = [row for row in rows if int(row["id"]) == finished["id"]]
     assert float(ours["best_value"]) == finished["best_trial"]["value"]  # full precision
-    assert ours["name"] == "digits-many" and ours["status"] == "complete"
+    assert ours["name"] == "many-digits" and ours["status"] == "complete"
 
 
 def test_the_operators_token_listing_takes_a_format_too(tmp_path: Path) -> None:

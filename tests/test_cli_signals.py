@@ -4,12 +4,12 @@ it started gone with it."""
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import pytest
 
+from tests.servers import pid_alive
 from tests.test_cli import _run_grid_study_until_mid_way, _states
 
 
@@ -31,14 +31,6 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stop_signal_ends_the_run_like_ctrl_c_with_no_process_left(
     tmp_path: Path, stop: signal.Signals
@@ -53,4 +45,4 @@ def test_a_stop_signal_ends_the_run_like_ctrl_c_with_no_process_left(
     assert "hpsearch run --resume 1" in out
     stopped = _states(tmp_path / "hpsearch.db")
     assert "running" not in stopped and "queued" in stopped
-    assert [pid for pid in children if alive(pid)] == []
+    assert [pid for pid in children if pid_alive(pid)] == []

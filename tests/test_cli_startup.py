@@ -18,7 +18,17 @@ from tests.conftest import ROOT, tiny_study
 from tests.test_cli import HPSEARCH
 
 # What `hpsearch run`, `serve` and `worker` need, and the commands that talk to a server do not.
-HEAVY = ("sqlalchemy", "alembic", "optuna", "numpy", "numba", "fastapi", "celery", "uvicorn")
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "optuna",
+    "numpy",
+    "numba",
+    "fastapi",
+    "celery",
+    "uvicorn",
+    "pydantic_settings",  # a tenth of a second: read by the commands that need the settings
+)
 PROBE = """
 import json, sys
 sys.argv = ["hpsearch", *json.loads(sys.argv[1])]

@@ -142,11 +142,9 @@ def list_tokens(user: str, format: FormatOption = "table", db: DbOption = None) 
             for token in accounts.tokens_of(session, _user(session, user).id)
         ]
 
-    def draw(rows: Sequence[Mapping[str, Any]]) -> Table:
-        columns = ("id", "name", "prefix", "state", "created", "expires", "last used")
-        drawn = table(*columns, numeric=("id",), title=f"tokens of {escape(user)}")
-        for row in rows:
-            drawn.add_row(
+    def draw(shown: Sequence[Mapping[str, Any]]) -> Table:
+        rows = [
+            (
                 str(row["id"]),
                 escape(row["name"]),
                 row["prefix"],
@@ -155,7 +153,10 @@ def list_tokens(user: str, format: FormatOption = "table", db: DbOption = None) 
                 row["expires"] or "never",
                 row["last_used"],
             )
-        return drawn
+            for row in shown
+        ]
+        columns = ("id", "name", "prefix", "state", "created", "expires", "last used")
+        return table(*columns, rows=rows, numeric=("id",), title=f"tokens of {escape(user)}")
 
     show(tokens, format, empty=f"{escape(user)} has no tokens", draw=draw, console=console)
 

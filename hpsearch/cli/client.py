@@ -24,7 +24,6 @@ from hpsearch.client import (
     resolve,
     write_config,
 )
-from hpsearch.db.settings import get_settings
 
 if TYPE_CHECKING:  # the engine (NumPy) loads for `train` only, not for every command here
     from hpsearch.worker.engine import TrainConfig, Upload
@@ -145,8 +144,8 @@ def _print_study(study: dict[str, Any]) -> None:
         console.print(f"  [yellow]waiting: {escape(study['waiting'])}[/yellow]")
 
 
-def _params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{name}={number(value)}" for name, value in params.items())
+def _params_text(params: dict[str, Any], between: str = " ") -> str:
+    return between.join(f"{name}={number(value)}" for name, value in params.items())
 
 
 def _duration(seconds: float) -> str:
@@ -177,17 +176,19 @@ def trials(
         rows = client.trials(study_id)
 
     def draw(shown: Sequence[Mapping[str, Any]]) -> Table:
-        columns = ("#", "state", "reason", "value", "params")
-        drawn = table(*columns, numeric=("#", "value"), title=f"study {study_id}")
-        for trial in shown:
-            drawn.add_row(
+        rows = [
+            (
                 str(trial["number"]),
                 trial["state"],
                 escape(trial["reason"] or ""),
                 _cell(trial["value"]),
-                escape(_params_text(trial["params"])),
+                escape(_params_text(trial["params"], "\n")),
             )
-        return drawn
+            for trial in shown
+        ]
+        columns = ("#", "state", "reason", "value", "params")
+        numeric, title = ("#", "value"), f"study {study_id}"
+        return table(*columns, rows=rows, numeric=numeric, whole=("params",), title=title)
 
     show(
         rows[:limit],
@@ -218,10 +219,8 @@ def studies_list(
 
 
 def _studies_table(studies: Sequence[Mapping[str, Any]]) -> Table:
-    numeric = ("id", "trials", "best")
-    drawn = table("id", "name", "team", "status", "trials", "best", "created", numeric=numeric)
-    for study in studies:
-        drawn.add_row(
+    rows = [
+        (
             str(study["id"]),
             escape(study["name"]),
             escape(study["team"]),
@@ -230,7 +229,10 @@ def _studies_table(studies: Sequence[Mapping[str, Any]]) -> Table:
             _cell(study["best_value"]),
             study["created_at"][:19],
         )
-    return drawn
+        for study in studies
+    ]
+    columns = ("id", "name", "team", "status", "trials", "best", "created")
+    return table(*columns, rows=rows, numeric=("id", "trials", "best"))
 
 
 @studies_app.command("cancel")
@@ -292,20 +294,20 @@ def datasets_list(
 
 
 def _datasets_table(datasets: Sequence[Mapping[str, Any]]) -> Table:
-    columns = ("id", "name", "team", "format", "rows", "task", "created")
-    drawn = table(*columns, numeric=("id", "rows"))
-    for dataset in datasets:
-        summary = dataset["summary"]
-        drawn.add_row(
+    rows = [
+        (
             str(dataset["id"]),
             escape(dataset["name"]),
             escape(dataset["team"]),
             dataset["format"],
-            str(summary.get("rows", "")),
-            str(summary.get("task", "")),
+            str(dataset["summary"].get("rows", "")),
+            str(dataset["summary"].get("task", "")),
             dataset["created_at"][:19],
         )
-    return drawn
+        for dataset in datasets
+    ]
+    columns = ("id", "name", "team", "format", "rows", "task", "created")
+    return table(*columns, rows=rows, numeric=("id", "rows"))
 
 
 @datasets_app.command("delete")
@@ -334,22 +336,24 @@ def presets_list(
 
 
 def _presets_table(presets: Sequence[Mapping[str, Any]]) -> Table:
-    drawn = table("ref", "visibility", "from", "validation metrics", "by", "created")
-    for preset in presets:
-        drawn.add_row(
+    rows = [
+        (
             escape(preset["ref"]),
             preset["visibility"],
             f"study {preset['study_id']}" if preset["study_id"] else "",
-            _metrics_text(preset["values"], prefix="val_"),
+            _metrics_text(preset["values"], prefix="val_", between="\n"),
             escape(preset["created_by"] or ""),
             preset["created_at"][:19],
         )
-    return drawn
+        for preset in presets
+    ]
+    columns = ("ref", "visibility", "from", "validation metrics", "by", "created")
+    return table(*columns, rows=rows, whole=("validation metrics",))
 
 
-def _metrics_text(values: dict[str, Any] | None, prefix: str = "") -> str:
+def _metrics_text(values: dict[str, Any] | None, prefix: str = "", between: str = " ") -> str:
     chosen = sorted((k, v) for k, v in (values or {}).items() if k.startswith(prefix))
-    return " ".join(f"{k}={number(v)}" for k, v in chosen)
+    return between.join(f"{k}={number(v)}" for k, v in chosen)
 
 
 @presets_app.command("show")
@@ -446,6 +450,7 @@ def _upload(config: TrainConfig, preset: dict[str, Any], data: Path | None) -> U
     the preset's, or the comparison would be with other data.
     """
     from hpsearch.db.datasets import content_hash
+    from hpsearch.db.settings import get_settings
     from hpsearch.worker.engine import Upload
 
     dataset = config.dataset.name

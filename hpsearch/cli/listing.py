@@ -19,8 +19,8 @@ FormatOption = Annotated[
     Format,
     typer.Option(help="table for people; json or csv: every field of each row, for other tools."),
 ]
-# Enough to tell trials apart, short enough that a table at 80 columns keeps each number whole.
-DIGITS = 4
+# As many as a trial's metrics are compared by (`hpsearch train`); a table never wraps them.
+DIGITS = 6
 
 
 def number(value: Any) -> str:
@@ -33,15 +33,26 @@ def write(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def table(*columns: str, numeric: Sequence[str] = (), title: str | None = None) -> Table:
-    """A table whose `numeric` columns are right-aligned and never wrapped: a narrow terminal
-    folds the text columns, never a number mid-digit."""
+def table(
+    *columns: str,
+    rows: Sequence[Sequence[str]],
+    numeric: Sequence[str] = (),
+    whole: Sequence[str] = (),
+    title: str | None = None,
+) -> Table:
+    """A table whose `numeric` columns are right-aligned and never wrapped, nor the lines of its
+    `whole` ones (one `name=value` a line): a narrow terminal folds the other text columns,
+    never a number mid-digit."""
     drawn = Table(title=title)
     for column in columns:
         if column in numeric:
             drawn.add_column(column, justify="right", no_wrap=True)
+        elif column in whole:
+            drawn.add_column(column, no_wrap=True)
         else:
             drawn.add_column(column, overflow="fold")
+    for row in rows:
+        drawn.add_row(*row)
     return drawn
 
 
