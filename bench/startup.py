@@ -73,7 +73,12 @@ def run_hpsearch(study: Path) -> Run:
 
 
 def run_optuna(study: Path) -> Run:
-    run, started_at, out = timed([sys.executable, __file__, "--optuna-side", str(study)])
+    # BLAS pinned as hpsearch pins its trial processes (HPSEARCH_BLAS_THREADS=1): the same
+    # engine on the same threads, or the comparison would measure BLAS's threading.
+    pinned = os.environ | dict.fromkeys(
+        ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1"
+    )
+    run, started_at, out = timed([sys.executable, __file__, "--optuna-side", str(study)], pinned)
     run.first_trial_s = json.loads(out.strip().splitlines()[-1])["first_trial_at"] - started_at
     return run
 
