@@ -70,11 +70,11 @@ class LocalPool:
         """`ignore_interrupts`: the pool's processes ignore SIGINT, SIGTERM and SIGHUP, for a
         caller that handles them itself with `interrupt()`.
 
-        `fork`: start the processes now by forking this one, for a caller that runs no thread
-        yet (`hpsearch run`): they start with everything imported, rather than each importing it
-        all again (about a second), and load the kernels while the caller readies its database;
-        the sweeper then starts with the first `dispatch`, once that database is ready. Linux
-        only; a pool started again after a process died spawns, as threads run by then.
+        `fork`: start the processes now by forking this one (`hpsearch run`, which has loaded
+        the kernels): they start with everything imported and loaded, rather than each importing
+        it all again (about a second) and loading the kernels (half a second). Only on Linux and
+        while this process runs no other thread (a forked child could inherit a lock one held);
+        a pool started again after a process died spawns, as threads run by then.
         """
         self.url = url
         self.interrupted = False
@@ -87,8 +87,7 @@ class LocalPool:
             mp_context=multiprocessing.get_context("spawn"),
             initializer=initializer,
         )
-        forked = fork and sys.platform == "linux"
-        if forked:
+        if fork and sys.platform == "linux" and threading.active_count() == 1:
             self.pool = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
             )
@@ -101,15 +100,9 @@ class LocalPool:
         # Successors are submitted from a thread of their own: a done-callback runs on the
         # pool's manager thread, which must not submit to the pool it is managing.
         self.refiller = ThreadPoolExecutor(1, thread_name_prefix="refill")
-        self.sweeper = Sweeper(self.dispatch, url)
-        self.sweeping = not forked
-        if self.sweeping:
-            self.sweeper.start()
+        self.sweeper = Sweeper(self.dispatch, url).start()
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
-        if not self.sweeping:  # the first dispatch, from the only thread there is yet
-            self.sweeping = True
-            self.sweeper.start()
         for trial_id in trial_ids:
             if self.interrupted:
                 return
@@ -170,7 +163,7 @@ class LocalPool:
         """Stop now: end the trial processes mid-trial and dispatch nothing more. Their trials
         stay `running` in the database; the caller decides what becomes of them."""
         self.interrupted = True
-        self._stop_sweeping()
+        self.sweeper.stop()
         self.refiller.shutdown(wait=True, cancel_futures=True)
         # The executor has no public way to end its processes before Python 3.14; they may
         # ignore SIGTERM (`ignore_interrupts`).
@@ -181,13 +174,9 @@ class LocalPool:
     def shutdown(self) -> None:
         if self.interrupted:
             return
-        self._stop_sweeping()
+        self.sweeper.stop()
         self.refiller.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def _stop_sweeping(self) -> None:
-        if self.sweeping:
-            self.sweeper.stop()
 
 
 class InProcess:

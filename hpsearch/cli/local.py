@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from hpsearch.search import coordinator
 from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
 from hpsearch.worker import trainers
 from hpsearch.worker.dispatch import STOP_SIGNALS, LocalPool
+from hpsearch.worker.engine import kernels
 
 console = Console()
 
@@ -38,19 +40,21 @@ def run_here(
 ) -> None:
     """Run a new study from `study_file`, or continue stopped study `resume`, to its end;
     print its best trial. `db` is the --db given (repeated in the command that resumes)."""
-    if study_file is None:
-        assert resume is not None
-        study_id, definition, first = _resume(resume, url)
-        pool = _pool(definition, url, workers)
-    else:
-        definition = _read(study_file, url)
-        # Forked before the database is touched: its processes load the kernels meanwhile.
-        pool = _pool(definition, url, workers)
-        try:
-            study_id, first = _start(definition, url)
-        except BaseException:
-            pool.interrupt()  # no study yet (an error, Ctrl-C): nothing to resume
-            raise
+    # The engine's kernels load (numba: about half a second) while the database is readied,
+    # once: the pool's processes, forked from this one, start with them, sharing their memory.
+    loading = threading.Thread(target=kernels.load, name="kernels")
+    loading.start()
+    try:
+        if study_file is not None:
+            study_id, definition, first = _start(study_file, url)
+        else:
+            assert resume is not None
+            study_id, definition, first = _resume(resume, url)
+    finally:
+        loading.join()  # no thread may run as the pool forks
+    # No more processes than trials: each costs a fork and its memory.
+    size = min(workers or definition.budget.parallelism, definition.budget.trials)
+    pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True)
     # After the fork: SIGTERM (kill, systemd, a container's stop) and SIGHUP (its terminal
     # closed) end the run as Ctrl-C does, not this process alone with its children left behind.
     for stop in STOP_SIGNALS[1:]:
@@ -81,14 +85,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
-def _pool(definition: StudyDefinition, url: str, workers: int) -> LocalPool:
-    # No more processes than trials: each costs a fork and its memory.
-    size = min(workers or definition.budget.parallelism, definition.budget.trials)
-    return LocalPool(size, url=url, ignore_interrupts=True, fork=True)
-
-
-def _read(study_file: Path, url: str) -> StudyDefinition:
-    """The study file's definition, its trainer checked; exit 2 naming the field if invalid."""
+def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
     _, definition = read_study_file(study_file)
     if definition.trainer != BUILTIN_TRAINER:  # judged by the trainers installed here
         from hpsearch.api.errors import Invalid  # FastAPI loads for a plugin's study only
@@ -106,17 +103,17 @@ def _read(study_file: Path, url: str) -> StudyDefinition:
         f"[bold]{definition.name}[/bold]: {definition.budget.trials} trials, "
         f"{definition.strategy.type} search, database {url}"
     )
-    return definition
-
-
-def _start(definition: StudyDefinition, url: str) -> tuple[int, Start]:
     upgrade(url)
     with session_scope(url) as session:
         study = coordinator.create_study(
             session, team_id=queries.ensure_team(session), definition=definition
         )
     console.print(f"study {study.id}")
-    return study.id, lambda dispatch: coordinator.refill(study.id, dispatch=dispatch, url=url)
+    return (
+        study.id,
+        definition,
+        lambda dispatch: coordinator.refill(study.id, dispatch=dispatch, url=url),
+    )
 
 
 def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
