@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,12 +13,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hpsearch.api.fields import describe_error
 from hpsearch.db.outage import Outage
 from hpsearch.db.session import unreachable
 
 log = logging.getLogger(__name__)
-
-_LEADING_FIELD = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 
 
 class ApiError(Exception):
@@ -95,48 +91,6 @@ def error_response(status: int, code: str, message: str, field: str | None = Non
     """The one error shape, with its status."""
     body = {"error": {"code": code, "message": message, "field": field}}
     return JSONResponse(status_code=status, content=body)
-
-
-def field_path(loc: tuple[int | str, ...], document: Any = None) -> str:
-    """A pydantic error location as the dotted path a user wrote (``budget.trials``).
-
-    Discriminated unions add the chosen tag to the location (``strategy.random.seed``); a part
-    is such a tag when the user's document has no key of that name there and its ``type`` is it.
-    """
-    parts: list[str] = []
-    node = document
-    for part in loc:
-        if part in ("body", "query", "path") and not parts:
-            continue
-        if isinstance(node, dict) and part not in node and node.get("type") == part:
-            continue
-        if isinstance(node, dict) and isinstance(part, int):
-            continue  # one item given where a list is allowed: the item is the whole field
-        parts.append(str(part))
-        node = _child(node, part)
-    return ".".join(parts)
-
-
-def _child(node: Any, part: int | str) -> Any:
-    if isinstance(node, dict):
-        return node.get(part)
-    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-        return node[part]
-    return None
-
-
-def describe_error(error: Mapping[str, Any], document: Any = None) -> tuple[str | None, str]:
-    """(field, message) of one pydantic error, the message starting with the field.
-
-    Checks across fields (model validators) have no location; their messages start with the
-    dotted field they are about ("pruner: needs ..."), which is taken as the field.
-    """
-    message = error["msg"].removeprefix("Value error, ")
-    field = field_path(tuple(error["loc"]), document)
-    if field:
-        return field, f"{field}: {message}"
-    leading = _LEADING_FIELD.match(message)
-    return (leading.group(1) if leading else None), message
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,18 +4,28 @@ a PostgreSQL advisory lock (migrations/env.py) so that processes starting togeth
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from hpsearch.db.session import get_engine
 from hpsearch.db.settings import get_settings
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r"^(down_revision|revision)\b[^=\n]*=\s*(.+)$", re.MULTILINE)
 
 
 def alembic_config(url: str | None = None) -> Config:
     """An Alembic config pointing at our migrations and `url` (default: settings)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # ConfigParser interpolation would read '%' in a password as a reference.
@@ -27,6 +37,10 @@ def alembic_config(url: str | None = None) -> Config:
 
 def upgrade(url: str | None = None) -> None:
     """Bring the database at `url` to the newest schema; a no-op when it is there."""
+    if at_head(url):  # Alembic, its import and its migration scripts' cost only when needed
+        return
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")
 
 
@@ -35,3 +49,30 @@ def upgrade_at_start() -> None:
     runs its migrations as a step of its own (HPSEARCH_MIGRATE_ON_START=false)."""
     if get_settings().migrate_on_start:
         upgrade()
+
+
+def at_head(url: str | None = None) -> bool:
+    """Whether the database at `url` is at the one newest revision of our migrations; False
+    when in doubt (no version table, several heads), for Alembic to decide."""
+    head = _head()
+    if head is None:
+        return False
+    try:
+        with get_engine(url).connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except DBAPIError:  # no version table yet: an empty database
+        return False
+    return [version for (version,) in versions] == [head]
+
+
+@cache
+def _head() -> str | None:
+    """The newest revision, read from the migration scripts without Alembic: the one no other
+    script names as its `down_revision`; None unless there is exactly one."""
+    revisions, parents = set(), set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        for name, value in _REVISION.findall(script.read_text()):
+            found = set(re.findall(r"[\"']([^\"']+)[\"']", value))
+            (parents if name == "down_revision" else revisions).update(found)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None

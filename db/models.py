@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from hpsearch.db.states import TrialState
+from hpsearch.db.states import Role, TrialState
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -69,12 +69,6 @@ class StudyStatus(enum.StrEnum):
 
 FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED)
 IN_FLIGHT_STATES = (TrialState.QUEUED, TrialState.RUNNING)
-
-
-class Role(enum.StrEnum):
-    VIEWER = "viewer"
-    MEMBER = "member"
-    ADMIN = "admin"
 
 
 def _enum(cls: type[enum.Enum]) -> Enum:

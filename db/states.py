@@ -1,5 +1,5 @@
-"""A trial's states, apart from the tables: the agent (`hpsearch agent`) judges how a trial
-ended on the user's machine without loading SQLAlchemy."""
+"""A trial's states and a member's roles, apart from the tables: the agent (`hpsearch agent`)
+judges how a trial ended, and the command line offers the roles, without loading SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -12,3 +12,9 @@ class TrialState(enum.StrEnum):
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
+
+
+class Role(enum.StrEnum):
+    VIEWER = "viewer"
+    MEMBER = "member"
+    ADMIN = "admin"

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
 from sqlalchemy.orm import Session
 
-from hpsearch.api.errors import describe_error
+from hpsearch.api.fields import describe_error
 from hpsearch.cli.local import StudyBar
 from hpsearch.db import queries
 from hpsearch.db.migrate import upgrade

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-from hpsearch.db.settings import get_settings
+# `Settings.blas_threads`'s default (tests/worker/test_blas.py checks they agree).
+DEFAULT_THREADS = 1
+SETTING = "HPSEARCH_BLAS_THREADS"
 
 # BLAS libraries read these when they load: set before the pool's processes import NumPy, they
 # keep N trial processes on N cores from each starting N threads.
@@ -19,6 +21,14 @@ def pin_blas_threads(threads: int | None = None) -> None:
     forked from one that had not loaded NumPy yet (hence its call at the top of
     `hpsearch/cli/main.py`).
     """
-    threads = get_settings().blas_threads if threads is None else threads
+    if threads is None:
+        # Unset, the setting is its default: pydantic-settings (a tenth of a second to import,
+        # on every `hpsearch` command's start) loads only to read a value that was set.
+        if any(name.upper() == SETTING for name in os.environ):
+            from hpsearch.db.settings import get_settings
+
+            threads = get_settings().blas_threads
+        else:
+            threads = DEFAULT_THREADS
     if threads:
         os.environ.update(dict.fromkeys(BLAS_THREAD_VARIABLES, str(threads)))

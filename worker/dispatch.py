@@ -6,6 +6,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -20,15 +21,26 @@ from hpsearch.db.settings import get_settings
 from hpsearch.search import coordinator
 from hpsearch.worker import trainers
 from hpsearch.worker.blas import pin_blas_threads
+from hpsearch.worker.engine import kernels
 from hpsearch.worker.runner import run_trial, worker_name_of
 from hpsearch.worker.sweeper import Sweeper
 
 log = logging.getLogger(__name__)
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the terminal's whole process group: the parent stops the pool itself.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+# What ends `hpsearch run` as Ctrl-C does: the runner's to handle, not its trial processes'.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _start_trial_process(ignore_interrupts: bool) -> None:
+    """A pool process's start: the engine's kernels compile (or load) here, not in the clock of
+    its first trial."""
+    if ignore_interrupts:
+        # Ctrl-C reaches the terminal's whole process group (and a closed terminal's SIGHUP,
+        # a `kill` of the group's SIGTERM): the parent stops the pool itself.
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_IGN)
+    kernels.load()
 
 
 class Dispatcher(Protocol):
@@ -49,21 +61,41 @@ class LocalPool:
     """
 
     def __init__(
-        self, workers: int, *, url: str | None = None, ignore_interrupts: bool = False
+        self,
+        workers: int,
+        *,
+        url: str | None = None,
+        ignore_interrupts: bool = False,
+        fork: bool = False,
     ) -> None:
-        """`ignore_interrupts`: the pool's processes ignore SIGINT, for a caller that handles
-        Ctrl-C itself with `interrupt()`."""
+        """`ignore_interrupts`: the pool's processes ignore SIGINT, SIGTERM and SIGHUP, for a
+        caller that handles them itself with `interrupt()`.
+
+        `fork`: start the processes now by forking this one (`hpsearch run`, which has loaded
+        the kernels): they start with everything imported and loaded, rather than each importing
+        it all again (about a second) and loading the kernels (half a second). Only on Linux and
+        while this process runs no other thread (a forked child could inherit a lock one held);
+        a pool started again after a process died spawns, as threads run by then.
+        """
         self.url = url
         self.interrupted = False
         pin_blas_threads()
-        # spawn: a forked child would inherit this process's database connections.
+        initializer = partial(_start_trial_process, ignore_interrupts)
+        # spawn: a process forked once threads run may inherit a lock one of them held.
         self.make_pool = partial(
             ProcessPoolExecutor,
             workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_interrupts if ignore_interrupts else None,
+            initializer=initializer,
         )
-        self.pool = self.make_pool()
+        if fork and sys.platform == "linux" and threading.active_count() == 1:
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
+            )
+            # Forks every process now, before the executor's and this pool's threads start.
+            self.pool.submit(int)
+        else:
+            self.pool = self.make_pool()
         self.pids: set[int] = set()  # the current pool's processes, for when it breaks
         self.replacing = threading.Lock()  # the refiller and the sweeper may both find it broken
         # Successors are submitted from a thread of their own: a done-callback runs on the
@@ -145,9 +177,10 @@ class LocalPool:
         self.interrupted = True
         self.sweeper.stop()
         self.refiller.shutdown(wait=True, cancel_futures=True)
-        # The executor has no public way to end its processes before Python 3.14.
+        # The executor has no public way to end its processes before Python 3.14; they may
+        # ignore SIGTERM (`ignore_interrupts`).
         for process in list((self.pool._processes or {}).values()):
-            process.terminate()
+            process.kill()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def shutdown(self) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, bootsteps
 from celery.exceptions import CPendingDeprecationWarning
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from celery.worker.consumer.consumer import CONNECTION_ERROR
 from kombu import Connection
 
@@ -21,6 +21,7 @@ from hpsearch.db.outage import Outage
 from hpsearch.db.session import session_scope
 from hpsearch.db.settings import get_settings
 from hpsearch.search.definition import BUILTIN_TRAINER
+from hpsearch.worker.engine import kernels
 from hpsearch.worker.runner import run_trial
 from hpsearch.worker.sweeper import Sweeper, resend_queued
 
@@ -222,6 +223,12 @@ def _quiet_cancel_warning(**_: object) -> None:
 def _start_sweeper(**_: object) -> None:
     # In the worker's main process, not in its pool's children: one sweeper per worker.
     _sweepers.append(Sweeper(CeleryDispatcher().dispatch).start())
+
+
+@worker_process_init.connect
+def _load_kernels(**_: object) -> None:
+    # As each prefork child starts: numba's compile belongs to no trial's train_seconds.
+    kernels.load()
 
 
 @worker_shutdown.connect

@@ -7,19 +7,23 @@ teams).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.orm import Session
 
-from hpsearch.db import accounts
-from hpsearch.db.models import ApiToken, Role, User, utcnow
+from hpsearch.cli.listing import FormatOption, show, table
+from hpsearch.db.states import Role
+
+if TYPE_CHECKING:  # SQLAlchemy loads when an admin command runs, not with every `hpsearch` one
+    from sqlalchemy.orm import Session
+
+    from hpsearch.db.models import ApiToken, User
 
 admin_app = typer.Typer(
     help="Manage users, teams and tokens (run on the server, against its database).",
@@ -50,6 +54,8 @@ def _fail(message: str) -> NoReturn:
 @admin_app.command("create-team")
 def create_team(name: str, db: DbOption = None) -> None:
     """Create a team."""
+    from hpsearch.db import accounts
+
     try:
         with _database(db) as session:
             team = accounts.create_team(session, name)
@@ -66,6 +72,8 @@ def create_user(
     db: DbOption = None,
 ) -> None:
     """Create a user, optionally in a team with a role."""
+    from hpsearch.db import accounts
+
     try:
         with _database(db) as session:
             user = accounts.create_user(session, name)
@@ -82,6 +90,8 @@ def create_user(
 @admin_app.command("set-role")
 def set_role(team: str, user: str, role: Role, db: DbOption = None) -> None:
     """Add a user to a team, or change their role there."""
+    from hpsearch.db import accounts
+
     with _database(db) as session:
         found_team = accounts.team_named(session, team)
         if found_team is None:
@@ -100,6 +110,9 @@ def create_token(
     db: DbOption = None,
 ) -> None:
     """Issue a token for a user and print it (once: only its hash is stored)."""
+    from hpsearch.db import accounts
+    from hpsearch.db.models import utcnow
+
     try:
         with _database(db) as session:
             found = _user(session, user)
@@ -111,28 +124,48 @@ def create_token(
 
 
 @admin_app.command("list-tokens")
-def list_tokens(user: str, db: DbOption = None) -> None:
+def list_tokens(user: str, format: FormatOption = "table", db: DbOption = None) -> None:
     """A user's tokens, newest first, by prefix (the secrets are never stored)."""
-    table = Table(title=f"tokens of {escape(user)}")
-    for column in ("id", "name", "prefix", "state", "created", "expires", "last used"):
-        table.add_column(column, overflow="fold")
+    from hpsearch.db import accounts
+
     with _database(db) as session:
-        for token in accounts.tokens_of(session, _user(session, user).id):
-            table.add_row(
-                str(token.id),
-                escape(token.name),
-                token.prefix,
-                _state(token),
-                _when(token.created_at),
-                _when(token.expires_at) or "never",
-                _when(token.last_used_at),
+        tokens = [
+            {
+                "id": token.id,
+                "name": token.name,
+                "prefix": token.prefix,
+                "state": _state(token),
+                "created": _when(token.created_at),
+                "expires": _when(token.expires_at),
+                "last_used": _when(token.last_used_at),
+            }
+            for token in accounts.tokens_of(session, _user(session, user).id)
+        ]
+
+    def draw(shown: Sequence[Mapping[str, Any]]) -> Table:
+        rows = [
+            (
+                str(row["id"]),
+                escape(row["name"]),
+                row["prefix"],
+                row["state"],
+                row["created"],
+                row["expires"] or "never",
+                row["last_used"],
             )
-    console.print(table)
+            for row in shown
+        ]
+        columns = ("id", "name", "prefix", "state", "created", "expires", "last used")
+        return table(*columns, rows=rows, numeric=("id",), title=f"tokens of {escape(user)}")
+
+    show(tokens, format, empty=f"{escape(user)} has no tokens", draw=draw, console=console)
 
 
 @admin_app.command("revoke-token")
 def revoke_token(user: str, token_id: int, db: DbOption = None) -> None:
     """Revoke one of a user's tokens (its id from list-tokens); it stops working at once."""
+    from hpsearch.db import accounts
+
     with _database(db) as session:
         if not accounts.revoke_token(session, _user(session, user).id, token_id):
             _fail(f"user {user!r} has no token {token_id}")
@@ -140,6 +173,8 @@ def revoke_token(user: str, token_id: int, db: DbOption = None) -> None:
 
 
 def _user(session: Session, name: str) -> User:
+    from hpsearch.db import accounts
+
     found = accounts.user_named(session, name)
     if found is None:
         _fail(f"no user {name!r}")
@@ -147,6 +182,8 @@ def _user(session: Session, name: str) -> User:
 
 
 def _state(token: ApiToken) -> str:
+    from hpsearch.db.models import utcnow
+
     if token.revoked_at is not None:
         return "revoked"
     if token.expires_at is not None and token.expires_at <= utcnow():

@@ -3,12 +3,10 @@ datasets, presets, train. Each goes through `hpsearch.Client`'s public methods."
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 import yaml
@@ -17,7 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hpsearch.cli.study_file import read_study_file
+from hpsearch.cli.listing import Format, FormatOption, number, show, table, write
 from hpsearch.client import (
     DEFAULT_URL,
     ApiError,
@@ -26,18 +24,9 @@ from hpsearch.client import (
     resolve,
     write_config,
 )
-from hpsearch.db.datasets import content_hash
-from hpsearch.db.settings import get_settings
-from hpsearch.worker.engine import (
-    ENGINE_VERSION,
-    CheckpointError,
-    ConfigError,
-    TrainConfig,
-    Upload,
-    load_splits,
-    train,
-)
-from hpsearch.worker.engine.training import evaluate_weights
+
+if TYPE_CHECKING:  # the engine (NumPy) loads for `train` only, not for every command here
+    from hpsearch.worker.engine import TrainConfig, Upload
 
 console = Console()
 presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
@@ -109,6 +98,8 @@ def submit(
     token: TokenOption = None,
 ) -> None:
     """Check a study file here, send it to the server and print the new study's id."""
+    from hpsearch.cli.study_file import read_study_file  # the search layer, to check it
+
     document, _ = read_study_file(study_file)
     with _connected(url, token) as client:
         study = client.create_study(document, team=team)
@@ -153,12 +144,8 @@ def _print_study(study: dict[str, Any]) -> None:
         console.print(f"  [yellow]waiting: {escape(study['waiting'])}[/yellow]")
 
 
-def _params_text(params: dict[str, Any]) -> str:
-    return " ".join(f"{name}={_number(value)}" for name, value in params.items())
-
-
-def _number(value: Any) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+def _params_text(params: dict[str, Any], between: str = " ") -> str:
+    return between.join(f"{name}={number(value)}" for name, value in params.items())
 
 
 def _duration(seconds: float) -> str:
@@ -170,8 +157,7 @@ def _duration(seconds: float) -> str:
 def trials(
     study_id: StudyArgument,
     format: Annotated[
-        Literal["table", "csv", "json"],
-        typer.Option(help="csv or json: one flat row per trial, for other tools."),
+        Format, typer.Option(help="csv or json: one flat row per trial, for other tools.")
     ] = "table",
     limit: Annotated[
         int | None, typer.Option(min=1, help="Show at most this many (default: all).")
@@ -200,33 +186,37 @@ def trials(
         if limit is not None:
             _fail("--limit: only with --format table")
         with _connected(url, token) as client:
-            _write(client.export_trials(study_id, format))
+            write(client.export_trials(study_id, format))
         return
     with _connected(url, token) as client:
         rows = client.trials(study_id)
-    table = _table("#", "state", "reason", "value", "params", right=("#", "value"))
-    for trial in rows[:limit]:
-        table.add_row(
-            str(trial["number"]),
-            trial["state"],
-            escape(trial["reason"] or ""),
-            "" if trial["value"] is None else f"{trial['value']:.6g}",
-            escape(_params_text(trial["params"])),
-        )
-    table.title = f"study {study_id}"
-    console.print(table)
+
+    def draw(shown: Sequence[Mapping[str, Any]]) -> Table:
+        rows = [
+            (
+                str(trial["number"]),
+                trial["state"],
+                escape(trial["reason"] or ""),
+                _cell(trial["value"]),
+                escape(_params_text(trial["params"], "\n")),
+            )
+            for trial in shown
+        ]
+        columns = ("#", "state", "reason", "value", "params")
+        numeric, title = ("#", "value"), f"study {study_id}"
+        return table(*columns, rows=rows, numeric=numeric, whole=("params",), title=title)
+
+    show(
+        rows[:limit],
+        "table",
+        empty=f"no trials in study {study_id} yet",
+        draw=draw,
+        console=console,
+    )
 
 
-def _table(*columns: str, right: tuple[str, ...] = ()) -> Table:
-    table = Table()
-    for column in columns:
-        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
-    return table
-
-
-def _write(text: str) -> None:
-    # Not through rich: its wrapping and markup would change the file's text.
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+def _cell(value: Any) -> str:
+    return "" if value is None else number(value)
 
 
 @studies_app.command("list")
@@ -234,24 +224,31 @@ def studies_list(
     team: Annotated[str | None, typer.Option(help="Only this team's studies.")] = None,
     status: Annotated[str | None, typer.Option(help="running, complete, cancelled, ...")] = None,
     name: Annotated[str | None, typer.Option(help="Part of the name.")] = None,
+    format: FormatOption = "table",
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Your teams' studies, newest first."""
     with _connected(url, token) as client:
         found = client.studies(team=team, status=status, name=name)
-    table = _table("id", "name", "team", "status", "trials", "best", "created", right=("id",))
-    for study in found:
-        table.add_row(
+    show(found, format, empty="no studies", draw=_studies_table, console=console)
+
+
+def _studies_table(studies: Sequence[Mapping[str, Any]]) -> Table:
+    rows = [
+        (
             str(study["id"]),
             escape(study["name"]),
             escape(study["team"]),
             study["status"],
             f"{study['trials_finished']}/{study['budget_trials']}",
-            "" if study["best_value"] is None else _number(study["best_value"]),
+            _cell(study["best_value"]),
             study["created_at"][:19],
         )
-    console.print(table)
+        for study in studies
+    ]
+    columns = ("id", "name", "team", "status", "trials", "best", "created")
+    return table(*columns, rows=rows, numeric=("id", "trials", "best"))
 
 
 @studies_app.command("cancel")
@@ -307,25 +304,30 @@ def datasets_upload(
 
 
 @datasets_app.command("list")
-def datasets_list(url: UrlOption = None, token: TokenOption = None) -> None:
+def datasets_list(
+    format: FormatOption = "table", url: UrlOption = None, token: TokenOption = None
+) -> None:
     """Your teams' uploaded datasets."""
     with _connected(url, token) as client:
         found = client.datasets()
-    table = _table(
-        "id", "name@version", "team", "format", "rows", "task", "created", right=("id", "rows")
-    )
-    for dataset in found:
-        summary = dataset["summary"]
-        table.add_row(
+    show(found, format, empty="no datasets", draw=_datasets_table, console=console)
+
+
+def _datasets_table(datasets: Sequence[Mapping[str, Any]]) -> Table:
+    rows = [
+        (
             str(dataset["id"]),
             escape(dataset["ref"]),
             escape(dataset["team"]),
             dataset["format"],
-            str(summary.get("rows", "")),
-            str(summary.get("task", "")),
+            str(dataset["summary"].get("rows", "")),
+            str(dataset["summary"].get("task", "")),
             dataset["created_at"][:19],
         )
-    console.print(table)
+        for dataset in datasets
+    ]
+    columns = ("id", "name@version", "team", "format", "rows", "task", "created")
+    return table(*columns, rows=rows, numeric=("id", "rows"))
 
 
 @datasets_app.command("delete")
@@ -344,26 +346,34 @@ def datasets_delete(
 
 
 @presets_app.command("list")
-def presets_list(url: UrlOption = None, token: TokenOption = None) -> None:
+def presets_list(
+    format: FormatOption = "table", url: UrlOption = None, token: TokenOption = None
+) -> None:
     """Every version of your teams' presets and of public ones."""
     with _connected(url, token) as client:
         found = client.presets()
-    table = _table("ref", "visibility", "from", "validation metrics", "by", "created")
-    for preset in found:
-        table.add_row(
+    show(found, format, empty="no presets", draw=_presets_table, console=console)
+
+
+def _presets_table(presets: Sequence[Mapping[str, Any]]) -> Table:
+    rows = [
+        (
             escape(preset["ref"]),
             preset["visibility"],
             f"study {preset['study_id']}" if preset["study_id"] else "",
-            _metrics_text(preset["values"], prefix="val_"),
+            _metrics_text(preset["values"], prefix="val_", between="\n"),
             escape(preset["created_by"] or ""),
             preset["created_at"][:19],
         )
-    console.print(table)
+        for preset in presets
+    ]
+    columns = ("ref", "visibility", "from", "validation metrics", "by", "created")
+    return table(*columns, rows=rows, whole=("validation metrics",))
 
 
-def _metrics_text(values: dict[str, Any] | None, prefix: str = "") -> str:
+def _metrics_text(values: dict[str, Any] | None, prefix: str = "", between: str = " ") -> str:
     chosen = sorted((k, v) for k, v in (values or {}).items() if k.startswith(prefix))
-    return " ".join(f"{k}={_number(v)}" for k, v in chosen)
+    return between.join(f"{k}={number(v)}" for k, v in chosen)
 
 
 @presets_app.command("show")
@@ -396,7 +406,7 @@ def presets_export(
     with _connected(url, token) as client:
         text = client.export_preset(ref, format)
     if output is None:
-        _write(text)
+        write(text)
         return
     try:
         output.write_text(text)
@@ -441,6 +451,16 @@ def train_preset(
     token: TokenOption = None,
 ) -> None:
     """Retrain a preset's config on this machine and show its metrics beside the stored ones."""
+    from hpsearch.worker.engine import (
+        ENGINE_VERSION,
+        CheckpointError,
+        ConfigError,
+        TrainConfig,
+        load_splits,
+        train,
+    )
+    from hpsearch.worker.engine.training import evaluate_weights
+
     with _connected(url, token) as client:
         found = client.preset(preset)
         weights = client.preset_weights(preset) if from_weights else None
@@ -483,6 +503,10 @@ def _upload(config: TrainConfig, preset: dict[str, Any], data: Path | None) -> U
     The server does not hand uploads out, so the user supplies the file; its hash must be
     the preset's, or the comparison would be with other data.
     """
+    from hpsearch.db.datasets import content_hash
+    from hpsearch.db.settings import get_settings
+    from hpsearch.worker.engine import Upload
+
     dataset = config.dataset.upload_ref()
     if dataset is None:
         if data is not None:
@@ -520,8 +544,8 @@ def _print_comparison(preset: dict[str, Any], metrics: dict[str, float]) -> None
         both = isinstance(was, int | float) and isinstance(now, int | float)
         table.add_row(
             name,
-            "" if was is None else _number(was),
-            "" if now is None else _number(now),
+            _cell(was),
+            _cell(now),
             f"{now - was:+.3g}" if both else "",  # type: ignore[operator]
         )
     console.print(table)

@@ -6,17 +6,17 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hpsearch.api.errors import Invalid
-from hpsearch.api.submission import check_trainer
 from hpsearch.cli.study_file import read_study_file
 from hpsearch.db import queries
 from hpsearch.db.migrate import upgrade
@@ -25,7 +25,8 @@ from hpsearch.db.session import session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
 from hpsearch.worker import trainers
-from hpsearch.worker.dispatch import LocalPool
+from hpsearch.worker.dispatch import STOP_SIGNALS, LocalPool
+from hpsearch.worker.engine import kernels
 
 console = Console()
 
@@ -39,21 +40,49 @@ def run_here(
 ) -> None:
     """Run a new study from `study_file`, or continue stopped study `resume`, to its end;
     print its best trial. `db` is the --db given (repeated in the command that resumes)."""
-    if study_file is not None:
-        study_id, definition, first = _start(study_file, url)
-    else:
-        assert resume is not None
-        study_id, definition, first = _resume(resume, url)
-    pool = LocalPool(workers or definition.budget.parallelism, url=url, ignore_interrupts=True)
+    # The engine's kernels load (numba: about half a second) while the database is readied,
+    # once: the pool's processes, forked from this one, start with them, sharing their memory.
+    loading = threading.Thread(target=kernels.load, name="kernels")
+    loading.start()
+    try:
+        if study_file is not None:
+            study_id, definition, first = _start(study_file, url)
+        else:
+            assert resume is not None
+            study_id, definition, first = _resume(resume, url)
+    finally:
+        loading.join()  # no thread may run as the pool forks
+    # No more processes than trials: each costs a fork and its memory.
+    size = min(workers or definition.budget.parallelism, definition.budget.trials)
+    pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True)
+    # After the fork: SIGTERM (kill, systemd, a container's stop) and SIGHUP (its terminal
+    # closed) end the run as Ctrl-C does, not this process alone with its children left behind.
+    for stop in STOP_SIGNALS[1:]:
+        signal.signal(stop, _stop)
     try:
         first(pool.dispatch)
         _watch(study_id, definition, url)
+    except Stopped as stopped:
+        _interrupt(pool, study_id, url, db)
+        raise typer.Exit(128 + stopped.signum) from None
     except KeyboardInterrupt:
         _interrupt(pool, study_id, url, db)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + signal.SIGINT) from None
     finally:
         pool.shutdown()
     _print_best(study_id, definition, url)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the runner."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
 
 
 def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
@@ -65,6 +94,9 @@ def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
         )
         raise typer.Exit(2)
     if definition.trainer != BUILTIN_TRAINER:  # judged by the trainers installed here
+        from hpsearch.api.errors import Invalid  # FastAPI loads for a plugin's study only
+        from hpsearch.api.submission import check_trainer
+
         try:
             check_trainer(definition, trainers.describe(trainers.get(definition.trainer)))
         except LookupError as exc:
@@ -121,8 +153,10 @@ def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
 
 
 def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None:
-    """Ctrl-C: end the trial processes, queue their trials again, say how to continue."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut this short
+    """Ctrl-C (or SIGTERM, SIGHUP): end the trial processes, queue their trials again, say how
+    to continue."""
+    for stop in STOP_SIGNALS:  # a second one must not cut this short
+        signal.signal(stop, signal.SIG_IGN)
     pool.interrupt()
     with session_scope(url) as session:
         requeued = coordinator.interrupt_study(session, study_id)

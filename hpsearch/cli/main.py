@@ -20,7 +20,6 @@ from hpsearch.cli.admin import DbOption, admin_app
 from hpsearch.cli.agent import register as register_agent
 from hpsearch.cli.client import register as register_client
 from hpsearch.cli.optuna import register as register_optuna
-from hpsearch.db.settings import get_settings
 
 app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -54,6 +53,8 @@ def run(
 
     Ctrl-C stops it at once and prints the command that continues it: hpsearch run --resume ID.
     """
+    from hpsearch.db.settings import get_settings
+
     url = db or get_settings().database_url
     if (study_file is None) == (resume is None):
         console.print("[red]Give a study file, or --resume ID of a stopped study.[/red]")
@@ -101,6 +102,7 @@ def worker(
 ) -> None:
     """Run a Celery worker that trains trials (needs HPSEARCH_BROKER_URL)."""
     from hpsearch.db.migrate import upgrade_at_start
+    from hpsearch.db.settings import get_settings
     from hpsearch.worker import trainers
 
     if not get_settings().broker_url:
@@ -130,6 +132,7 @@ def db_upgrade(
 ) -> None:
     """Bring the database schema to the newest version."""
     from hpsearch.db.migrate import upgrade
+    from hpsearch.db.settings import get_settings
 
     upgrade(db)
     console.print(f"database {db or get_settings().database_url} is at the newest schema")

@@ -12,9 +12,7 @@ import typer
 from rich.markup import escape
 
 from hpsearch.cli.client import TokenOption, UrlOption, _connected, _fail, console
-from hpsearch.cli.study_file import read_study_file
 from hpsearch.client import ApiError
-from hpsearch.search.definition import StudyDefinition
 
 export_app = typer.Typer(help="Write a study somewhere else.", no_args_is_help=True)
 import_app = typer.Typer(help="Start a study from trials run somewhere else.", no_args_is_help=True)
@@ -46,6 +44,7 @@ def export_optuna(
     """Write a study's finished trials into an Optuna storage, for optuna-dashboard and
     optuna.visualization; queued and running trials are left out."""
     from hpsearch import optuna_bridge as bridge  # Optuna loads only for these commands
+    from hpsearch.search.definition import StudyDefinition
 
     with _connected(url, token) as client:
         study = client.get_study(study_id)
@@ -79,6 +78,7 @@ def import_optuna(
     """Submit a study whose history is an Optuna study's complete trials: they are stored as
     complete, never run, not counted in the budget, and its strategy learns from them."""
     from hpsearch import optuna_bridge as bridge
+    from hpsearch.cli.study_file import read_study_file
 
     document, definition = read_study_file(study_file)
     if not isinstance(document, dict):

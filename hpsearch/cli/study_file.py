@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 from rich.console import Console
 
-from hpsearch.api.errors import describe_error
+from hpsearch.api.fields import describe_error
 from hpsearch.search.definition import StudyDefinition
 
 console = Console()

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from hpsearch.db.settings import get_settings
+from hpsearch.worker import blas
 from hpsearch.worker.blas import BLAS_THREAD_VARIABLES
 from hpsearch.worker.dispatch import LocalPool
 from tests.conftest import ROOT
@@ -100,3 +101,18 @@ def test_the_cli_pins_blas_before_numpy_loads_so_a_forked_worker_inherits_it() -
     )
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == "1"
+
+
+def test_the_default_the_cli_pins_without_reading_the_settings_is_the_settings_default(
+    clean_blas_env: pytest.MonkeyPatch,
+) -> None:
+    clean_blas_env.delenv(blas.SETTING, raising=False)
+    get_settings.cache_clear()
+    assert blas.DEFAULT_THREADS == get_settings().blas_threads
+    blas.pin_blas_threads()
+    assert {os.environ[v] for v in BLAS_THREAD_VARIABLES} == {str(blas.DEFAULT_THREADS)}
+    clean_blas_env.setenv(blas.SETTING.lower(), "3")  # read as the settings read it
+    get_settings.cache_clear()
+    blas.pin_blas_threads()
+    assert {os.environ[v] for v in BLAS_THREAD_VARIABLES} == {"3"}
+    get_settings.cache_clear()

@@ -1,0 +1,90 @@
+"""What a user waits for before a result: the commands that only talk to a server start without
+the server's libraries, and a fresh run's first trial trains as fast as the others."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, tiny_study
+from tests.test_cli import HPSEARCH
+
+# What `hpsearch run`, `serve` and `worker` need, and the commands that talk to a server do not.
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "optuna",
+    "numpy",
+    "numba",
+    "fastapi",
+    "celery",
+    "uvicorn",
+    "pydantic_settings",  # a tenth of a second: read by the commands that need the settings
+)
+PROBE = """
+import json, sys
+sys.argv = ["hpsearch", *json.loads(sys.argv[1])]
+from hpsearch.cli.main import main
+try:
+    main()
+except SystemExit as exit:
+    assert exit.code in (0, None), exit.code
+print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in HEAVY)))
+"""
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["status", "--help"], ["trials", "--help"], ["studies", "list", "--help"]]
+)
+def test_a_command_that_talks_to_a_server_loads_none_of_the_servers_libraries(
+    argv: list[str],
+) -> None:
+    probe = f"HEAVY = {HEAVY!r}\n{PROBE}"
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(argv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+def test_the_first_trial_of_a_fresh_run_trains_as_fast_as_the_others(tmp_path: Path) -> None:
+    # The same Adam training six times on one process: only the seed differs.
+    study = tiny_study(
+        dataset={"name": "digits"},
+        model={"type": "mlp", "hidden": [32]},
+        training={"optimizer": "adam", "learning_rate": 0.01, "epochs": 40, "batch_size": 64},
+        space={"training.seed": {"type": "categorical", "choices": [0, 1, 2, 3, 4, 5]}},
+        strategy={"type": "grid"},
+        budget={"trials": 6, "parallelism": 1},
+    )
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    # An empty numba cache: the kernels compile in this run, as on a first install.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HPSEARCH_")}
+    done = subprocess.run(
+        [HPSEARCH, "run", "study.yaml"],
+        cwd=tmp_path,
+        env=env | {"NUMBA_CACHE_DIR": str(tmp_path / "numba")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with sqlite3.connect(tmp_path / "hpsearch.db") as db:
+        rows = db.execute('SELECT "values" FROM trials ORDER BY started_at').fetchall()
+    seconds = [json.loads(values)["train_seconds"] for (values,) in rows]
+    assert len(seconds) == 6
+    # Generous: a compile in the first trial made it about 100 times the others.
+    assert seconds[0] < 5 * statistics.median(seconds[1:]), seconds
