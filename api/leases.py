@@ -60,6 +60,7 @@ def offer(session: Session, study: Study, body: OfferCreate) -> OfferPublic:
                 config_schema=body.trainer.config_schema,
                 step_metrics=tuple(body.trainer.step_metrics),
                 final_metrics=tuple(body.trainer.final_metrics),
+                resumable=body.trainer.resumable,
             )
         )
     # Keyed by team too: two teams' agents of the same name must not replace each other's.

@@ -272,6 +272,8 @@ class TrainerPublic(BaseModel):
     """Returned at the end: what an objective may name."""
     config_schema: dict[str, Any]
     """Its config as JSON schema: what a study's `config` and `space` are checked against."""
+    resumable: bool = False
+    """It saves and resumes its state: what population-based training (`pbt`) needs."""
     workers: int
     """Workers seen lately that offer it (0: its studies wait)."""
     hosts: list[str]
@@ -324,6 +326,7 @@ class TrainerOfferCreate(BaseModel):
     step_metrics: list[MetricName] = Field([], max_length=200)
     final_metrics: list[MetricName] = Field([], max_length=200)
     declared: bool = True
+    resumable: bool = False
 
 
 class OfferCreate(BaseModel):

@@ -129,6 +129,7 @@ def trainer_info(offer: TrainerOffer) -> TrainerInfo:
         config_schema=offer.config_schema,
         step_metrics=tuple(offer.step_metrics),
         final_metrics=tuple(offer.final_metrics),
+        resumable=offer.resumable,
     )
 
 

@@ -89,6 +89,7 @@ def trainers_public(session: Session, team_ids: Sequence[int]) -> list[TrainerPu
             step_metrics=offer.step_metrics,
             final_metrics=offer.final_metrics,
             config_schema=offer.config_schema,
+            resumable=offer.resumable,
             workers=len(hosts),
             hosts=hosts,
             last_seen_at=offer.last_seen_at,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -308,3 +309,5 @@ class TrainerOffer(Base):
     )
     # False for an agent's plain function: no schema nor metrics to check a study against.
     declared: Mapped[bool] = mapped_column(default=True, server_default=true())
+    # It saves and resumes its state (`Trainer.resumable`): what pbt needs.
+    resumable: Mapped[bool] = mapped_column(default=False, server_default=false())

@@ -158,6 +158,7 @@ def _offer_of(train: TrainFunction | Trainer | type[Trainer], study_trainer: str
         "config_schema": described.config_schema,
         "step_metrics": list(described.step_metrics),
         "final_metrics": list(described.final_metrics),
+        "resumable": described.resumable,
     }
 
 

@@ -97,6 +97,9 @@ class Trainer(ABC):
     final_metrics: ClassVar[tuple[str, ...]]
     #: What one reported step is, in the trial's reasons ("pruned at epoch 3").
     step_name: ClassVar[str] = "step"
+    #: True when `train` starts from `context.resume` and offers its state through
+    #: `context.checkpoint`: population-based training (`pbt`) runs only such trainers.
+    resumable: ClassVar[bool] = False
 
     @abstractmethod
     def train(self, config: BaseModel, context: Context) -> Mapping[str, float]:

@@ -145,6 +145,12 @@ class PBTConfig(_Section):
     resample_probability: float = Field(
         0.25, ge=0, le=1, description="Chance that a copied setting is drawn again."
     )
+    steps_setting: str | None = Field(
+        None,
+        max_length=200,
+        description="A plugin's config setting counting the steps it trains (the built-in"
+        " engine's is training.epochs).",
+    )
 
 
 StrategyConfig = Annotated[
@@ -412,29 +418,45 @@ class StudyDefinition(_Section):
         return self
 
     def _check_pbt(self, pbt: PBTConfig) -> None:
-        """What population-based training needs: the engine's resumable state, epochs it
+        """What population-based training needs of the study: the setting that counts a
+        trial's steps (the engine's epochs, or a plugin's `strategy.steps_setting`), which it
         sets per generation itself, and a budget of exactly one trial per member and
-        generation."""
-        if self.trainer != BUILTIN_TRAINER:
+        generation. That a plugin resumes its state is checked against its offer
+        (`check_trainer`); the engine does."""
+        key = self.pbt_steps_key()
+        if key is None:
             raise ValueError(
-                f"strategy.type: pbt needs a trainer that saves and resumes its state; trainer"
-                f" {self.trainer} declares no such support (the built-in numpy trainer does)"
+                f"strategy.steps_setting: pbt needs the setting of trainer {self.trainer}'s"
+                " config that counts the steps it trains (its epochs), e.g. `steps`"
             )
-        if EPOCHS_KEY in self.space:
-            raise ValueError(f"space.{EPOCHS_KEY}: pbt sets each generation's epochs itself")
+        if key in self.space:
+            raise ValueError(f"space.{key}: pbt sets each generation's steps itself")
+        steps = _dig(self.base_config(), key)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(
+                f"{'training.epochs' if key == EPOCHS_KEY else 'config.' + key}: pbt needs a"
+                f" whole number of steps >= 1 here, not {steps!r}"
+            )
         for field in ("enqueue", "history", "warm_start"):
             if getattr(self, field):
                 raise ValueError(f"{field}: pbt plans every trial of its population itself")
         if self.pruner.type != "none":
             raise ValueError("pruner: pbt replaces its worst members instead of pruning them")
-        generations = math.ceil(self.training.epochs / pbt.interval)
+        generations = math.ceil(steps / pbt.interval)
         needed = pbt.population * generations
         if self.budget.trials != needed:
             raise ValueError(
                 f"budget.trials: pbt runs population x generations = {pbt.population} x"
-                f" {generations} (training.epochs {self.training.epochs} / interval"
-                f" {pbt.interval}) = {needed} trials, not {self.budget.trials}"
+                f" {generations} ({key} {steps} / interval {pbt.interval}) = {needed} trials,"
+                f" not {self.budget.trials}"
             )
+
+    def pbt_steps_key(self) -> str | None:
+        """The setting pbt writes each generation's steps to: the engine's `training.epochs`,
+        or the plugin's `strategy.steps_setting`."""
+        if self.trainer == BUILTIN_TRAINER:
+            return EPOCHS_KEY
+        return self.strategy.steps_setting if isinstance(self.strategy, PBTConfig) else None
 
     def _fidelity_settable(self) -> None:
         """coarse_to_fine's epochs per round reduce `training.epochs`: a study whose epochs
@@ -485,6 +507,13 @@ class StudyDefinition(_Section):
                 "pruner",
                 f"trainer {trainer.name} reports no '{metric}' every step"
                 f" (it reports {', '.join(trainer.step_metrics)})",
+            )
+        if isinstance(self.strategy, PBTConfig) and not trainer.resumable:
+            raise SettingError(
+                "strategy.type",
+                f"pbt needs trainer {trainer.name} to save and resume its state: it declares"
+                " no `resumable = True` (its `train` must start from `context.resume` and call"
+                " `context.checkpoint`)",
             )
         if errors := trainer.config_errors(self.base_config()):
             field, reason = errors[0]
@@ -620,12 +649,13 @@ class StudyDefinition(_Section):
                 space_filling=config.n_startup_trials if config.type in SPACE_FILLING else 0,
             )
         if isinstance(config, PBTConfig):
+            key = self.pbt_steps_key() or EPOCHS_KEY
             return PBTStrategy(
                 seed=config.seed,
-                epochs_key=EPOCHS_KEY,
+                epochs_key=key,
                 population=config.population,
                 interval=config.interval,
-                epochs=self.training.epochs,
+                epochs=_dig(self.base_config(), key),
                 quantile=config.quantile,
                 resample_probability=config.resample_probability,
                 direction=self.objectives[0].direction,

@@ -55,6 +55,7 @@ class TrainerInfo:
     config_schema: dict[str, Any]
     step_metrics: tuple[str, ...]
     final_metrics: tuple[str, ...]
+    resumable: bool = False  # it saves and resumes its state (`Trainer.resumable`)
 
     @cached_property
     def _defs(self) -> dict[str, Any]:

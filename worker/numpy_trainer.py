@@ -32,6 +32,7 @@ class NumpyTrainer(Trainer):
     step_metrics = EPOCH_METRICS
     final_metrics = OBJECTIVE_METRICS
     step_name = "epoch"
+    resumable = True
 
     def train(self, config: TrainConfig, context: Context) -> Mapping[str, float]:  # type: ignore[override]
         dataset = None

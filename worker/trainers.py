@@ -110,6 +110,7 @@ def describe(trainer: Trainer) -> TrainerInfo:
         config_schema=trainer.Config.model_json_schema(),
         step_metrics=tuple(trainer.step_metrics),
         final_metrics=tuple(trainer.final_metrics),
+        resumable=trainer.resumable,
     )
 
 

@@ -68,6 +68,19 @@ def test_a_ridge_study_runs_through_the_api(client: TestClient) -> None:
         ),
         ({"pruner": {"type": "hyperband"}}, "pruner.max_steps"),
         ({"dataset": {"name": "iris"}}, "dataset"),
+        # The ridge trainer does not resume its state: population-based training cannot run it.
+        (
+            {
+                "strategy": {
+                    "type": "pbt",
+                    "population": 2,
+                    "interval": 10,
+                    "steps_setting": "steps",
+                },
+                "budget": {"trials": 4},
+            },
+            "strategy.type",
+        ),
     ],
 )
 def test_a_study_the_trainer_cannot_run_is_422_naming_the_field(
@@ -94,6 +107,7 @@ def test_the_trainers_the_workers_offer_are_listed_with_their_schema(client: Tes
     # The local pool of this app offers them: one live worker each.
     assert ridge["workers"] == listed["numpy"]["workers"] == 1
     assert ridge["version"] == "0.1.0" and "val_rmse" in ridge["final_metrics"]
+    assert (ridge["resumable"], listed["numpy"]["resumable"]) == (False, True)
     assert ridge["config_schema"]["properties"]["alpha"]["minimum"] == 0
     assert ridge["hosts"] == listed["numpy"]["hosts"] == [socket.gethostname()]
     settings = {s["path"]: s for s in ridge["settings"]}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 # Each trainer fails (or not) in one way the runner must turn into a result.
 FAULTY = '''
-import math, os, signal, time
+import json, math, os, signal, time
 from pydantic import BaseModel, ConfigDict, Field
 from hpsearch.trainer import Diverged, Trainer
 
@@ -110,6 +110,28 @@ class Stuck(_Base):
         open(os.environ["HPSEARCH_TEST_STUCK"], "w").close()  # out of reach from now on
         time.sleep(3600)
 
+class CountConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rate: float = Field(0.1, gt=0, le=1)
+    steps: int = Field(6, ge=1, le=1000)
+
+class Counter(Trainer):
+    """x grows by `rate` a step, on from where its saved state left it; loss = 10 - x."""
+    name = "counter"
+    version = "1"
+    Config = CountConfig
+    step_metrics = ("loss",)
+    final_metrics = ("loss",)
+    resumable = True
+    def train(self, config, context):
+        start, x = json.loads(context.resume) if context.resume else (0, 0.0)
+        for step in range(start + 1, config.steps + 1):
+            x += config.rate
+            if context.report(step, {"loss": 10 - x}):
+                break
+            context.checkpoint(step, lambda: json.dumps([step, x]).encode())
+        return {"loss": 10 - x}
+
 class NotATrainer:
     name = "not-a-trainer"
 '''
@@ -127,6 +149,7 @@ crashes = faulty_trainers:Crashes
 sleeps = faulty_trainers:Sleeps
 ignores-stop = faulty_trainers:IgnoresStop
 stuck = faulty_trainers:Stuck
+counter = faulty_trainers:Counter
 not-a-trainer = faulty_trainers:NotATrainer
 missing-module = no_such_module:Trainer
 """

@@ -3,6 +3,7 @@ generation starts from its parent's final state, which the runner keeps for it."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,8 @@ from hpsearch.db.models import Study, StudyStatus, Trial, TrialMetric
 from hpsearch.db.session import session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
+from hpsearch.search.trainer_schema import SettingError
+from hpsearch.worker import trainers
 from hpsearch.worker.engine import train
 from hpsearch.worker.runner import run_trial
 
@@ -121,3 +124,58 @@ def test_a_pbt_study_that_cannot_run_is_refused_naming_the_field(
 ) -> None:
     with pytest.raises(ValidationError, match=f"{field}.*{reason}"):
         StudyDefinition.model_validate(pbt_study(**overrides))
+
+
+def counter_study(**overrides: Any) -> dict:
+    study = {
+        "name": "pbt-plugin",
+        "trainer": "counter",
+        "config": {"rate": 0.1, "steps": 6},
+        "space": {"rate": {"type": "float", "low": 0.01, "high": 0.5, "log": True}},
+        "strategy": {"type": "pbt", "population": 2, "interval": 3, "steps_setting": "steps"},
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "budget": {"trials": 4},
+    }
+    return study | overrides
+
+
+def test_a_resumable_plugin_trains_a_pbt_study_from_its_parents_states(
+    sqlite_url: str, test_trainers: Path
+) -> None:
+    definition = StudyDefinition.model_validate(counter_study())
+    definition.check_trainer(trainers.describe(trainers.get("counter")))  # accepted
+    study_id = run_study(sqlite_url, counter_study())
+    with session_scope(sqlite_url) as session:
+        trials = session.query(Trial).filter_by(study_id=study_id).order_by(Trial.number).all()
+        curves = {
+            t.number: [
+                (m.step, m.metrics["loss"])
+                for m in session.query(TrialMetric).filter_by(trial_id=t.id).order_by("step")
+            ]
+            for t in trials
+        }
+        rows = [(t.number, t.params, t.lineage, t.state.value) for t in trials]
+    assert [state for *_, state in rows] == ["complete"] * 4
+    for number, params, lineage, _ in rows[2:]:
+        # Steps 4 to 6 go on from the parent's x (loss 10 - x at step 3) at this trial's rate.
+        parent_loss = curves[lineage["parent"]][-1][1]
+        assert [step for step, _ in curves[number]] == [4, 5, 6]
+        assert curves[number][0][1] == pytest.approx(parent_loss - params["rate"])
+
+
+def test_pbt_refuses_a_plugin_that_does_not_resume_its_state(test_trainers: Path) -> None:
+    definition = StudyDefinition.model_validate(
+        counter_study(
+            trainer="quadratic",
+            config={"x": 0.5, "steps": 6},
+            space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        )
+    )
+    with pytest.raises(SettingError, match="pbt needs trainer quadratic to save and resume"):
+        definition.check_trainer(trainers.describe(trainers.get("quadratic")))
+
+
+def test_pbt_with_a_plugin_needs_the_setting_that_counts_its_steps() -> None:
+    strategy = {"type": "pbt", "population": 2, "interval": 3}
+    with pytest.raises(ValidationError, match="strategy.steps_setting: pbt needs the setting"):
+        StudyDefinition.model_validate(counter_study(strategy=strategy))
