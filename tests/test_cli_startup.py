@@ -28,6 +28,7 @@ HEAVY = (
     "celery",
     "uvicorn",
     "pydantic_settings",  # a tenth of a second: read by the commands that need the settings
+    "httpx",  # a tenth of a second: for the commands that send a request, not their help
 )
 PROBE = """
 import json, sys
