@@ -3,14 +3,18 @@ process pool. The server's modules load here, when the command runs, not with th
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import shlex
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -21,7 +25,7 @@ from hpsearch.cli.study_file import read_study_file
 from hpsearch.db import queries
 from hpsearch.db.migrate import upgrade
 from hpsearch.db.models import Study, StudyStatus, Trial
-from hpsearch.db.session import session_scope
+from hpsearch.db.session import dispose_engines, session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
 from hpsearch.worker import trainers
@@ -71,6 +75,19 @@ def run_here(
     finally:
         pool.shutdown()
     _print_best(study_id, definition, url)
+
+
+def end_now(code: int) -> NoReturn:
+    """End `hpsearch run`'s process with exit status `code` once its study is done, skipping
+    Python's teardown of its modules: freeing numba's, SciPy's and SQLAlchemy's objects one by
+    one took 0.25-0.5 s after the last line was printed. Everything a normal exit does for the
+    user's data still happens: the exit handlers run (logging's, multiprocessing's), the
+    database's connections close (SQLite's WAL back into its file) and the output is flushed."""
+    dispose_engines()
+    atexit._run_exitfuncs()  # what a normal exit runs first; private, as os._exit skips it
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 class Stopped(KeyboardInterrupt):
