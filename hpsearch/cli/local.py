@@ -10,7 +10,6 @@ import shlex
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -65,7 +64,7 @@ def run_here(
         signal.signal(stop, _stop)
     try:
         first(pool.dispatch)
-        _watch(study_id, definition, url)
+        _watch(study_id, definition, url, pool)
     except Stopped as stopped:
         _interrupt(pool, study_id, url, db)
         raise typer.Exit(128 + stopped.signum) from None
@@ -190,10 +189,15 @@ def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None
     )
 
 
-def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
+def _watch(study_id: int, definition: StudyDefinition, url: str, pool: LocalPool) -> None:
     with StudyBar(study_id, definition, url) as bar:
-        while bar.update():
-            time.sleep(POLL_S)
+        while True:
+            # Cleared before the look: a trial that ends after it wakes the next wait at once,
+            # and the study's last one ends the run then, not up to a poll later.
+            pool.trial_ended.clear()
+            if not bar.update():
+                return
+            pool.trial_ended.wait(POLL_S)
 
 
 class StudyBar:
