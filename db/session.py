@@ -68,6 +68,14 @@ def get_engine(url: str | None = None, *, pre_ping: bool = True) -> Engine:
     return _engines[key]
 
 
+def dispose_engines() -> None:
+    """Close this process's pooled connections now: the last one to an SQLite file writes its
+    WAL back into the file, which is then whole on its own."""
+    for (_, pid, _), engine in _engines.items():
+        if pid == os.getpid():
+            engine.dispose()
+
+
 @contextmanager
 def session_scope(url: str | None = None, *, pre_ping: bool = True) -> Iterator[Session]:
     """A session that commits on success, rolls back on error and always closes; `pre_ping`

@@ -45,6 +45,9 @@ def test_run_ends_with_the_budget_of_finished_trials_and_prints_the_best(tmp_pat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "best trial" in result.stdout
     assert "val_accuracy" in result.stdout
+    # The run ends without Python's teardown, yet closed its database: SQLite's WAL is back in
+    # the file, which holds the whole study on its own (a copy of it alone is complete).
+    assert sorted(path.name for path in tmp_path.glob("hpsearch.db*")) == ["hpsearch.db"]
     engine = create_engine(f"sqlite:///{tmp_path / 'hpsearch.db'}")
     with engine.connect() as db:
         states = db.execute(text("SELECT state FROM trials")).scalars().all()

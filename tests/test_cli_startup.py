@@ -28,6 +28,7 @@ HEAVY = (
     "celery",
     "uvicorn",
     "pydantic_settings",  # a tenth of a second: read by the commands that need the settings
+    "httpx",  # a tenth of a second: for the commands that send a request, not their help
 )
 PROBE = """
 import json, sys
@@ -38,6 +39,18 @@ try:
 except SystemExit as exit:
     assert exit.code in (0, None), exit.code
 print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in HEAVY)))
+"""
+# `import hpsearch` (a trainer plugin in a worker, the CLI) loads none of its Python API's
+# modules until one is used; `from hpsearch import agent` is the function, whichever comes first.
+LAZY_API = """
+import hpsearch, sys
+assert "hpsearch.agent" not in sys.modules and "httpx" not in sys.modules, sorted(sys.modules)
+if sys.argv[1] == "module first":
+    import hpsearch.agent
+from hpsearch import agent
+from hpsearch.agent import agent as function
+assert agent is function is hpsearch.agent, (agent, function)
+print("ok")
 """
 
 
@@ -58,6 +71,19 @@ def test_a_command_that_talks_to_a_server_loads_none_of_the_servers_libraries(
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("order", ["function first", "module first"])
+def test_the_python_api_loads_on_first_use_and_agent_stays_the_function(order: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_API, order],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
 
 
 def test_the_first_trial_of_a_fresh_run_trains_as_fast_as_the_others(tmp_path: Path) -> None:

@@ -79,6 +79,9 @@ class LocalPool:
         """
         self.url = url
         self.interrupted = False
+        # Set once each trial has ended and its successors were dispatched: for a caller that
+        # waits on the study's progress (`hpsearch run`'s bar) rather than polling alone.
+        self.trial_ended = threading.Event()
         pin_blas_threads()
         initializer = partial(_start_trial_process, ignore_interrupts)
         # spawn: a process forked once threads run may inherit a lock one of them held.
@@ -152,6 +155,8 @@ class LocalPool:
             self.dispatch(successors)
         except Exception:
             log.exception("a local trial process failed")
+        finally:
+            self.trial_ended.set()
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Start a new executor in place of `broken` (once, however many trials found it) and

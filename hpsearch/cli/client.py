@@ -16,16 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from hpsearch.cli.listing import Format, FormatOption, number, show, table, write
-from hpsearch.client import (
-    DEFAULT_URL,
-    ApiError,
-    Client,
-    best_text,
-    resolve,
-    write_config,
-)
 
-if TYPE_CHECKING:  # the engine (NumPy) loads for `train` only, not for every command here
+# The engine (NumPy) loads for `train` only, and the client (httpx) once a command sends a
+# request: not for every command's --help.
+if TYPE_CHECKING:
+    from hpsearch.client import Client
     from hpsearch.worker.engine import TrainConfig, Upload
 
 console = Console()
@@ -69,6 +64,8 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 @contextmanager
 def _connected(url: str | None, token: str | None) -> Iterator[Client]:
     """A client of the chosen server; any client error ends the command in one red line."""
+    from hpsearch.client import ApiError, Client, resolve
+
     try:
         with Client(resolve(url, token)) as client:
             yield client
@@ -80,9 +77,19 @@ def login(
     token: Annotated[
         str, typer.Option(envvar="HPSEARCH_TOKEN", prompt=True, hide_input=True, help="API token.")
     ],
-    url: Annotated[str, typer.Option(envvar="HPSEARCH_URL", help="Server URL.")] = DEFAULT_URL,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="HPSEARCH_URL",
+            help="Server URL (default: http://127.0.0.1:8000).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Check a token against a server and save both for later commands (mode 0600)."""
+    from hpsearch.client import DEFAULT_URL, write_config
+
+    url = url or DEFAULT_URL  # not the saved login's: this one replaces it
     with _connected(url, token) as client:
         me = client.me()
     path = write_config(url.rstrip("/"), token)
@@ -137,6 +144,8 @@ def _print_study(study: dict[str, Any]) -> None:
     best = study["best_trial"]
     if best is not None:
         params = escape(_params_text(best["params"]))
+        from hpsearch.client import best_text
+
         console.print(f"  best    {best_text(study)}: {params}")
     if study["eta_seconds"] is not None:
         console.print(f"  ETA     {_duration(study['eta_seconds'])}")

@@ -3,14 +3,17 @@ process pool. The server's modules load here, when the command runs, not with th
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import shlex
 import signal
+import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -21,7 +24,7 @@ from hpsearch.cli.study_file import read_study_file
 from hpsearch.db import queries
 from hpsearch.db.migrate import upgrade
 from hpsearch.db.models import Study, StudyStatus, Trial
-from hpsearch.db.session import session_scope
+from hpsearch.db.session import dispose_engines, session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
 from hpsearch.worker import trainers
@@ -61,7 +64,7 @@ def run_here(
         signal.signal(stop, _stop)
     try:
         first(pool.dispatch)
-        _watch(study_id, definition, url)
+        _watch(study_id, definition, url, pool)
     except Stopped as stopped:
         _interrupt(pool, study_id, url, db)
         raise typer.Exit(128 + stopped.signum) from None
@@ -71,6 +74,19 @@ def run_here(
     finally:
         pool.shutdown()
     _print_best(study_id, definition, url)
+
+
+def end_now(code: int) -> NoReturn:
+    """End `hpsearch run`'s process with exit status `code` once its study is done, skipping
+    Python's teardown of its modules: freeing numba's, SciPy's and SQLAlchemy's objects one by
+    one took 0.25-0.5 s after the last line was printed. Everything a normal exit does for the
+    user's data still happens: the exit handlers run (logging's, multiprocessing's), the
+    database's connections close (SQLite's WAL back into its file) and the output is flushed."""
+    dispose_engines()
+    atexit._run_exitfuncs()  # what a normal exit runs first; private, as os._exit skips it
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 class Stopped(KeyboardInterrupt):
@@ -173,10 +189,15 @@ def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None
     )
 
 
-def _watch(study_id: int, definition: StudyDefinition, url: str) -> None:
+def _watch(study_id: int, definition: StudyDefinition, url: str, pool: LocalPool) -> None:
     with StudyBar(study_id, definition, url) as bar:
-        while bar.update():
-            time.sleep(POLL_S)
+        while True:
+            # Cleared before the look: a trial that ends after it wakes the next wait at once,
+            # and the study's last one ends the run then, not up to a poll later.
+            pool.trial_ended.clear()
+            if not bar.update():
+                return
+            pool.trial_ended.wait(POLL_S)
 
 
 class StudyBar:

@@ -59,9 +59,13 @@ def run(
     if (study_file is None) == (resume is None):
         console.print("[red]Give a study file, or --resume ID of a stopped study.[/red]")
         raise typer.Exit(2)
-    from hpsearch.cli.local import run_here
+    from hpsearch.cli.local import end_now, run_here
 
-    run_here(study_file, resume, url, db, workers)
+    try:
+        run_here(study_file, resume, url, db, workers)
+    except typer.Exit as done:
+        end_now(done.exit_code)
+    end_now(0)
 
 
 @app.command()

@@ -6,13 +6,15 @@ machine: they talk to the server over REST with the user's token, and to the Opt
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from hpsearch.cli.client import TokenOption, UrlOption, _connected, _fail, console
-from hpsearch.client import ApiError
+
+if TYPE_CHECKING:  # httpx loads once a command sends a request, not for --help
+    from hpsearch.client import ApiError
 
 export_app = typer.Typer(help="Write a study somewhere else.", no_args_is_help=True)
 import_app = typer.Typer(help="Start a study from trials run somewhere else.", no_args_is_help=True)
@@ -79,6 +81,7 @@ def import_optuna(
     complete, never run, not counted in the budget, and its strategy learns from them."""
     from hpsearch import optuna_bridge as bridge
     from hpsearch.cli.study_file import read_study_file
+    from hpsearch.client import ApiError
 
     document, definition = read_study_file(study_file)
     if not isinstance(document, dict):
