@@ -111,10 +111,12 @@ def run_trial(trial_id: int, *, url: str | None = None, in_caller: bool = False)
         outcome = _train(definition, params, context)
     ending = settle(outcome, definition, recorder.study_status)
     weights = context.weights(ending.state)
+    # A population member's final state is where the next generation starts: kept. Only a trial
+    # that saved or resumed a state has checkpoints to drop: the others skip those statements.
+    drop = not lineage and (context.saved_state or resume is not None)
 
     def write_end(session: Session) -> None:
-        # A population member's final state is where the next generation starts: kept.
-        write_ending(session, trial_id, recorder.pending, ending, weights, keep_state=bool(lineage))
+        write_ending(session, trial_id, recorder.pending, ending, weights, drop_checkpoints=drop)
 
     def end_and_queue_next(session: Session) -> list[int]:
         write_end(session)
@@ -168,10 +170,10 @@ def write_ending(
     ending: Ending,
     weights: bytes | None = None,
     *,
-    keep_state: bool = False,
+    drop_checkpoints: bool = False,
 ) -> bool:
     """Write a running trial's last reports, its end and its trained weights, and drop its
-    checkpoints unless `keep_state`; False if it was not running any more (e.g. found lost
+    checkpoints if `drop_checkpoints`; False if it was not running any more (e.g. found lost
     meanwhile): then nothing is written."""
     state, reason, values, value, error_traceback = ending
     if not queries.finish_trial(
@@ -180,7 +182,7 @@ def write_ending(
     ):  # fmt: skip
         return False
     queries.add_metrics(session, trial_id, pending)
-    if not keep_state:
+    if drop_checkpoints:
         checkpoints.discard(session, trial_id)
     if weights is not None:
         checkpoints.keep_weights(session, trial_id, weights)
@@ -249,6 +251,7 @@ class _TrialContext(Steps):
         self.checkpoint_due = _CheckpointDue(definition.checkpoints)
         self.save_weights: Callable[[], bytes] | None = None
         self.keeps_weights = definition.checkpoints.keep_weights
+        self.saved_state = False  # a checkpoint of this trial is stored
 
     def report(self, step: int, metrics: Mapping[str, float]) -> bool:
         values = self.check(step, metrics)
@@ -266,6 +269,7 @@ class _TrialContext(Steps):
                 self.checkpoint_due.off = True
             else:
                 self.recorder.flush(checkpoint=(step, content))
+                self.saved_state = True
 
     def keep_weights(self, save: Callable[[], bytes]) -> None:
         self.save_weights = save
