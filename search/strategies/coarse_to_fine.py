@@ -90,6 +90,22 @@ def default_schedule(rounds: int) -> list[float]:
     return [max(MIN_FRACTION, 0.5 ** (rounds - 1 - r)) for r in range(rounds)]
 
 
+def round_sizes(budget: int, rounds: int, ratio: float) -> list[int]:
+    """The budget's trials split over the rounds, each round `ratio` times the next (at
+    least 2 each, to rank): the last round takes what the others leave."""
+    weights = [ratio ** (rounds - 1 - r) for r in range(rounds)]
+    sizes = [max(2, round(budget * w / sum(weights))) for w in weights[:-1]]
+    return [*sizes, max(2, budget - sum(sizes))]
+
+
+def turns(live: Sequence[str], leader: str | None, count: int) -> list[str]:
+    """The arms of a round's first `count` new draws: the live arms take turns, and with a
+    `leader`, it takes every other draw besides."""
+    if leader is None:
+        return [live[j % len(live)] for j in range(count)]
+    return [leader if j % 2 == 0 else live[(j // 2) % len(live)] for j in range(count)]
+
+
 def arm_key(choice: Any) -> str:
     """A categorical choice as a JSON object key (choices may be lists, such as [64, 32])."""
     return choice if isinstance(choice, str) else json.dumps(choice)
@@ -138,7 +154,7 @@ class CoarseToFineStrategy(Strategy):
         *,
         seed: int,
         rounds: int,
-        samples_per_round: int,
+        samples_per_round: int | Sequence[int],
         keep: float,
         margin: float,
         direction: str,
@@ -148,10 +164,19 @@ class CoarseToFineStrategy(Strategy):
         min_width: float = 0.1,
         arm_min_trials: int = 4,
         drop_margin: float = 1.0,
+        promote: float = 0.25,
     ) -> None:
         self.seed = seed
         self.rounds = rounds
-        self.samples_per_round = samples_per_round
+        sizes = (
+            [samples_per_round] * rounds
+            if isinstance(samples_per_round, int)
+            else list(samples_per_round)
+        )
+        self.sizes = sizes
+        # The number of each round's first trial.
+        self.starts = [sum(sizes[:r]) for r in range(rounds)]
+        self.promote = promote
         self.keep = keep
         self.margin = margin
         self.minimize = direction == "minimize"
@@ -166,7 +191,7 @@ class CoarseToFineStrategy(Strategy):
 
     def round_of(self, number: int) -> int:
         """The round trial `number` belongs to (trials past the last stay in the last)."""
-        return min(number // self.samples_per_round, self.rounds - 1)
+        return next(r for r in reversed(range(self.rounds)) if number >= self.starts[r])
 
     def epochs_at(self, index: int) -> int | None:
         """The epochs round `index` trains: None when in full (the study's own setting)."""
@@ -196,7 +221,7 @@ class CoarseToFineStrategy(Strategy):
         return proposals
 
     def describe(self, space: Space, history: Sequence[TrialRecord]) -> dict[str, Any]:
-        """Every round so far (its epochs, its arms' boxes, the arms it dropped) and the
+        """Every round so far (its trials, epochs, arms' boxes, the arms it dropped) and the
         result: each arm's best trial at the most epochs it trained, and the winning arm."""
         rounds = self.plan(space, history)
         return {
@@ -204,6 +229,7 @@ class CoarseToFineStrategy(Strategy):
             "rounds": [
                 {
                     "round": r.index + 1,
+                    "trials": self.sizes[r.index],
                     "epochs": r.epochs if r.epochs is not None else self.full_epochs,
                     "fraction": r.fraction,
                     "arms": {key: box_as_data(box) for key, box in r.arms.items()},
@@ -224,9 +250,7 @@ class CoarseToFineStrategy(Strategy):
         ]
         for r in range(self.rounds - 1):
             members = [t for t in history if self.round_of(t.number) == r]
-            if len(members) < self.samples_per_round or any(
-                t.state not in FINISHED for t in members
-            ):
+            if len(members) < self.sizes[r] or any(t.state not in FINISHED for t in members):
                 break
             before = [t for t in history if self.round_of(t.number) <= r]
             rounds.append(self._next(space, arm, rounds[-1], members, before))
@@ -405,41 +429,57 @@ class CoarseToFineStrategy(Strategy):
         number: int,
         seen: set[str],
     ) -> dict[str, Any] | None:
-        """Trial `number`'s configuration: its first draw not already run or queued."""
+        """Trial `number`'s configuration: a promotion from the round before, else its first
+        draw not already run or queued."""
+        i = number - self.starts[round_.index]
+        ranked = self._previous(history, arm, round_)
+        promoted = ranked[: math.ceil(self.promote * self.sizes[round_.index])]
+        if i < len(promoted):
+            config = {n: promoted[i].params[n] for n in space.params if n in promoted[i].params}
+            if round_.epochs is not None:
+                config[self.epochs_key] = round_.epochs  # type: ignore[index]
+            if config_key(config) not in seen:
+                return config
+        # Rows past the promotions; a promotion already run (the same epochs) draws a row of
+        # its own past the round's, so that it repeats no other trial's draw.
+        j = i - len(promoted) if i >= len(promoted) else self.sizes[round_.index] + i
         live = list(round_.arms)
-        i = number - round_.index * self.samples_per_round
-        key = live[i % len(live)]
+        leader = arm_of(ranked[0], arm) if ranked else None
+        order = turns(live, leader, j + 1)
+        key, row = order[j], order.count(order[j]) - 1
         ranges = dict(round_.arms[key])
         if arm is not None:
             whole = space.params[arm]
             choice = next(c for c in whole.choices if arm_key(c) == key)  # type: ignore[union-attr]
             ranges[arm] = whole.model_copy(update={"choices": [choice], "values": None})
-        best = self._arm_best(history, arm, key, round_)
+        best = next((t for t in ranked if arm_of(t, arm) == key), None)
+        new = max(1, self.sizes[round_.index] - len(promoted))
+        share = max(1, turns(live, leader, new).count(key))
         for attempt in range(MAX_REDRAWS):
-            config = self._draw(space, ranges, round_, key, i // len(live), best, attempt)
+            config = self._draw(space, ranges, round_, key, row, share, best, attempt)
             if round_.epochs is not None:
                 config[self.epochs_key] = round_.epochs  # type: ignore[index]
             if config_key(config) not in seen:
                 return config
         return None
 
-    def _arm_best(
-        self, history: Sequence[TrialRecord], arm: str | None, key: str, round_: Round
-    ) -> TrialRecord | None:
-        """The arm's best trial of the round before `round_`, at that round's fidelity."""
+    def _previous(
+        self, history: Sequence[TrialRecord], arm: str | None, round_: Round
+    ) -> list[TrialRecord]:
+        """The round before `round_`'s complete trials at its epochs in the arms still live,
+        best first (none for round 0)."""
         if round_.index == 0:
-            return None
-        before = self.round_of
+            return []
         epochs = self.epochs_at(round_.index - 1)
-        mine = [
-            t
-            for t in history
-            if before(t.number) == round_.index - 1
-            and arm_of(t, arm) == key
-            and self.epochs_of(t) == epochs
-        ]
-        ranked = self._ranked(mine)
-        return ranked[0] if ranked else None
+        return self._ranked(
+            [
+                t
+                for t in history
+                if self.round_of(t.number) == round_.index - 1
+                and self.epochs_of(t) == epochs
+                and arm_of(t, arm) in round_.arms
+            ]
+        )
 
     def _draw(
         self,
@@ -448,17 +488,15 @@ class CoarseToFineStrategy(Strategy):
         round_: Round,
         key: str,
         row: int,
+        share: int,
         best: TrialRecord | None,
         attempt: int,
     ) -> dict[str, Any]:
-        """Draw `attempt` of an arm's `row`-th trial of the round: a Latin hypercube row or
-        a draw around the arm's best, then (drawing again) plain uniform draws in the box."""
+        """Draw `attempt` of an arm's `row`-th new trial of the round (of `share`): a Latin
+        hypercube row or a draw around the arm's best, then (drawing again) plain uniform
+        draws in the box."""
         seed = zlib.crc32(f"{self.seed}/{round_.index}/{key}".encode())
-        if attempt == 0 and row == 0 and best is not None:
-            # The arm's best setting trains again, longer: its rank was bought with fewer epochs.
-            return {name: best.params[name] for name in space.params if name in best.params}
         if attempt == 0 and (best is None or row % 2):
-            share = max(1, math.ceil(self.samples_per_round / len(round_.arms)))
             return latin_hypercube_row(space, ranges, seed, share, row)
         if attempt == 0 or (best is not None and attempt % 2 == 0):
             return self._around(space, ranges, best, [seed, row, attempt])  # type: ignore[arg-type]
