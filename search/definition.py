@@ -105,12 +105,12 @@ class CoarseToFineConfig(_Section):
         " best, in units of the round's best-to-median distance.",
     )
     round_ratio: float = Field(
-        2.0,
+        1.5,
         ge=1,
         le=16,
         description="Unless samples_per_round is given, the budget is split so that each round"
         " has this many times the trials of the next (2: as many epochs in each round, as in"
-        " successive halving); 1 splits it equally.",
+        " successive halving; 1 splits it equally).",
     )
     promote: float = Field(
         0.25,

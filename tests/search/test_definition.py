@@ -61,8 +61,9 @@ def test_coarse_to_fine_rounds_share_the_budget_unless_given() -> None:
         assert isinstance(made, CoarseToFineStrategy)
         return made
 
-    # Each round twice the next (as many epochs in each), the last ending with the budget.
-    assert built({"rounds": 4}, 60).sizes == [32, 16, 8, 4]
+    # Each round 1.5 times the next, the last ending with the budget.
+    assert built({"rounds": 4}, 60).sizes == [25, 17, 11, 7]
+    assert built({"rounds": 4, "round_ratio": 2}, 60).sizes == [32, 16, 8, 4]
     assert built({"rounds": 4, "round_ratio": 1}, 61).sizes == [15, 15, 15, 16]
     assert built({"rounds": 4}, 3).sizes == [2, 2, 2, 2]  # a round needs two trials to rank
     assert built({"rounds": 4, "samples_per_round": 7}, 60).sizes == [7, 7, 7, 7]
