@@ -114,8 +114,8 @@ TASKS: dict[str, dict] = {
 STRATEGIES: dict[str, dict | None] = {
     "random": {"type": "random"},
     "tpe": {"type": "tpe", "n_startup_trials": 10},
-    # Its defaults: 4 rounds at 1/8, 1/4, 1/2 and all of the task's epochs, each round twice
-    # the trials of the next (32, 16, 8 and 4 at 60).
+    # Its defaults: 4 rounds at 1/8, 1/4, 1/2 and all of the task's epochs, each round 1.5
+    # times the trials of the next (25, 17, 11 and 7 at 60).
     "coarse_to_fine": {"type": "coarse_to_fine"},
     "optuna-tpe": None,  # Optuna's TPESampler driven directly: see `optuna_run`
     "cmaes": {"type": "cmaes"},
