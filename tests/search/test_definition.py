@@ -69,6 +69,9 @@ def test_coarse_to_fine_rounds_share_the_budget_unless_given() -> None:
     assert built({"rounds": 4, "samples_per_round": 7}, 60).sizes == [7, 7, 7, 7]
     errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", "samples_per_round": 1}))
     assert ("strategy", "coarse_to_fine", "samples_per_round") in errors
+    for field, bad in (("round_ratio", 0.5), ("promote", 1.5)):
+        errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", field: bad}))
+        assert ("strategy", "coarse_to_fine", field) in errors
 
 
 def test_coarse_to_fine_epochs_per_round_default_to_halvings_and_are_checked() -> None:
