@@ -27,7 +27,7 @@ from hpsearch.db.names import IDENTIFIER, LongName, Tag
 from hpsearch.search.pruners import HyperbandPruner, MedianPruner, NoPruner, Pruner
 from hpsearch.search.space import CategoricalParam, FloatParam, IntParam, Param, ParamSpec, Space
 from hpsearch.search.strategies.base import Strategy
-from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy
+from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy, round_sizes
 from hpsearch.search.strategies.grid import GridStrategy
 from hpsearch.search.strategies.pbt import PBTStrategy
 from hpsearch.search.strategies.random import RandomStrategy
@@ -103,6 +103,21 @@ class CoarseToFineConfig(_Section):
         ge=0,
         description="An arm is dropped when its best is this far behind the round's"
         " best, in units of the round's best-to-median distance.",
+    )
+    round_ratio: float = Field(
+        1.5,
+        ge=1,
+        le=16,
+        description="Unless samples_per_round is given, the budget is split so that each round"
+        " has this many times the trials of the next (2: as many epochs in each round, as in"
+        " successive halving; 1 splits it equally).",
+    )
+    promote: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="Share of a round's trials that are the round before's best, trained"
+        " again with the round's epochs.",
     )
 
     @field_validator("epochs_per_round")
@@ -614,8 +629,7 @@ class StudyDefinition(_Section):
                 seed=config.seed,
                 rounds=config.rounds,
                 samples_per_round=config.samples_per_round
-                # Unset, the rounds share the budget, so that the last one ends with it.
-                or max(2, math.ceil(self.budget.trials / config.rounds)),
+                or round_sizes(self.budget.trials, config.rounds, config.round_ratio),
                 keep=config.keep,
                 margin=config.margin,
                 direction=self.objectives[0].direction,
@@ -625,6 +639,7 @@ class StudyDefinition(_Section):
                 min_width=config.min_width,
                 arm_min_trials=config.arm_min_trials,
                 drop_margin=config.drop_margin,
+                promote=config.promote,
             )
         if isinstance(config, OptunaConfig):
             # Optuna loads for the studies that use it: not in every process that reads a study

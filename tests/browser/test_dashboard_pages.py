@@ -342,6 +342,9 @@ def test_coarse_to_fine_draws_each_arms_box_per_round_on_the_most_important_axes
     page.goto(f"{server.base}/#/studies/{study['id']}")
     expect(page.locator(".card.boxes")).to_be_visible()
     expect(page.locator(".boxes tbody tr")).to_have_count(len(boxes))
+    # Each round's trials (10 each, as the study says) beside its epochs.
+    assert [r["trials"] for r in rounds] == [10, 10, 10]
+    expect(page.locator(".boxes tbody tr").first.locator("td").nth(1)).to_have_text("10")
     # The axes: the two most important numeric parameters, once the importances are in.
     expect(page.locator(".box-x")).to_have_value(top[0])
     expect(page.locator(".box-y")).to_have_value(top[1])

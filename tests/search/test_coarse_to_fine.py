@@ -10,7 +10,12 @@ from pydantic import TypeAdapter
 
 from hpsearch.search.space import Param, Space
 from hpsearch.search.strategies.base import TrialRecord
-from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy, pick_arm
+from hpsearch.search.strategies.coarse_to_fine import (
+    CoarseToFineStrategy,
+    pick_arm,
+    round_sizes,
+    turns,
+)
 
 PARAM = TypeAdapter(Param)
 EPOCHS = "training.epochs"
@@ -201,9 +206,11 @@ def test_a_box_at_most_halves_per_round_and_never_narrows_below_its_minimum_widt
     # Over many rounds of one point, the box halves down to its minimum width, no further.
     search = strategy(rounds=6, samples_per_round=4, min_width=0.1, drop_margin=100.0)
     flat = run(search, 24, lambda p: 1.0, per_ask=4)
+    # (The arm that leads the ties takes most draws, so it is the one that narrows.)
     widths = [
-        math.log(r.arms["adam"]["lr"].high / r.arms["adam"]["lr"].low)
+        math.log(box["lr"].high / box["lr"].low)
         for r in search.plan(SPACE, flat)
+        for box in r.arms.values()
     ]
     assert min(widths) == pytest.approx(0.1 * whole)
 
@@ -248,11 +255,33 @@ def test_a_round_waits_for_the_one_before_to_finish() -> None:
     assert search.ask(SPACE, running, 2) == []
 
 
-def test_each_arms_best_trains_again_for_longer_first_in_the_next_round() -> None:
-    search = strategy(samples_per_round=12, drop_margin=100.0)
+def test_the_budget_is_split_so_that_each_round_has_ratio_times_the_next() -> None:
+    # Ratio 2 with fidelities doubling: every round trains about the same epochs, as in one
+    # of Hyperband's brackets; the last round takes what the others leave.
+    assert round_sizes(60, 4, 2.0) == [32, 16, 8, 4]
+    assert round_sizes(61, 4, 2.0) == [33, 16, 8, 4]
+    assert round_sizes(60, 4, 1.0) == [15, 15, 15, 15]
+    assert round_sizes(3, 4, 2.0) == [2, 2, 2, 2]  # a round needs two trials to rank
+    sizes = round_sizes(60, 4, 2.0)
+    epochs = [n * f for n, f in zip(sizes, [2, 4, 8, 16], strict=True)]
+    assert max(epochs) / min(epochs) == 1.0
+
+
+def test_the_leading_arm_takes_every_other_new_draw_and_the_others_take_turns() -> None:
+    live = ["sgd", "momentum", "adam"]
+    assert turns(live, None, 6) == ["sgd", "momentum", "adam", "sgd", "momentum", "adam"]
+    assert turns(live, "adam", 6) == ["adam", "sgd", "adam", "momentum", "adam", "adam"]
+
+
+def test_a_round_starts_with_the_best_of_the_round_before_trained_longer() -> None:
+    search = strategy(samples_per_round=[12, 8, 4, 2], promote=0.25, drop_margin=100.0)
     history = run(search, 12)
-    second = search.ask(SPACE, history, 3)  # the first trial of each arm in round 1
-    for proposal in second:
-        arm = proposal.params["optimizer"]
-        best = min((t for t in history if t.params["optimizer"] == arm), key=lambda t: t.value)
-        assert proposal.params == {**best.params, EPOCHS: 4}
+    ranked = sorted(history, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+    second = search.ask(SPACE, history, 8)
+    assert [r["trials"] for r in search.describe(SPACE, history)["rounds"]] == [12, 8]
+    # A quarter of round 1's 8 trials: round 0's best two, best first, at round 1's epochs.
+    assert [p.params for p in second[:2]] == [{**t.params, EPOCHS: 4} for t in ranked[:2]]
+    # The rest are new draws, the leading arm (adam's) taking every other one.
+    rest = [p.params for p in second[2:]]
+    assert all(p not in [{**t.params, EPOCHS: 4} for t in history] for p in rest)
+    assert [p["optimizer"] for p in rest][::2] == ["adam"] * 3

@@ -61,12 +61,17 @@ def test_coarse_to_fine_rounds_share_the_budget_unless_given() -> None:
         assert isinstance(made, CoarseToFineStrategy)
         return made
 
-    assert built({"rounds": 4}, 60).samples_per_round == 15
-    assert built({"rounds": 4}, 61).samples_per_round == 16  # the last round ends with the budget
-    assert built({"rounds": 4}, 3).samples_per_round == 2  # a round needs two trials to rank
-    assert built({"rounds": 4, "samples_per_round": 7}, 60).samples_per_round == 7
+    # Each round 1.5 times the next, the last ending with the budget.
+    assert built({"rounds": 4}, 60).sizes == [25, 17, 11, 7]
+    assert built({"rounds": 4, "round_ratio": 2}, 60).sizes == [32, 16, 8, 4]
+    assert built({"rounds": 4, "round_ratio": 1}, 61).sizes == [15, 15, 15, 16]
+    assert built({"rounds": 4}, 3).sizes == [2, 2, 2, 2]  # a round needs two trials to rank
+    assert built({"rounds": 4, "samples_per_round": 7}, 60).sizes == [7, 7, 7, 7]
     errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", "samples_per_round": 1}))
     assert ("strategy", "coarse_to_fine", "samples_per_round") in errors
+    for field, bad in (("round_ratio", 0.5), ("promote", 1.5)):
+        errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", field: bad}))
+        assert ("strategy", "coarse_to_fine", field) in errors
 
 
 def test_coarse_to_fine_epochs_per_round_default_to_halvings_and_are_checked() -> None:

@@ -295,8 +295,8 @@ export function studyPage(root, studyId, onUnauthorized) {
     const names = [...new Set(rounds.flatMap((r) => Object.values(r.arms).flatMap((box) => Object.keys(box))))];
     const range = (p) => (p.choices ? p.choices.map((c) => esc(armKey(c))).join(", ") : `${num(p.low)} … ${num(p.high)}${p.log ? " (log)" : ""}`);
     const epochs = (r) => `${r.epochs ?? "all"} (${num(r.fraction)})`;
-    $(".boxes-table").innerHTML = `<table><thead><tr><th>round</th><th>epochs</th><th>arm</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
-      <tbody>${rounds.flatMap((r) => Object.entries(r.arms).map(([name, box]) => `<tr><td>${r.round}</td><td>${epochs(r)}</td><td>${esc(name)}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`)).join("")}</tbody></table>`;
+    $(".boxes-table").innerHTML = `<table><thead><tr><th>round</th><th>trials</th><th>epochs</th><th>arm</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
+      <tbody>${rounds.flatMap((r) => Object.entries(r.arms).map(([name, box]) => `<tr><td>${r.round}</td><td>${r.trials}</td><td>${epochs(r)}</td><td>${esc(name)}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`)).join("")}</tbody></table>`;
     $(".boxes-result").innerHTML = boxesResult(strategyState.result, armParam);
   }
 
