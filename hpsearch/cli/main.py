@@ -53,19 +53,32 @@ def run(
 
     Ctrl-C stops it at once and prints the command that continues it: hpsearch run --resume ID.
     """
-    from hpsearch.db.settings import get_settings
-
-    url = db or get_settings().database_url
     if (study_file is None) == (resume is None):
         console.print("[red]Give a study file, or --resume ID of a stopped study.[/red]")
         raise typer.Exit(2)
-    from hpsearch.cli.local import end_now, run_here
+    import threading
 
+    # Started before the runner's modules import (about half a second): numba's own import
+    # and start-up overlap them and the database's set-up, rather than follow.
+    loading = threading.Thread(target=_load_kernels, name="kernels")
+    loading.start()
+    from hpsearch.cli.local import end_now, run_here
+    from hpsearch.db.settings import get_settings
+
+    url = db or get_settings().database_url
     try:
-        run_here(study_file, resume, url, db, workers)
+        run_here(study_file, resume, url, db, workers, loading)
     except typer.Exit as done:
         end_now(done.exit_code)
     end_now(0)
+
+
+def _load_kernels() -> None:
+    """The engine's kernels (numba: about half a second), loaded in this process: `hpsearch
+    run`'s pool processes, forked from it, start with them, sharing their memory."""
+    from hpsearch.worker.engine import kernels
+
+    kernels.load()
 
 
 @app.command()
