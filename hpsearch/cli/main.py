@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from hpsearch.cli.admin import DbOption, admin_app
 from hpsearch.cli.agent import register as register_agent
 from hpsearch.cli.client import register as register_client
+from hpsearch.cli.listing import LazyConsole, command_group
 from hpsearch.cli.optuna import register as register_optuna
 
-app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app = command_group("hpsearch: hyperparameter search as a service.")
+db_app = command_group("Database maintenance.")
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
-console = Console()
+console = LazyConsole()
 
 # The server's commands (run, serve, worker, db) import the server's modules when they run, not
 # when the CLI loads: uvicorn, the app, Celery and the local pool stay out of the commands
