@@ -57,7 +57,7 @@ def run_here(
         loading.join()  # no thread may run as the pool forks
     # No more processes than trials: each costs a fork and its memory.
     size = min(workers or definition.budget.parallelism, definition.budget.trials)
-    pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True)
+    pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True, offer_first=False)
     # After the fork: SIGTERM (kill, systemd, a container's stop) and SIGHUP (its terminal
     # closed) end the run as Ctrl-C does, not this process alone with its children left behind.
     for stop in STOP_SIGNALS[1:]:
