@@ -130,7 +130,7 @@ class LocalPool:
         is how a study of a trainer only its agents have is served by `hpsearch serve`."""
         if not trial_ids:
             return []
-        with session_scope(self.url) as session:
+        with session_scope(self.url, read_only=True) as session:
             routed = queries.trainers_of(session, trial_ids)
         here = trainers.installed()  # what `run_trial` can load here
         return [trial_id for trial_id in trial_ids if routed.get(trial_id) in here]

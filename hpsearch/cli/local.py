@@ -225,7 +225,7 @@ class StudyBar:
 
     def update(self) -> bool:
         """Show the study as the database has it now; whether it still runs."""
-        with session_scope(self.url) as session:
+        with session_scope(self.url, read_only=True) as session:
             study = session.get_one(Study, self.study_id)
             done = queries.study_progress(session, self.study_id).finished
             best = queries.best_trial(session, self.study_id, self.objective.direction)
@@ -239,7 +239,7 @@ class StudyBar:
 
 
 def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
-    with session_scope(url) as session:
+    with session_scope(url, read_only=True) as session:
         progress = queries.study_progress(session, study_id)
         best: Trial | None = queries.best_trial(
             session, study_id, definition.objectives[0].direction
