@@ -87,6 +87,23 @@ def test_a_command_that_talks_to_a_server_loads_none_of_the_servers_libraries(
     assert json.loads(done.stdout.splitlines()[-1]) == []
 
 
+@pytest.mark.parametrize(
+    ("argv", "sentence"),
+    [
+        (["--help"], "run Run a study to its end on this machine (SQLite + local process pool),"),
+        (["studies", "--help"], "cancel Stop a running study: no more trials are queued,"),
+    ],
+)
+def test_a_groups_help_lists_each_command_with_its_first_sentence_whole(
+    argv: list[str], sentence: str
+) -> None:
+    done = subprocess.run([HPSEARCH, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = " ".join(done.stdout.split())  # as wrapped to any terminal's width
+    assert sentence in shown, done.stdout
+    assert "..." not in shown.split("Commands:")[1]  # no description cut short
+
+
 @pytest.mark.parametrize("order", ["function first", "module first"])
 def test_the_python_api_loads_on_first_use_and_agent_stays_the_function(order: str) -> None:
     done = subprocess.run(

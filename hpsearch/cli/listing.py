@@ -14,10 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
+    from typer._click import Context, HelpFormatter
 
 Format = Literal["table", "json", "csv"]
 FormatOption = Annotated[
@@ -34,11 +36,30 @@ DIGITS = 6
 _FLAGS_UNSET = dict.fromkeys(("help", "install_completion", "show_completion"), False)
 
 
+class _Group(TyperGroup):
+    """Lists each command with its help's first sentence whole, wrapped to the terminal, as
+    rich's panels did: click cuts it to one line, often mid-sentence."""
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        rows = [
+            (name, command.get_short_help_str(limit=_WHOLE))
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+_WHOLE = 1_000  # longer than any first sentence
+
+
 def command_group(help: str) -> typer.Typer:
     """A group of commands, shown with `--help` when called alone. Its help is click's plain
     text, not rich's panels: rendering those imported rich, markdown-it and their styles
     (about 0.05 s) before any help was printed."""
     return typer.Typer(
+        cls=_Group,
         help=help,
         no_args_is_help=True,
         rich_markup_mode=None,
