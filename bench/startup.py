@@ -14,7 +14,10 @@ process was started. Target (issue 21): hpsearch at most 1.2x Optuna's wall time
 Then the cold start of commands that only talk to a server (`hpsearch --help`,
 `hpsearch status --help`, `hpsearch trials --help`) beside `python -c "import optuna"`.
 
-    .venv/bin/python bench/startup.py [--runs 5] [--study examples/quickstart.yaml]
+`--against OTHER/.venv/bin/hpsearch` times another installation (another checkout's venv, say
+main's) in the same alternation, so that a change is judged at the same load as its baseline.
+
+    .venv/bin/python bench/startup.py [--runs 5] [--study examples/quickstart.yaml] [--against X]
 """
 
 from __future__ import annotations
@@ -60,10 +63,10 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[Run, floa
     return Run(wall, cpu), started_at, done.stdout
 
 
-def run_hpsearch(study: Path) -> Run:
+def run_hpsearch(study: Path, hpsearch: str = HPSEARCH) -> Run:
     with tempfile.TemporaryDirectory() as folder:
         database = Path(folder) / "bench.db"
-        run, started_at, _ = timed([HPSEARCH, "run", str(study), "--db", f"sqlite:///{database}"])
+        run, started_at, _ = timed([hpsearch, "run", str(study), "--db", f"sqlite:///{database}"])
         with sqlite3.connect(database) as connection:
             (first,) = connection.execute("SELECT MIN(finished_at) FROM trials").fetchone()
     # Stored as naive UTC text by SQLAlchemy's SQLite dialect.
@@ -131,27 +134,31 @@ def spread(values: list[float]) -> str:
     return f"{statistics.median(values):6.2f} [{min(values):.2f}-{max(values):.2f}]"
 
 
-def compare(study: Path, runs: int) -> None:
-    ours: list[Run] = []
-    theirs: list[Run] = []
-    for i in range(runs):  # alternating, so that a busy spell of the machine hits both
-        ours.append(run_hpsearch(study))
-        theirs.append(run_optuna(study))
-        print(
-            f"run {i + 1}: hpsearch {ours[-1].wall_s:.2f} s, optuna {theirs[-1].wall_s:.2f} s",
-            file=sys.stderr,
-        )
+def compare(study: Path, runs: int, against: str | None) -> None:
+    sides: dict[str, list[Run]] = {"hpsearch run": [], "optuna, one process": []}
+    if against:
+        sides["--against's run"] = []
+    for i in range(runs):  # alternating, so that a busy spell of the machine hits every side
+        sides["hpsearch run"].append(run_hpsearch(study))
+        sides["optuna, one process"].append(run_optuna(study))
+        if against:
+            sides["--against's run"].append(run_hpsearch(study, against))
+        walls = ", ".join(f"{name} {side[-1].wall_s:.2f} s" for name, side in sides.items())
+        print(f"run {i + 1}: {walls}; load {os.getloadavg()[0]:.1f}", file=sys.stderr)
     print(f"\n{study.name}, {runs} runs each, alternating; median [min-max], seconds")
     print(f"{'':<22}{'wall':>22}{'cpu':>22}{'first trial':>22}")
-    for name, side in (("hpsearch run", ours), ("optuna, one process", theirs)):
+    for name, side in sides.items():
         firsts = [r.first_trial_s or 0.0 for r in side]
         print(
             f"{name:<22}{spread([r.wall_s for r in side]):>22}"
             f"{spread([r.cpu_s for r in side]):>22}{spread(firsts):>22}"
         )
-    wall = [a.wall_s / b.wall_s for a, b in zip(ours, theirs, strict=True)]
-    cpu = [a.cpu_s / b.cpu_s for a, b in zip(ours, theirs, strict=True)]
-    print(f"{'ratio (per pair)':<22}{spread(wall):>22}{spread(cpu):>22}   target wall <= 1.20")
+    theirs = sides["optuna, one process"]
+    for name in [n for n in sides if n != "optuna, one process"]:
+        wall = [a.wall_s / b.wall_s for a, b in zip(sides[name], theirs, strict=True)]
+        cpu = [a.cpu_s / b.cpu_s for a, b in zip(sides[name], theirs, strict=True)]
+        label = "ratio (per pair)" if name == "hpsearch run" else "--against's ratio"
+        print(f"{label:<22}{spread(wall):>22}{spread(cpu):>22}   target wall <= 1.20")
 
 
 COLD_STARTS = {
@@ -180,6 +187,9 @@ def main() -> None:
     parser.add_argument("--study", type=Path, default=ROOT / "examples" / "quickstart.yaml")
     parser.add_argument("--optuna-side", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cold-only", action="store_true", help="Only the cold starts.")
+    parser.add_argument(
+        "--against", metavar="HPSEARCH", help="Another installation's hpsearch, also timed."
+    )
     args = parser.parse_args()
     if args.optuna_side:
         optuna_side(args.optuna_side)
@@ -187,7 +197,8 @@ def main() -> None:
     # HPSEARCH_BLAS_THREADS is left as the environment has it (1 when unset, the default): set,
     # every command reads it through pydantic-settings, a tenth of a second on each cold start.
     if not args.cold_only:
-        compare(args.study.resolve(), args.runs)
+        compare(args.study.resolve(), args.runs, args.against)
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     cold_starts(args.runs)
 
 

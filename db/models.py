@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     JSON,
     DateTime,
     Enum,
@@ -18,7 +19,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
+    text,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -129,7 +132,7 @@ class ApiToken(Base):
     __tablename__ = "api_tokens"
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(100), default="")
+    name: Mapped[str] = mapped_column(String(100), default="", server_default="")
     prefix: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -145,16 +148,27 @@ class Dataset(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     team_id: Mapped[int] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(default=1)
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     format: Mapped[str] = mapped_column(String(8))
     content_hash: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int]
     # What validation found: rows, and each column's kind; shown without reading the content.
-    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     # Up to the upload limit: loaded only where a worker trains on it, never with the row.
     content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Uploads are streamed to agents a part at a time: uncompressed out-of-line storage lets
+# PostgreSQL read a part's chunks alone (migration 0008). SQLite has no such setting.
+event.listen(
+    Dataset.__table__,
+    "after_create",
+    DDL("ALTER TABLE datasets ALTER COLUMN content SET STORAGE EXTERNAL").execute_if(
+        dialect="postgresql"
+    ),
+)
 
 
 class Study(Base):
@@ -169,7 +183,7 @@ class Study(Base):
     # Who may run its trials: `any`, `workers` (and the local pool) or `agents`; a trial is
     # dispatched, or leased, without reading the definition.
     runs_on: Mapped[str] = mapped_column(String(8), default="any", server_default="any")
-    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     # What was submitted under that key: a retry must send the same study.
     request_hash: Mapped[str | None] = mapped_column(String(64))
@@ -181,7 +195,7 @@ class Study(Base):
     strategy_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # The uploads its study file names by name, as resolved when it was submitted: ref ->
     # {id, version}. A later upload under the name changes nothing of this study.
-    datasets: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    datasets: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     # When the study's `budget.timeout_s` runs out; a resumed study gets a new one.
     deadline_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -208,7 +222,7 @@ class Trial(Base):
     # A lost trial's config runs again as a new trial: `retry_of` names the lost one, and
     # `attempt` counts the runs of that config (1 for the first).
     retry_of: Mapped[int | None] = mapped_column(ForeignKey("trials.id", ondelete="SET NULL"))
-    attempt: Mapped[int] = mapped_column(default=1)
+    attempt: Mapped[int] = mapped_column(default=1, server_default=text("1"))
     # Population-based training: the member this trial trains, its generation, and the trial
     # (by number) whose final state it starts from, with what it copied and changed.
     lineage: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -21,9 +22,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, undefer
+from sqlalchemy.sql.expression import Executable
 
 from hpsearch.db.models import (
     FINISHED_STATES,
@@ -285,12 +285,21 @@ _FINISH = (
         finished_at=bindparam("now", type_=_t.finished_at.type),
     )
 )
-# A step already stored is kept as it is: a writer that retries a batch whose answer it lost
-# (an agent re-sending a report, a worker retrying a transaction) stores each step once.
-_ADD_METRICS = {
-    dialect: insert_of(_metrics).on_conflict_do_nothing(index_elements=["trial_id", "step"])
-    for dialect, insert_of in (("sqlite", sqlite_insert), ("postgresql", postgresql_insert))
-}
+
+
+@cache
+def _add_metrics(dialect: str) -> Executable:
+    """The insert of metrics for `dialect`, built once. A step already stored is kept as it is:
+    a writer that retries a batch whose answer it lost (an agent re-sending a report, a worker
+    retrying a transaction) stores each step once. Each dialect's module loads where it is
+    used (PostgreSQL's, with its asyncio driver, cost every embedded run a few hundredths)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as insert_of
+    else:
+        from sqlalchemy.dialects.sqlite import insert as insert_of
+    return insert_of(_metrics).on_conflict_do_nothing(index_elements=["trial_id", "step"])
+
+
 _QUEUE = insert(_trials).returning(_t.id, sort_by_parameter_order=True)
 
 
@@ -368,7 +377,7 @@ def add_metrics(session: Session, trial_id: int, reports: Sequence[tuple[int, di
     trial and step), so that writing the same reports again changes nothing."""
     if reports:
         session.execute(
-            _ADD_METRICS[session.get_bind().dialect.name],
+            _add_metrics(session.get_bind().dialect.name),
             [{"trial_id": trial_id, "step": s, "metrics": m} for s, m in reports],
         )
 

@@ -26,7 +26,9 @@ OUTAGE_S = 120.0
 RETRY_DELAYS_S = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 _engines: dict[tuple[str, int, bool], Engine] = {}
-_sessionmakers: dict[Engine, sessionmaker[Session]] = {}
+_sessionmakers: dict[tuple[Engine, bool], sessionmaker[Session]] = {}
+# The execution option of `session_scope(read_only=True)`'s connections.
+_READ_ONLY = "hpsearch_read_only"
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -43,9 +45,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # Every transaction takes the write lock up front: a deferred one that reads, then
-        # writes, can fail with "database is locked" when another process wrote in between.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Every transaction that may write takes the write lock up front: a deferred one that
+        # reads, then writes, can fail with "database is locked" when another process wrote in
+        # between. A read-only one takes none: in WAL mode it reads a snapshot while others
+        # write, rather than hold up every other process's writes (the trials' ends).
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def get_engine(url: str | None = None, *, pre_ping: bool = True) -> Engine:
@@ -77,13 +82,17 @@ def dispose_engines() -> None:
 
 
 @contextmanager
-def session_scope(url: str | None = None, *, pre_ping: bool = True) -> Iterator[Session]:
+def session_scope(
+    url: str | None = None, *, pre_ping: bool = True, read_only: bool = False
+) -> Iterator[Session]:
     """A session that commits on success, rolls back on error and always closes; `pre_ping`
-    as in `get_engine`."""
+    as in `get_engine`. `read_only`: a session that only reads, which on SQLite takes no
+    write lock (it must not write: its write could fail at once, as "database is locked")."""
     engine = get_engine(url, pre_ping=pre_ping)
-    if engine not in _sessionmakers:
-        _sessionmakers[engine] = sessionmaker(engine, expire_on_commit=False)
-    session = _sessionmakers[engine]()
+    if (engine, read_only) not in _sessionmakers:
+        bind = engine.execution_options(**{_READ_ONLY: True}) if read_only else engine
+        _sessionmakers[engine, read_only] = sessionmaker(bind, expire_on_commit=False)
+    session = _sessionmakers[engine, read_only]()
     try:
         yield session
         session.commit()

@@ -29,6 +29,12 @@ HEAVY = (
     "uvicorn",
     "pydantic_settings",  # a tenth of a second: read by the commands that need the settings
     "httpx",  # a tenth of a second: for the commands that send a request, not their help
+    # A help is click's plain text: rich (with markdown_it) loads when a command prints, and
+    # pydantic when typer checks a given value, neither for a help (about 0.15 s together).
+    "rich",
+    "markdown_it",
+    "pydantic",
+    "yaml",  # for the commands that read or write a study file or a preset
 )
 PROBE = """
 import json, sys
@@ -55,7 +61,15 @@ print("ok")
 
 
 @pytest.mark.parametrize(
-    "argv", [["--help"], ["status", "--help"], ["trials", "--help"], ["studies", "list", "--help"]]
+    "argv",
+    [
+        ["--help"],
+        ["status", "--help"],
+        ["trials", "--help"],
+        ["studies", "list", "--help"],
+        ["presets", "show", "--help"],
+        ["admin", "--help"],
+    ],
 )
 def test_a_command_that_talks_to_a_server_loads_none_of_the_servers_libraries(
     argv: list[str],
@@ -71,6 +85,23 @@ def test_a_command_that_talks_to_a_server_loads_none_of_the_servers_libraries(
     assert done.returncode == 0, done.stderr
     assert "Usage" in done.stdout
     assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "sentence"),
+    [
+        (["--help"], "run Run a study to its end on this machine (SQLite + local process pool),"),
+        (["studies", "--help"], "cancel Stop a running study: no more trials are queued,"),
+    ],
+)
+def test_a_groups_help_lists_each_command_with_its_first_sentence_whole(
+    argv: list[str], sentence: str
+) -> None:
+    done = subprocess.run([HPSEARCH, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = " ".join(done.stdout.split())  # as wrapped to any terminal's width
+    assert sentence in shown, done.stdout
+    assert "..." not in shown.split("Commands:")[1]  # no description cut short
 
 
 @pytest.mark.parametrize("order", ["function first", "module first"])

@@ -67,6 +67,7 @@ class LocalPool:
         url: str | None = None,
         ignore_interrupts: bool = False,
         fork: bool = False,
+        offer_first: bool = True,
     ) -> None:
         """`ignore_interrupts`: the pool's processes ignore SIGINT, SIGTERM and SIGHUP, for a
         caller that handles them itself with `interrupt()`.
@@ -76,6 +77,9 @@ class LocalPool:
         it all again (about a second) and loading the kernels (half a second). Only on Linux and
         while this process runs no other thread (a forked child could inherit a lock one held);
         a pool started again after a process died spawns, as threads run by then.
+
+        `offer_first`: as `Sweeper.start`'s; false for `hpsearch run`, whose first trials need
+        not wait for it.
         """
         self.url = url
         self.interrupted = False
@@ -104,7 +108,7 @@ class LocalPool:
         # Successors are submitted from a thread of their own: a done-callback runs on the
         # pool's manager thread, which must not submit to the pool it is managing.
         self.refiller = ThreadPoolExecutor(1, thread_name_prefix="refill")
-        self.sweeper = Sweeper(self.dispatch, url).start()
+        self.sweeper = Sweeper(self.dispatch, url).start(offer_first=offer_first)
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
         for trial_id in self._runnable(trial_ids):
@@ -126,7 +130,7 @@ class LocalPool:
         is how a study of a trainer only its agents have is served by `hpsearch serve`."""
         if not trial_ids:
             return []
-        with session_scope(self.url) as session:
+        with session_scope(self.url, read_only=True) as session:
             routed = queries.trainers_of(session, trial_ids)
         here = trainers.installed()  # what `run_trial` can load here
         return [trial_id for trial_id in trial_ids if routed.get(trial_id) in here]

@@ -79,10 +79,16 @@ class Sweeper:
         self.thread = threading.Thread(target=self._run, name="sweeper", daemon=True)
         # The trainers this process runs are offered while it sweeps, and no longer.
         self.offers = Offers(url)
+        self.offer_first = True
         self.database = Outage("database (sweeps)", log)
 
-    def start(self) -> Sweeper:
-        self.offers.start()  # before any study can be judged against them
+    def start(self, *, offer_first: bool = True) -> Sweeper:
+        """Start sweeping. `offer_first`: announce this process's trainers before returning,
+        so that no study is judged against an offer not yet made; else as the thread starts,
+        for a caller that judges its studies itself (`hpsearch run`)."""
+        self.offer_first = offer_first
+        if offer_first:
+            self.offers.start()
         self.thread.start()
         return self
 
@@ -92,6 +98,8 @@ class Sweeper:
         self.offers.stop()
 
     def _run(self) -> None:
+        if not self.offer_first:
+            self.offers.start()
         reachable_since: float | None = -math.inf  # None: the last sweep failed
         while not self.stopped.wait(get_settings().sweep_every_s):
             now, lost_after_s = time.monotonic(), get_settings().lost_after_s

@@ -8,11 +8,9 @@ from typing import Any, Literal
 from alembic import context
 from sqlalchemy import text
 
+from hpsearch.db.migrate import MIGRATION_LOCK_ID
 from hpsearch.db.models import Base, UTCDateTime
 from hpsearch.db.session import get_engine
-
-# Any constant works; it only has to be the same for every hpsearch process.
-_MIGRATION_LOCK_ID = 7_231_004
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
@@ -28,7 +26,7 @@ def run_migrations_online() -> None:
         is_postgres = connection.dialect.name == "postgresql"
         if is_postgres:
             # Workers and the API start together; only one of them may create the tables.
-            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             connection.commit()
         try:
             context.configure(
@@ -44,7 +42,7 @@ def run_migrations_online() -> None:
         finally:
             if is_postgres:
                 connection.execute(
-                    text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID}
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
                 )
                 connection.commit()
 

@@ -13,23 +13,20 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from hpsearch.cli.listing import FormatOption, show, table
+from hpsearch.cli.listing import FormatOption, LazyConsole, command_group, escape, show, table
 from hpsearch.db.states import Role
 
 if TYPE_CHECKING:  # SQLAlchemy loads when an admin command runs, not with every `hpsearch` one
+    from rich.table import Table
     from sqlalchemy.orm import Session
 
     from hpsearch.db.models import ApiToken, User
 
-admin_app = typer.Typer(
-    help="Manage users, teams and tokens (run on the server, against its database).",
-    no_args_is_help=True,
+admin_app = command_group(
+    "Manage users, teams and tokens (run on the server, against its database)."
 )
-console = Console()
+console = LazyConsole()
 
 DbOption = Annotated[str | None, typer.Option(help="Database URL (default: HPSEARCH_DATABASE_URL)")]
 

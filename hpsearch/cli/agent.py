@@ -7,11 +7,11 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from hpsearch.cli.client import TokenOption, UrlOption
+from hpsearch.cli.listing import LazyConsole
 
-console = Console(stderr=True)
+console = LazyConsole(stderr=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,24 +9,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
-import yaml
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from hpsearch.cli.listing import Format, FormatOption, number, show, table, write
+from hpsearch.cli.listing import (
+    Format,
+    FormatOption,
+    LazyConsole,
+    command_group,
+    escape,
+    number,
+    show,
+    table,
+    write,
+)
 
-# The engine (NumPy) loads for `train` only, and the client (httpx) once a command sends a
-# request: not for every command's --help.
+# The engine (NumPy) loads for `train` only, the client (httpx) once a command sends a request,
+# and rich and PyYAML once a command prints: not for every command's --help.
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from hpsearch.client import Client
     from hpsearch.worker.engine import TrainConfig, Upload
 
-console = Console()
-presets_app = typer.Typer(help="Publish, find and export presets.", no_args_is_help=True)
-studies_app = typer.Typer(help="List, cancel, resume and delete studies.", no_args_is_help=True)
-datasets_app = typer.Typer(help="Upload, list and delete datasets.", no_args_is_help=True)
+console = LazyConsole()
+presets_app = command_group("Publish, find and export presets.")
+studies_app = command_group("List, cancel, resume and delete studies.")
+datasets_app = command_group("Upload, list and delete datasets.")
 
 UrlOption = Annotated[
     str | None,
@@ -398,6 +405,8 @@ def presets_show(ref: RefArgument, url: UrlOption = None, token: TokenOption = N
     )
     console.print(f"  dataset hash {preset['dataset_hash']}")
     console.print(f"  metrics {_metrics_text(preset['values'])}")
+    import yaml
+
     console.print(escape(yaml.safe_dump(preset["config"], sort_keys=False)))
 
 
@@ -489,8 +498,10 @@ def train_preset(
             return
     except (ConfigError, CheckpointError) as exc:
         _fail(f"{found['ref']}: {exc}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("training"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*columns, console=console.get(), transient=True) as progress:
         bar = progress.add_task("epochs", total=config.training.epochs)
         try:
             result = train(
@@ -541,6 +552,8 @@ def _upload(config: TrainConfig, preset: dict[str, Any], data: Path | None) -> U
 
 
 def _print_comparison(preset: dict[str, Any], metrics: dict[str, float]) -> None:
+    from rich.table import Table
+
     stored = preset["values"] or {}
     table = Table(title=f"{preset['ref']} retrained here")
     table.add_column("metric")

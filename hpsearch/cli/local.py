@@ -10,7 +10,6 @@ import shlex
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -29,24 +28,25 @@ from hpsearch.search import coordinator
 from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
 from hpsearch.worker import trainers
 from hpsearch.worker.dispatch import STOP_SIGNALS, LocalPool
-from hpsearch.worker.engine import kernels
 
 console = Console()
 
 POLL_S = 0.25
-# What sends a study's first trials once the pool exists: a refill, or a resume's dispatch.
-Start = Callable[[coordinator.Dispatch], object]
 
 
 def run_here(
-    study_file: Path | None, resume: int | None, url: str, db: str | None, workers: int
+    study_file: Path | None,
+    resume: int | None,
+    url: str,
+    db: str | None,
+    workers: int,
+    loading: threading.Thread,
 ) -> None:
     """Run a new study from `study_file`, or continue stopped study `resume`, to its end;
-    print its best trial. `db` is the --db given (repeated in the command that resumes)."""
-    # The engine's kernels load (numba: about half a second) while the database is readied,
-    # once: the pool's processes, forked from this one, start with them, sharing their memory.
-    loading = threading.Thread(target=kernels.load, name="kernels")
-    loading.start()
+    print its best trial. `db` is the --db given (repeated in the command that resumes).
+
+    `loading` is the thread that loads the engine's kernels meanwhile: it is waited for before
+    the pool forks, so that every trial process starts with them."""
     try:
         if study_file is not None:
             study_id, definition, first = _start(study_file, url)
@@ -57,13 +57,13 @@ def run_here(
         loading.join()  # no thread may run as the pool forks
     # No more processes than trials: each costs a fork and its memory.
     size = min(workers or definition.budget.parallelism, definition.budget.trials)
-    pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True)
+    pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True, offer_first=False)
     # After the fork: SIGTERM (kill, systemd, a container's stop) and SIGHUP (its terminal
     # closed) end the run as Ctrl-C does, not this process alone with its children left behind.
     for stop in STOP_SIGNALS[1:]:
         signal.signal(stop, _stop)
     try:
-        first(pool.dispatch)
+        pool.dispatch(first)
         _watch(study_id, definition, url, pool)
     except Stopped as stopped:
         _interrupt(pool, study_id, url, db)
@@ -101,7 +101,8 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     raise Stopped(signum)
 
 
-def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
+def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, list[int]]:
+    """Store the study with its first trials queued (dispatched once the pool exists)."""
     _, definition = read_study_file(study_file)
     if definition.runs_on == "agents":  # nothing here would ever run a trial
         console.print(
@@ -130,15 +131,12 @@ def _start(study_file: Path, url: str) -> tuple[int, StudyDefinition, Start]:
         study = coordinator.create_study(
             session, team_id=queries.ensure_team(session), definition=definition
         )
+        first = coordinator.queue_next(session, study.id)
     console.print(f"study {study.id}")
-    return (
-        study.id,
-        definition,
-        lambda dispatch: coordinator.refill(study.id, dispatch=dispatch, url=url),
-    )
+    return study.id, definition, first
 
 
-def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
+def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, list[int]]:
     upgrade(url)
     with session_scope(url) as session:
         study = session.get(Study, study_id)
@@ -165,7 +163,7 @@ def _resume(study_id: int, url: str) -> tuple[int, StudyDefinition, Start]:
         f"[bold]{definition.name}[/bold]: resuming study {study_id} at {finished} of"
         f" {definition.budget.trials} finished trials, database {url}"
     )
-    return study_id, definition, lambda dispatch: dispatch(trial_ids)
+    return study_id, definition, trial_ids
 
 
 def _interrupt(pool: LocalPool, study_id: int, url: str, db: str | None) -> None:
@@ -227,7 +225,7 @@ class StudyBar:
 
     def update(self) -> bool:
         """Show the study as the database has it now; whether it still runs."""
-        with session_scope(self.url) as session:
+        with session_scope(self.url, read_only=True) as session:
             study = session.get_one(Study, self.study_id)
             done = queries.study_progress(session, self.study_id).finished
             best = queries.best_trial(session, self.study_id, self.objective.direction)
@@ -241,7 +239,7 @@ class StudyBar:
 
 
 def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
-    with session_scope(url) as session:
+    with session_scope(url, read_only=True) as session:
         progress = queries.study_progress(session, study_id)
         best: Trial | None = queries.best_trial(
             session, study_id, definition.objectives[0].direction

@@ -14,18 +14,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from hpsearch.cli.admin import DbOption, admin_app
 from hpsearch.cli.agent import register as register_agent
 from hpsearch.cli.client import register as register_client
+from hpsearch.cli.listing import LazyConsole, command_group
 from hpsearch.cli.optuna import register as register_optuna
 
-app = typer.Typer(help="hpsearch: hyperparameter search as a service.", no_args_is_help=True)
-db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app = command_group("hpsearch: hyperparameter search as a service.")
+db_app = command_group("Database maintenance.")
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
-console = Console()
+console = LazyConsole()
 
 # The server's commands (run, serve, worker, db) import the server's modules when they run, not
 # when the CLI loads: uvicorn, the app, Celery and the local pool stay out of the commands
@@ -53,19 +53,32 @@ def run(
 
     Ctrl-C stops it at once and prints the command that continues it: hpsearch run --resume ID.
     """
-    from hpsearch.db.settings import get_settings
-
-    url = db or get_settings().database_url
     if (study_file is None) == (resume is None):
         console.print("[red]Give a study file, or --resume ID of a stopped study.[/red]")
         raise typer.Exit(2)
-    from hpsearch.cli.local import end_now, run_here
+    import threading
 
+    # Started before the runner's modules import (about half a second): numba's own import
+    # and start-up overlap them and the database's set-up, rather than follow.
+    loading = threading.Thread(target=_load_kernels, name="kernels")
+    loading.start()
+    from hpsearch.cli.local import end_now, run_here
+    from hpsearch.db.settings import get_settings
+
+    url = db or get_settings().database_url
     try:
-        run_here(study_file, resume, url, db, workers)
+        run_here(study_file, resume, url, db, workers, loading)
     except typer.Exit as done:
         end_now(done.exit_code)
     end_now(0)
+
+
+def _load_kernels() -> None:
+    """The engine's kernels (numba: about half a second), loaded in this process: `hpsearch
+    run`'s pool processes, forked from it, start with them, sharing their memory."""
+    from hpsearch.worker.engine import kernels
+
+    kernels.load()
 
 
 @app.command()

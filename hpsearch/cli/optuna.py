@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from hpsearch.cli.client import TokenOption, UrlOption, _connected, _fail, console
+from hpsearch.cli.listing import command_group, escape
 
 if TYPE_CHECKING:  # httpx loads once a command sends a request, not for --help
     from hpsearch.client import ApiError
 
-export_app = typer.Typer(help="Write a study somewhere else.", no_args_is_help=True)
-import_app = typer.Typer(help="Start a study from trials run somewhere else.", no_args_is_help=True)
+export_app = command_group("Write a study somewhere else.")
+import_app = command_group("Start a study from trials run somewhere else.")
 
 StorageOption = Annotated[
     str, typer.Option(help="Optuna storage URL, e.g. sqlite:///optuna.db", show_default=False)

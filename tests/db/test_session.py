@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from hpsearch.db import session as db_session
+from hpsearch.db.migrate import upgrade
 from hpsearch.db.session import retrying
 
 
@@ -55,3 +59,22 @@ def test_an_outage_longer_than_the_limit_raises(sqlite_url: str) -> None:
     with pytest.raises(OperationalError):
         retrying(work, sqlite_url, within_s=0)
     assert len(attempts) == 1
+
+
+@pytest.mark.parametrize("read_only", [True, False])
+def test_only_a_session_that_may_write_holds_sqlites_write_lock(
+    sqlite_url: str, read_only: bool
+) -> None:
+    # `hpsearch run`'s progress reads must not hold up its trial processes' writes.
+    upgrade(sqlite_url)
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=0)
+    other.isolation_level = None  # our own BEGIN, as the engine's connections do
+    with db_session.session_scope(sqlite_url, read_only=read_only) as session:
+        assert session.execute(text("SELECT count(*) FROM studies")).scalar() == 0
+        if read_only:
+            other.execute("BEGIN IMMEDIATE")  # the write lock is free meanwhile
+            other.execute("ROLLBACK")
+        else:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+    other.close()

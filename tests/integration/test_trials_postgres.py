@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.conftest import ROOT
+from tests.db.test_metrics import check_writing_a_trials_steps_again
 from tests.db.test_migrations import check_the_traceback_migration
 from tests.integration.stack import stack_on
 from tests.servers import RedisServer
@@ -17,6 +18,10 @@ def test_the_traceback_migration_runs_both_ways_and_keeps_the_trials(
     fresh_database_url: str,
 ) -> None:
     check_the_traceback_migration(fresh_database_url)
+
+
+def test_writing_a_trials_steps_again_stores_each_step_once(fresh_database_url: str) -> None:
+    check_writing_a_trials_steps_again(fresh_database_url)
 
 
 def test_a_trainer_that_raises_on_a_celery_worker_keeps_its_traceback(

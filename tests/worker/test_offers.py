@@ -12,6 +12,7 @@ from hpsearch.db.models import TrainerOffer, utcnow
 from hpsearch.db.session import session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
+from hpsearch.worker.sweeper import Sweeper
 from hpsearch.worker.trainers import Offers, installed
 from tests.conftest import tiny_study
 
@@ -59,3 +60,14 @@ def test_a_running_study_waits_while_no_live_worker_offers_its_trainer(sqlite_ur
         offers.offer(session, "new:2", "new", [numpy], utcnow())
         shown = study_public(session, study, "alpha")
         assert shown.waiting is None and shown.trainer == "numpy"
+
+
+def test_a_sweeper_may_offer_from_its_thread_and_still_withdraws(sqlite_url: str) -> None:
+    # `hpsearch run`'s pool: its first trials do not wait for the offer to be written.
+    upgrade(sqlite_url)
+    sweeper = Sweeper(lambda trial_ids: None, sqlite_url).start(offer_first=False)
+    sweeper.stop()  # the thread offers as it starts; stopping waits for it, then withdraws
+    with session_scope(sqlite_url) as session:
+        rows = session.query(TrainerOffer).filter_by(worker=sweeper.offers.worker).all()
+        assert {r.name for r in rows} == set(installed())
+        assert all(r.withdrawn_at is not None for r in rows)
