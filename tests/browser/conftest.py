@@ -14,6 +14,9 @@ from tests.browser import support
 from tests.browser.support import CHROMIUM, CHROMIUM_ARGS
 
 playwright_api = pytest.importorskip("playwright.sync_api")
+# Playwright's `expect` waits 5 s by default, whatever the page's own timeout: too short for a
+# page that polls once a second on a 2-core machine running the rest of the suite beside it.
+playwright_api.expect.set_options(timeout=20_000)
 
 
 @dataclass
