@@ -4,6 +4,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest processes for `make test`, each running whole test files (their servers start once).
+TEST_PROCESSES ?= 2
 
 .PHONY: demo test venv install install-dev system-deps lint bench constraints clean
 
@@ -37,7 +39,7 @@ lint: install-dev
 
 test: install-dev system-deps lint
 	@echo "==> pytest: unit, integration (real Redis, PostgreSQL, Celery, uvicorn) and the rest"
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 bench: install-dev system-deps
 	@for script in bench/*.py; do echo "==> $$script"; $(BIN)/python "$$script"; done
