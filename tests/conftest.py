@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,13 @@ if Path(hpsearch.api.__file__).parent != ROOT / "api":
     pytest.exit(
         f"hpsearch.api is {hpsearch.api.__file__}, not this checkout's: run make install-dev here"
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal gives it: a pytest started in the background by a non-interactive
+    shell (as a CI may run it) starts with SIGINT ignored, which every process a test starts
+    inherits, so the tests of Ctrl-C would send it into nothing."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

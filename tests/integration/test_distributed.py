@@ -130,7 +130,8 @@ def test_a_coarse_to_fine_study_trains_each_round_its_epochs_across_workers(
     stack: Stack,
 ) -> None:
     """Round 0 trains a quarter of the epochs, round 1 half, round 2 all: each trial's curve
-    has as many epochs as its params say, whichever worker ran it."""
+    has as many epochs as its params say, whichever worker ran it. The rounds' trials are 12
+    split 1.5^2 : 1.5 : 1 (round_ratio 1.5): 5.7, 3.8 and the rest, so 6, 4 and 2."""
     definition = quickstart()
     definition["training"]["epochs"] = 8
     definition["training"]["stopping"] = {"patience": None}
@@ -140,6 +141,7 @@ def test_a_coarse_to_fine_study_trains_each_round_its_epochs_across_workers(
     assert study["status"] == "complete", stack.describe()
     rounds = study["strategy_state"]["rounds"]
     assert [r["epochs"] for r in rounds] == [2, 4, 8]
+    assert [r["trials"] for r in rounds] == [6, 4, 2]
     assert all(set(r["arms"]) <= {"sgd", "adam"} for r in rounds)
     assert study["strategy_state"]["result"]["winner"] in {"sgd", "adam"}
 
@@ -148,7 +150,7 @@ def test_a_coarse_to_fine_study_trains_each_round_its_epochs_across_workers(
         " LEFT JOIN trial_metrics m ON m.trial_id = t.id GROUP BY t.id ORDER BY t.number"
     )
     epochs = [params.get("training.epochs", 8) for _, params, _, _ in rows]
-    assert epochs == [2] * 4 + [4] * 4 + [8] * 4
+    assert epochs == [2] * 6 + [4] * 4 + [8] * 2
     for (number, _, state, steps), trained in zip(rows, epochs, strict=True):
         if state == "complete":
             assert steps == trained, f"trial {number} trained {steps} epochs, not {trained}"

@@ -104,9 +104,10 @@ def queued_trials(stack: Stack, study_ids: list[int]) -> list[int]:
     return [trial_id for (trial_id,) in rows]
 
 
-# Long enough for many polls each, short enough for the CI: the log's bound does not depend on
-# it, as the API logs an outage when it begins and when it ends, never per request.
-POSTGRES_DOWN_S = 8.0
+# Long enough for many polls each and for the watch's client to give up its own retries (3,
+# each after the 503's Retry-After of 5 s) and say so, short enough for the CI: the log's bound
+# does not depend on it, as the API logs an outage when it begins and when it ends.
+POSTGRES_DOWN_S = 20.0
 POLL_EVERY_S = 0.5
 # uvicorn's one access line per request, e.g. `INFO:  127.0.0.1:5 - "GET /x HTTP/1.1" 503`.
 ACCESS_LINE = re.compile(r'"[A-Z]+ \S+ HTTP/[\d.]+" \d{3}')
