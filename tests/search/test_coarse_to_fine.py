@@ -6,9 +6,8 @@ import math
 from collections.abc import Callable
 
 import pytest
-from pydantic import TypeAdapter
 
-from hpsearch.search.space import Param, Space
+from hpsearch.search.space import Space
 from hpsearch.search.strategies.base import TrialRecord
 from hpsearch.search.strategies.coarse_to_fine import (
     CoarseToFineStrategy,
@@ -16,15 +15,9 @@ from hpsearch.search.strategies.coarse_to_fine import (
     round_sizes,
     turns,
 )
+from tests.search.support import run_batches, space_of
 
-PARAM = TypeAdapter(Param)
 EPOCHS = "training.epochs"
-
-
-def space_of(params: dict) -> Space:
-    return Space({name: PARAM.validate_python(p) for name, p in params.items()})
-
-
 SPACE = space_of(
     {
         "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam"]},
@@ -71,17 +64,7 @@ def run(
     space: Space = SPACE,
     per_ask: int = 5,
 ) -> list[TrialRecord]:
-    """Ask, run every proposal at once, repeat until `trials` or the strategy has no more."""
-    history: list[TrialRecord] = []
-    while len(history) < trials:
-        proposals = search.ask(space, history, min(per_ask, trials - len(history)))
-        if not proposals:
-            break
-        history += [
-            TrialRecord(len(history) + i, p.params, "complete", (objective(p.params),))
-            for i, p in enumerate(proposals)
-        ]
-    return history
+    return run_batches(search, trials, per_ask, objective, space)
 
 
 def record(number: int, value: float | None, **params: object) -> TrialRecord:

@@ -6,33 +6,28 @@ import math
 from collections.abc import Callable
 
 import pytest
-from pydantic import TypeAdapter
 
-from hpsearch.search.space import Param, Space
+from hpsearch.search.space import Space
 from hpsearch.search.strategies.base import Strategy, TrialRecord
 from hpsearch.search.strategies.coarse_to_fine import CoarseToFineStrategy
 from hpsearch.search.strategies.grid import Grid, GridStrategy
 from hpsearch.search.strategies.optuna_samplers import SAMPLER_KINDS, OptunaStrategy, make_sampler
 from hpsearch.search.strategies.random import RandomStrategy
+from tests.search.support import run_batches, space_of
 
-PARAM = TypeAdapter(Param)
-
-SPACE = Space(
+SPACE = space_of(
     {
-        name: PARAM.validate_python(p)
-        for name, p in {
-            "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam"]},
-            "momentum": {
-                "type": "float",
-                "low": 0.5,
-                "high": 0.99,
-                "when": {"optimizer": ["momentum"]},
-            },
-            "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
-            "batch": {"type": "int", "low": 16, "high": 256, "log": True},
-            "hidden": {"type": "categorical", "choices": [[32], [64, 64]]},
-            "decay": {"type": "float", "low": 0.0, "high": 0.1, "step": 0.02},
-        }.items()
+        "optimizer": {"type": "categorical", "choices": ["sgd", "momentum", "adam"]},
+        "momentum": {
+            "type": "float",
+            "low": 0.5,
+            "high": 0.99,
+            "when": {"optimizer": ["momentum"]},
+        },
+        "lr": {"type": "float", "low": 1e-4, "high": 1.0, "log": True},
+        "batch": {"type": "int", "low": 16, "high": 256, "log": True},
+        "hidden": {"type": "categorical", "choices": [[32], [64, 64]]},
+        "decay": {"type": "float", "low": 0.0, "high": 0.1, "step": 0.02},
     }
 )
 
@@ -65,23 +60,7 @@ def run(
     objective: Callable[[dict], float] = lambda params: params["lr"],
     space: Space = SPACE,
 ) -> list[TrialRecord]:
-    """Ask, run every proposal at once with `objective`, repeat until `trials` or exhaustion."""
-    history: list[TrialRecord] = []
-    while len(history) < trials:
-        proposals = strategy.ask(space, history, min(per_ask, trials - len(history)))
-        if not proposals:
-            break
-        history += [
-            TrialRecord(
-                number=len(history) + i,
-                params=p.params,
-                state="complete",
-                values=(objective(p.params),),
-                grid_index=p.grid_index,
-            )
-            for i, p in enumerate(proposals)
-        ]
-    return history
+    return run_batches(strategy, trials, per_ask, objective, space)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=strategy_id)
