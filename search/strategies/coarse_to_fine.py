@@ -162,6 +162,18 @@ def round_sizes(budget: int, rounds: int, ratio: float) -> list[int]:
     return [*sizes, max(2, budget - sum(sizes))]
 
 
+def promotion_shares(rounds: int, first: float, last: float) -> list[float]:
+    """The share of each round's trials that are the round before's best: none in round 0,
+    `first` in round 1, growing evenly to `last` in the last round."""
+    if rounds < 2:
+        return [0.0] * rounds
+    steps = rounds - 2
+    return [
+        0.0,
+        *(first + (last - first) * (r / steps if steps else 1.0) for r in range(steps + 1)),
+    ]
+
+
 def turns(live: Sequence[str], leader: str | None, count: int) -> list[str]:
     """The arms of a round's first `count` new draws: the live arms take turns, and with a
     `leader`, it takes every other draw besides."""
@@ -229,6 +241,7 @@ class CoarseToFineStrategy(Strategy):
         arm_min_trials: int = 4,
         drop_margin: float = 1.0,
         promote: float = 0.25,
+        promote_last: float = 0.75,
     ) -> None:
         self.seed = seed
         self.rounds = rounds
@@ -240,7 +253,7 @@ class CoarseToFineStrategy(Strategy):
         self.sizes = sizes
         # The number of each round's first trial.
         self.starts = [sum(sizes[:r]) for r in range(rounds)]
-        self.promote = promote
+        self.promote = promotion_shares(rounds, promote, promote_last)
         self.keep = keep
         self.margin = margin
         self.minimize = direction == "minimize"
@@ -497,7 +510,9 @@ class CoarseToFineStrategy(Strategy):
         draw not already run or queued."""
         i = number - self.starts[round_.index]
         ranked = self._previous(history, arm, round_)
-        promoted = ranked[: math.ceil(self.promote * self.sizes[round_.index])]
+        # Less a hair: a share such as 0.2 + 0.6 / 2 times 10 trials is 5, not 5.000000001.
+        share = self.promote[round_.index] * self.sizes[round_.index]
+        promoted = ranked[: math.ceil(share - 1e-9)]
         if i < len(promoted):
             config = {n: promoted[i].params[n] for n in space.params if n in promoted[i].params}
             if round_.epochs is not None:
