@@ -113,6 +113,18 @@ none made coarse_to_fine's final best clearly better than random's median (over 
 beats 53% of random's 60-trial studies, against 52% with a quarter in every round). What limits
 it now is what round 2 holds when the full round is drawn from it, not the full round's use.
 
+Judged once on seeds 100-119 with the growing shares (bench/search.py's default run, 265 s):
+29%, 27%, 35%, 29% of random's epochs at the upper end (the target met on 4 of 4 tasks); 6, 10,
+11, 6 seeds of 20 missing the mark (7, 10, 13, 7 with a quarter in every round); final best
+0.9724, 0.0424, 1.1542, 0.7025 (0.9723, 0.0423, 1.1413, 0.7065): fewer misses, the final best
+level on digits and wine and worse on cubic and spirals. Cubic's mean is one seed's: seed 100
+ends at 1.528, where a quarter in every round ended at 1.099; rounds 0 and 1 are the same under
+both rules, and its round 2 now held no trial of adam, the arm that wins in full (its 1/8- and
+1/4-epochs trials rank rmsprop and sgd first), where its last new draw had found adam at learning
+rate 0.14 (1.262 at half the epochs, 1.099 in full). The risk of the rule: when round 2's pool
+misses the region that wins in full, the full round retrains its weak best and no new draw is
+left to find it.
+
 How well a coarse round ranks (Spearman correlation of the value at 1/8, 1/4, 1/2 of the
 epochs with the value at all of them, 40 random configurations per task): digits 0.67, 0.88,
 0.94; wine 0.95, 0.95, 0.99; cubic 0.77, 0.94, 0.96; spirals 0.54, 0.70, 0.75 (there the best
