@@ -107,7 +107,8 @@ budget 38-42% of random's epochs (cubic at 37.5% at the upper end over 80 seeds,
 target to keep), 28 / 12 / 8 / 12 137, 21 / 17 / 14 / 8 117, 24 / 15 / 11 / 10 113, 3 rounds at
 1/8, 1/2, 1 (36 / 14 / 10) 140 and at 1/8, 1/4, 1 (34 / 14 / 12) 135, `round_ratio` 1.4 112,
 `drop_margin` 2 111, `min_width` 0.2 110, `margin` 0.3 109, `promote` 0.15 111, `promote_last`
-0.5 113 and 0.6 115; on seeds 40-79, shares 0.2 to 0.8 61 and 0.3 to 0.9 71. A plateau: nothing
+0.5 113 and 0.6 115, the live arms taking equal turns at every new draw (no extra share for the
+leading arm) 142; on seeds 40-79, shares 0.2 to 0.8 61 and 0.3 to 0.9 71. A plateau: nothing
 near the growing shares did better beyond the noise (8 to 10 of 320), and none made
 coarse_to_fine's final best clearly better than random's median (over seeds 0-79 it beats 53% of
 random's 60-trial studies, against 52% with a quarter in every round). What limits it now is
