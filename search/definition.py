@@ -116,8 +116,15 @@ class CoarseToFineConfig(_Section):
         0.25,
         ge=0,
         le=1,
-        description="Share of a round's trials that are the round before's best, trained"
-        " again with the round's epochs.",
+        description="Share of the second round's trials that are the round before's best,"
+        " trained again with the round's epochs; later rounds' shares grow evenly to"
+        " promote_last.",
+    )
+    promote_last: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="Share of the last round's trials that are the round before's best.",
     )
 
     @field_validator("epochs_per_round")
@@ -640,6 +647,7 @@ class StudyDefinition(_Section):
                 arm_min_trials=config.arm_min_trials,
                 drop_margin=config.drop_margin,
                 promote=config.promote,
+                promote_last=config.promote_last,
             )
         if isinstance(config, OptunaConfig):
             # Optuna loads for the studies that use it: not in every process that reads a study

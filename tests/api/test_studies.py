@@ -87,6 +87,7 @@ def test_after_is_a_trial_number_whatever_the_trials_ids(client: TestClient) -> 
             },
             "strategy.epochs_per_round",
         ),
+        ({"strategy": {"type": "coarse_to_fine", "promote_last": 1.5}}, "strategy.promote_last"),
     ],
 )
 def test_invalid_studies_get_422_naming_the_field(

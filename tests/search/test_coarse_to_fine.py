@@ -12,6 +12,7 @@ from hpsearch.search.strategies.base import TrialRecord
 from hpsearch.search.strategies.coarse_to_fine import (
     CoarseToFineStrategy,
     pick_arm,
+    promotion_shares,
     round_sizes,
     turns,
 )
@@ -268,3 +269,32 @@ def test_a_round_starts_with_the_best_of_the_round_before_trained_longer() -> No
     rest = [p.params for p in second[2:]]
     assert all(p not in [{**t.params, EPOCHS: 4} for t in history] for p in rest)
     assert [p["optimizer"] for p in rest][::2] == ["adam"] * 3
+
+
+def test_the_share_of_promotions_grows_evenly_to_the_last_round() -> None:
+    assert promotion_shares(4, 0.25, 0.75) == [0.0, 0.25, 0.5, 0.75]
+    assert promotion_shares(5, 0.2, 0.8) == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+    assert promotion_shares(2, 0.25, 0.75) == [0.0, 0.75]  # one round after the first: the last
+    assert promotion_shares(1, 0.25, 0.75) == [0.0]
+    assert promotion_shares(4, 0.25, 0.25) == [0.0, 0.25, 0.25, 0.25]  # the one share of before
+
+
+def test_the_last_round_is_mostly_the_round_befores_best_trained_in_full() -> None:
+    search = strategy(samples_per_round=[12, 8, 8, 4], drop_margin=100.0)
+    history = run(search, 28)
+    third = [t for t in history[20:] if t.params[EPOCHS] == 8]
+    ranked = sorted(third, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+    last = search.ask(SPACE, history, 4)
+    # Three quarters of the last round's 4 trials: round 2's best three, without their epochs
+    # (the study's own); round 1 opened with a quarter of its 8, round 2 with half of its 8.
+    full = [{k: v for k, v in t.params.items() if k != EPOCHS} for t in ranked[:3]]
+    assert [p.params for p in last[:3]] == full
+    assert last[3].params not in full
+    promoted = [
+        sum(1 for t in history[start : start + 8] if {**t.params, EPOCHS: None} in before)
+        for start, before in (
+            (12, [{**t.params, EPOCHS: None} for t in history[:12]]),
+            (20, [{**t.params, EPOCHS: None} for t in history[12:20]]),
+        )
+    ]
+    assert promoted == [2, 4]

@@ -69,7 +69,10 @@ def test_coarse_to_fine_rounds_share_the_budget_unless_given() -> None:
     assert built({"rounds": 4, "samples_per_round": 7}, 60).sizes == [7, 7, 7, 7]
     errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", "samples_per_round": 1}))
     assert ("strategy", "coarse_to_fine", "samples_per_round") in errors
-    for field, bad in (("round_ratio", 0.5), ("promote", 1.5)):
+    # Promotions grow from a quarter of round 1 to three quarters of the last round.
+    assert built({"rounds": 4}, 60).promote == [0.0, 0.25, 0.5, 0.75]
+    assert built({"rounds": 3, "promote": 0.5, "promote_last": 0.5}, 60).promote == [0, 0.5, 0.5]
+    for field, bad in (("round_ratio", 0.5), ("promote", 1.5), ("promote_last", -0.1)):
         errors = errors_of(tiny_study(strategy={"type": "coarse_to_fine", field: bad}))
         assert ("strategy", "coarse_to_fine", field) in errors
 
