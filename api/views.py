@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -27,12 +27,17 @@ from hpsearch.db.settings import get_settings
 from hpsearch.search.definition import BUILTIN_TRAINER, StudyDefinition
 from hpsearch.search.importance import MAX_TRIALS, param_importances
 from hpsearch.search.pareto import pareto_front
-from hpsearch.search.strategies.base import TrialRecord
+from hpsearch.search.strategies.base import Strategy, TrialRecord
 
 # Importances computed in this process, by (database, study, creation time, complete trials):
 # the dashboard asks at every poll, and the answer changes only when a trial completes.
 _IMPORTANCES: OrderedDict[tuple[str, int, str, int], ImportancesPublic] = OrderedDict()
 MAX_CACHED_IMPORTANCES = 32
+# Strategies built in this process, by (database, study, creation time): the ETA weighs the
+# trials left by what they train at every poll, and a study's definition never changes.
+_STRATEGIES: OrderedDict[tuple[str, int, str], Strategy] = OrderedDict()
+MAX_CACHED_STRATEGIES = 32
+Value = TypeVar("Value")
 
 
 def study_public(session: Session, study: Study, team: str) -> StudyPublic:
@@ -52,7 +57,7 @@ def study_public(session: Session, study: Study, team: str) -> StudyPublic:
         best_trial=TrialPublic.model_validate(best, from_attributes=True) if best else None,
         pareto_front=_front(session, study, objectives) if len(objectives) > 1 else None,
         strategy_state=study.strategy_state,
-        eta_seconds=_eta(study, progress),
+        eta_seconds=_eta(session, study, progress),
         trainer=trainer,
         waiting=_waiting(session, study, trainer),
         datasets=study.datasets or {},
@@ -105,12 +110,26 @@ def trainers_public(session: Session, team_ids: Sequence[int]) -> list[TrainerPu
 def importances_public(session: Session, study: Study) -> ImportancesPublic:
     """The parameters' importances in the first objective, from cache while no trial completed."""
     complete = queries.study_progress(session, study.id).by_state.get(TrialState.COMPLETE.value, 0)
-    key = (str(session.get_bind().url), study.id, str(study.created_at), complete)
-    cached = _IMPORTANCES.pop(key, None) or _importances(session, study)
-    _IMPORTANCES[key] = cached  # most recently used last
-    while len(_IMPORTANCES) > MAX_CACHED_IMPORTANCES:
-        _IMPORTANCES.popitem(last=False)
-    return cached
+    key = (*_study_key(session, study), complete)
+    return _remember(
+        _IMPORTANCES, key, lambda: _importances(session, study), MAX_CACHED_IMPORTANCES
+    )
+
+
+def _study_key(session: Session, study: Study) -> tuple[str, int, str]:
+    """A study's identity across the databases one process may serve (tests serve several)."""
+    return str(session.get_bind().url), study.id, str(study.created_at)
+
+
+def _remember(
+    cache: OrderedDict[Any, Value], key: Hashable, build: Callable[[], Value], limit: int
+) -> Value:
+    """`cache[key]`, built on a miss; past `limit` entries the least recently used leaves."""
+    value = cache.pop(key) if key in cache else build()
+    cache[key] = value  # most recently used last
+    while len(cache) > limit:
+        cache.popitem(last=False)
+    return value
 
 
 def _importances(session: Session, study: Study) -> ImportancesPublic:
@@ -160,7 +179,7 @@ def _header(study: Study, team: str) -> dict[str, Any]:
     }
 
 
-def _eta(study: Study, progress: queries.Progress) -> float | None:
+def _eta(session: Session, study: Study, progress: queries.Progress) -> float | None:
     # From stored times only, so that the answer (and its ETag) changes only when trials do.
     if (
         study.status != StudyStatus.RUNNING
@@ -168,8 +187,18 @@ def _eta(study: Study, progress: queries.Progress) -> float | None:
         or not progress.last_finished_at
     ):
         return None
-    per_trial = (progress.last_finished_at - study.created_at).total_seconds() / progress.finished
-    return round(per_trial * max(study.budget_trials - progress.finished, 0), 1)
+    # Weighed by what the trials train: coarse_to_fine's first rounds train a fraction of the
+    # epochs, so counting trials alone would promise its full-epoch rounds far too soon.
+    strategy = _remember(
+        _STRATEGIES,
+        _study_key(session, study),
+        lambda: StudyDefinition.model_validate(study.definition).make_strategy(),
+        MAX_CACHED_STRATEGIES,
+    )
+    done = strategy.cost(0, progress.finished)
+    left = strategy.cost(progress.finished, study.budget_trials)
+    elapsed = (progress.last_finished_at - study.created_at).total_seconds()
+    return round(elapsed / done * left, 1)
 
 
 def _front(session: Session, study: Study, objectives: list[dict]) -> list[TrialPublic]:

@@ -65,3 +65,8 @@ class Strategy(ABC):
     def describe(self, space: Space, history: Sequence[TrialRecord]) -> dict[str, Any]:
         """What a study shows of the strategy's own state (stored with the study); none here."""
         return {}
+
+    def cost(self, start: int, stop: int) -> float:
+        """The training of trials `start` to `stop - 1`, counted in full trials: what an ETA
+        weighs the trials left by. Every trial trains in full here."""
+        return float(max(stop - start, 0))

@@ -308,6 +308,19 @@ class CoarseToFineStrategy(Strategy):
         epochs = max(1, round(self.fractions[index] * self.full_epochs))
         return None if epochs >= self.full_epochs else epochs
 
+    def cost(self, start: int, stop: int) -> float:
+        """Trials `start` to `stop - 1` in full trials: each weighs its round's epochs over the
+        study's (trials past the last round train as the last does)."""
+        total = 0.0
+        for r in range(self.rounds):
+            end = self.starts[r + 1] if r + 1 < self.rounds else max(stop, start)
+            count = min(stop, end) - max(start, self.starts[r])
+            if count > 0:
+                epochs = self.epochs_at(r)
+                full = self.full_epochs or 1
+                total += count * (1.0 if epochs is None else epochs / full)
+        return total
+
     def epochs_of(self, trial: TrialRecord) -> int | None:
         """The epochs `trial` trained, None for the study's own (full fidelity)."""
         return trial.params.get(self.epochs_key) if self.epochs_key else None

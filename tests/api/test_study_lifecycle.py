@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -95,6 +96,38 @@ def test_the_etag_changes_while_a_study_runs(client: TestClient) -> None:
         time.sleep(0.05)
     etags = {e for e, _ in seen}
     assert len(etags) == len(seen) >= 3  # one ETag per distinct answer, several as it ran
+
+
+def test_the_eta_weighs_the_trials_left_by_the_epochs_they_train(
+    client: TestClient, sqlite_url: str
+) -> None:
+    """coarse_to_fine's first round trains a quarter of the epochs here: its four trials done in
+    4 s are one full trial's worth, so the four full trials left take 16 s, not 4 s."""
+    definition = StudyDefinition.model_validate(
+        tiny_study(
+            training={"optimizer": "adam", "learning_rate": 0.05, "epochs": 8, "batch_size": 32},
+            strategy={
+                "type": "coarse_to_fine",
+                "rounds": 2,
+                "samples_per_round": 4,
+                "epochs_per_round": [0.25, 1],
+            },
+            budget={"trials": 8, "parallelism": 4},
+        )
+    )
+    with session_scope(sqlite_url) as session:
+        study = coordinator.create_study(session, team_id=1, definition=definition)
+        queued = coordinator.queue_next(session, study.id)
+        assert len(queued) == 4  # round 1 waits for round 0's results
+        for trial_id in queued:
+            trial = session.get_one(Trial, trial_id)
+            assert trial.params["training.epochs"] == 2
+            trial.state = "complete"  # type: ignore[assignment]
+            trial.finished_at = study.created_at + timedelta(seconds=4)
+        study_id = study.id
+    answer = client.get(f"/api/v1/studies/{study_id}").json()
+    assert answer["trials_finished"] == 4
+    assert answer["eta_seconds"] == 16.0
 
 
 def test_cursor_pages_skip_and_repeat_nothing_while_trials_are_inserted(

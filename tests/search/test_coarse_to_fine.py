@@ -87,6 +87,17 @@ def test_rounds_train_an_eighth_a_quarter_a_half_then_all_of_the_epochs() -> Non
     ]
 
 
+def test_a_trials_cost_is_its_rounds_epochs_over_the_studys() -> None:
+    # Rounds of 12 trials at 2, 4, 8 and 16 of 16 epochs: 1/8, 1/4, 1/2 and 1 of a full trial.
+    search = strategy()
+    assert search.cost(0, 12) == 12 * 0.125
+    assert search.cost(10, 14) == 2 * 0.125 + 2 * 0.25
+    assert search.cost(0, 48) == 12 * (0.125 + 0.25 + 0.5 + 1)
+    assert search.cost(46, 50) == 4.0  # trials past the last round train as it does
+    assert search.cost(5, 5) == 0.0
+    assert strategy(epochs_key=None, full_epochs=None).cost(0, 48) == 48.0
+
+
 def test_without_a_setting_to_reduce_every_round_trains_in_full() -> None:
     history = run(strategy(epochs_key=None, full_epochs=None), 24)
     assert all(EPOCHS not in t.params for t in history)
