@@ -342,15 +342,18 @@ class CoarseToFineStrategy(Strategy):
         return proposals
 
     def describe(self, space: Space, history: Sequence[TrialRecord]) -> dict[str, Any]:
-        """Every round so far (its trials, epochs, arms' boxes, the arms it dropped) and the
-        result: each arm's best trial at the most epochs it trained, and the winning arm."""
+        """Every round so far (its trials, how many of them open it as the round before's best
+        trained again, its epochs, arms' boxes, the arms it dropped) and the result: each arm's
+        best trial at the most epochs it trained, and the winning arm."""
+        arm = pick_arm(space)
         rounds = self.plan(space, history)
         return {
-            "arm": pick_arm(space),
+            "arm": arm,
             "rounds": [
                 {
                     "round": r.index + 1,
                     "trials": self.sizes[r.index],
+                    "promoted": len(self._promoted(self._previous(history, arm, r), r.index)),
                     "epochs": r.epochs if r.epochs is not None else self.full_epochs,
                     "fraction": r.fraction,
                     "arms": {key: box_as_data(box) for key, box in r.arms.items()},
@@ -554,9 +557,7 @@ class CoarseToFineStrategy(Strategy):
         draw not already run or queued."""
         i = number - self.starts[round_.index]
         ranked = self._previous(history, arm, round_)
-        # Less a hair: a share such as 0.2 + 0.6 / 2 times 10 trials is 5, not 5.000000001.
-        share = self.promote[round_.index] * self.sizes[round_.index]
-        promoted = ranked[: math.ceil(share - 1e-9)]
+        promoted = self._promoted(ranked, round_.index)
         if i < len(promoted):
             config = {n: promoted[i].params[n] for n in space.params if n in promoted[i].params}
             if round_.epochs is not None:
@@ -585,6 +586,12 @@ class CoarseToFineStrategy(Strategy):
             if config_key(config) not in seen:
                 return config
         return None
+
+    def _promoted(self, ranked: Sequence[TrialRecord], index: int) -> list[TrialRecord]:
+        """The round before's best trials (`ranked`, best first) that round `index` opens with."""
+        # Less a hair: a share such as 0.2 + 0.6 / 2 times 10 trials is 5, not 5.000000001.
+        share = self.promote[index] * self.sizes[index]
+        return list(ranked[: math.ceil(share - 1e-9)])
 
     def _previous(
         self, history: Sequence[TrialRecord], arm: str | None, round_: Round

@@ -345,6 +345,13 @@ def test_coarse_to_fine_draws_each_arms_box_per_round_on_the_most_important_axes
     # Each round's trials (10 each, as the study says) beside its epochs.
     assert [r["trials"] for r in rounds] == [10, 10, 10]
     expect(page.locator(".boxes tbody tr").first.locator("td").nth(1)).to_have_text("10")
+    # with how many of them opened it as the round before's best, trained longer.
+    promoted = rounds[2]["promoted"]
+    # At most three quarters of the last round's 10, rounded up: fewer when the round before's
+    # best trials include arms dropped since.
+    assert 1 <= promoted <= 8
+    last = page.locator(".boxes tbody tr").nth(len(boxes) - len(rounds[2]["arms"]))
+    expect(last.locator("td").nth(1)).to_have_text(f"10 ({promoted} promoted)")
     # The axes: the two most important numeric parameters, once the importances are in.
     expect(page.locator(".box-x")).to_have_value(top[0])
     expect(page.locator(".box-y")).to_have_value(top[1])

@@ -309,3 +309,6 @@ def test_the_last_round_is_mostly_the_round_befores_best_trained_in_full() -> No
         )
     ]
     assert promoted == [2, 4]
+    # The state says so, round by round.
+    rounds = search.describe(SPACE, history)["rounds"]
+    assert [r["promoted"] for r in rounds] == [0, 2, 4, 3]

@@ -296,7 +296,7 @@ export function studyPage(root, studyId, onUnauthorized) {
     const range = (p) => (p.choices ? p.choices.map((c) => esc(armKey(c))).join(", ") : `${num(p.low)} … ${num(p.high)}${p.log ? " (log)" : ""}`);
     const epochs = (r) => `${r.epochs ?? "all"} (${num(r.fraction)})`;
     $(".boxes-table").innerHTML = `<table><thead><tr><th>round</th><th>trials</th><th>epochs</th><th>arm</th>${names.map((n) => `<th>${esc(n)}</th>`).join("")}</tr></thead>
-      <tbody>${rounds.flatMap((r) => Object.entries(r.arms).map(([name, box]) => `<tr><td>${r.round}</td><td>${r.trials}</td><td>${epochs(r)}</td><td>${esc(name)}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`)).join("")}</tbody></table>`;
+      <tbody>${rounds.flatMap((r) => Object.entries(r.arms).map(([name, box]) => `<tr><td>${r.round}</td><td>${r.trials}${r.promoted ? ` (${r.promoted} promoted)` : ""}</td><td>${epochs(r)}</td><td>${esc(name)}</td>${names.map((n) => `<td>${box[n] ? range(box[n]) : "—"}</td>`).join("")}</tr>`)).join("")}</tbody></table>`;
     $(".boxes-result").innerHTML = boxesResult(strategyState.result, armParam);
   }
 
