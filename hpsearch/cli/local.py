@@ -4,6 +4,7 @@ process pool. The server's modules load here, when the command runs, not with th
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import shlex
@@ -55,6 +56,11 @@ def run_here(
             study_id, definition, first = _resume(resume, url)
     finally:
         loading.join()  # no thread may run as the pool forks
+    # What the start-up built (collector off, see `run`) stays to the end: kept out of every
+    # collection from now on, here and in the forked processes, whose copies of its pages are
+    # then not written to by the collector.
+    gc.freeze()
+    gc.enable()
     # No more processes than trials: each costs a fork and its memory.
     size = min(workers or definition.budget.parallelism, definition.budget.trials)
     pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True, offer_first=False)
