@@ -73,10 +73,11 @@ class LocalPool:
         caller that handles them itself with `interrupt()`.
 
         `fork`: start the processes now by forking this one (`hpsearch run`, which has loaded
-        the kernels): they start with everything imported and loaded, rather than each importing
-        it all again (about a second) and loading the kernels (half a second). Only on Linux and
-        while this process runs no other thread (a forked child could inherit a lock one held);
-        a pool started again after a process died spawns, as threads run by then.
+        the kernels): they start with everything imported and loaded (the trainers installed
+        too), rather than each importing it all again (about a second) and loading the kernels
+        (half a second). Only on Linux and while this process runs no other thread (a forked
+        child could inherit a lock one held); a pool started again after a process died spawns,
+        as threads run by then.
 
         `offer_first`: as `Sweeper.start`'s; false for `hpsearch run`, whose first trials need
         not wait for it.
@@ -96,6 +97,9 @@ class LocalPool:
             initializer=initializer,
         )
         if fork and sys.platform == "linux" and threading.active_count() == 1:
+            # Found once here, before the fork, rather than in each process (entry points read
+            # from every installed package's metadata, the plugins imported): about 20 ms each.
+            trainers.installed()
             self.pool = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
             )
