@@ -221,6 +221,7 @@ class StudyBar:
             console=out,
         )
         self.bar = self.progress.add_task("trials", total=definition.budget.trials, best="")
+        self.shown = -1  # finished trials when the best was last read
 
     def __enter__(self) -> StudyBar:
         self.progress.start()
@@ -231,17 +232,19 @@ class StudyBar:
 
     def update(self) -> bool:
         """Show the study as the database has it now; whether it still runs."""
+        # Called as each trial ends and every POLL_S: the best trial is read again only once
+        # another trial finished.
         with session_scope(self.url, read_only=True) as session:
-            study = session.get_one(Study, self.study_id)
+            status = session.get_one(Study, self.study_id).status
             done = queries.study_progress(session, self.study_id).finished
-            best = queries.best_trial(session, self.study_id, self.objective.direction)
-            best_text = (
-                f"best {self.objective.metric} {best.value:.4f}"
-                if best and best.value is not None
-                else ""
-            )
-            self.progress.update(self.bar, completed=done, best=best_text)
-            return study.status == StudyStatus.RUNNING
+            if done != self.shown:
+                best = queries.best_trial(session, self.study_id, self.objective.direction)
+                if best is not None and best.value is not None:
+                    best_text = f"best {self.objective.metric} {best.value:.4f}"
+                    self.progress.update(self.bar, best=best_text)
+                self.shown = done
+        self.progress.update(self.bar, completed=done)
+        return status == StudyStatus.RUNNING
 
 
 def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:
