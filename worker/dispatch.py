@@ -97,9 +97,11 @@ class LocalPool:
             initializer=initializer,
         )
         if fork and sys.platform == "linux" and threading.active_count() == 1:
-            # Found once here, before the fork, rather than in each process (entry points read
-            # from every installed package's metadata, the plugins imported): about 20 ms each.
+            # Read once here, before the fork, rather than in each process: the installed
+            # trainers (every package's entry points, the plugins imported: about 20 ms) and the
+            # settings (pydantic-settings reading the environment: about 10 ms).
             trainers.installed()
+            get_settings()
             self.pool = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
             )

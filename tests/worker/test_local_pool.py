@@ -1,6 +1,11 @@
-"""The embedded dispatcher's signal to whoever shows a study's progress (`hpsearch run`)."""
+"""The embedded dispatcher: its signal to whoever shows a study's progress (`hpsearch run`),
+and what its forked processes start with."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 from hpsearch.db import accounts
 from hpsearch.db.migrate import upgrade
@@ -9,7 +14,7 @@ from hpsearch.db.session import session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
 from hpsearch.worker.dispatch import LocalPool
-from tests.conftest import tiny_study
+from tests.conftest import ROOT, tiny_study
 
 
 def test_a_trial_ended_is_signalled_once_the_database_has_it(sqlite_url: str) -> None:
@@ -30,3 +35,41 @@ def test_a_trial_ended_is_signalled_once_the_database_has_it(sqlite_url: str) ->
             assert session.get_one(Study, study_id).status == StudyStatus.COMPLETE
     finally:
         pool.shutdown()
+
+
+# A process of `LocalPool(fork=True)` (`hpsearch run`'s) reports what it inherited, before it
+# runs anything that would find it itself.
+FORKED = """
+import json, sys
+from hpsearch.db.settings import get_settings
+from hpsearch.worker import trainers
+from hpsearch.worker.dispatch import LocalPool
+
+def inherited():
+    return {
+        "trainers": trainers.installed.cache_info().currsize,
+        "settings": get_settings.cache_info().currsize,
+    }
+
+pool = LocalPool(1, url=sys.argv[1], fork=True)
+try:
+    print(json.dumps(pool.pool.submit(inherited).result(timeout=60)))
+finally:
+    pool.shutdown()
+"""
+
+
+def test_a_forked_pool_process_inherits_the_trainers_and_settings_found_once(
+    sqlite_url: str,
+) -> None:
+    # In a process of its own: a fork needs no other thread running, and pytest runs some.
+    upgrade(sqlite_url)
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED, sqlite_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"trainers": 1, "settings": 1}
