@@ -49,6 +49,7 @@ def inherited():
     return {
         "trainers": trainers.installed.cache_info().currsize,
         "settings": get_settings.cache_info().currsize,
+        "numpy.ma": "numpy.ma" in sys.modules,  # np.unique's, in a trial's first data split
     }
 
 pool = LocalPool(1, url=sys.argv[1], fork=True)
@@ -59,7 +60,7 @@ finally:
 """
 
 
-def test_a_forked_pool_process_inherits_the_trainers_and_settings_found_once(
+def test_a_forked_pool_process_inherits_what_its_first_trial_would_load_itself(
     sqlite_url: str,
 ) -> None:
     # In a process of its own: a fork needs no other thread running, and pytest runs some.
@@ -72,4 +73,5 @@ def test_a_forked_pool_process_inherits_the_trainers_and_settings_found_once(
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {"trainers": 1, "settings": 1}
+    inherited = json.loads(done.stdout.splitlines()[-1])
+    assert inherited == {"trainers": 1, "settings": 1, "numpy.ma": True}
