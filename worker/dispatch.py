@@ -87,6 +87,11 @@ class LocalPool:
         # Set once each trial has ended and its successors were dispatched: for a caller that
         # waits on the study's progress (`hpsearch run`'s bar) rather than polling alone.
         self.trial_ended = threading.Event()
+        # Set while no trial this pool was given runs (ended with its successors dispatched).
+        self.idle = threading.Event()
+        self.idle.set()
+        self.running = 0
+        self.counting = threading.Lock()
         pin_blas_threads()
         initializer = partial(_start_trial_process, ignore_interrupts)
         # spawn: a process forked once threads run may inherit a lock one of them held.
@@ -128,6 +133,7 @@ class LocalPool:
                 pool = self.pool
                 future = pool.submit(run_trial, trial_id, url=self.url)
             self.pids.update(pool._processes or {})  # no public way to know them
+            self._count(1)
             future.add_done_callback(partial(self._when_done, trial_id, pool))
 
     def _runnable(self, trial_ids: Sequence[int]) -> list[int]:
@@ -166,7 +172,16 @@ class LocalPool:
         except Exception:
             log.exception("a local trial process failed")
         finally:
+            self._count(-1)  # after its successors were dispatched: never idle in between
             self.trial_ended.set()
+
+    def _count(self, change: int) -> None:
+        with self.counting:
+            self.running += change
+            if self.running:
+                self.idle.clear()
+            else:
+                self.idle.set()
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Start a new executor in place of `broken` (once, however many trials found it) and

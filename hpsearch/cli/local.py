@@ -33,6 +33,8 @@ from hpsearch.worker.dispatch import STOP_SIGNALS, LocalPool
 console = Console()
 
 POLL_S = 0.25
+# How long the progress bar lets trials that end while others run be shown together.
+REFRESH_S = 0.1
 
 
 def run_here(
@@ -201,7 +203,11 @@ def _watch(study_id: int, definition: StudyDefinition, url: str, pool: LocalPool
             pool.trial_ended.clear()
             if not bar.update():
                 return
-            pool.trial_ended.wait(POLL_S)
+            # Each look reads the database (about 2 ms while the trials write to it): trials
+            # that end while others still run are shown together, up to REFRESH_S later; once
+            # none runs (the study's last trial has ended), at once.
+            if pool.trial_ended.wait(POLL_S):
+                pool.idle.wait(REFRESH_S)
 
 
 class StudyBar:

@@ -28,8 +28,11 @@ def test_a_trial_ended_is_signalled_once_the_database_has_it(sqlite_url: str) ->
     pool = LocalPool(1, url=sqlite_url)
     try:
         assert not pool.trial_ended.is_set()
+        assert pool.idle.is_set()
         coordinator.refill(study_id, dispatch=pool.dispatch, url=sqlite_url)
+        assert not pool.idle.is_set()  # its process is still starting
         assert pool.trial_ended.wait(timeout=120)
+        assert pool.idle.is_set()  # before the signal: the bar looks at once
         # What `hpsearch run` reads when woken: its one trial's end has ended the study.
         with session_scope(sqlite_url) as session:
             assert session.get_one(Study, study_id).status == StudyStatus.COMPLETE
