@@ -122,7 +122,10 @@ class LocalPool:
         self.sweeper = Sweeper(self.dispatch, url).start(offer_first=offer_first)
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
-        for trial_id in self._runnable(trial_ids):
+        self._submit(self._runnable(trial_ids))
+
+    def _submit(self, trial_ids: Sequence[int]) -> None:
+        for trial_id in trial_ids:
             if self.interrupted:
                 return
             pool = self.pool
@@ -168,7 +171,8 @@ class LocalPool:
                 # Queued still if it never started: it runs now. If it was running, it is
                 # lost now, and its claim is refused.
                 successors = [trial_id]
-            self.dispatch(successors)
+            # Of the study of a trial that ran here, so routed here too: no query to find out.
+            self._submit(successors)
         except Exception:
             log.exception("a local trial process failed")
         finally:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from typing import Any
 
-from hpsearch.db import accounts
+from sqlalchemy import event
+
+from hpsearch.db import accounts, queries
 from hpsearch.db.migrate import upgrade
 from hpsearch.db.models import Study, StudyStatus
-from hpsearch.db.session import session_scope
+from hpsearch.db.session import get_engine, session_scope
 from hpsearch.search import coordinator
 from hpsearch.search.definition import StudyDefinition
 from hpsearch.worker.dispatch import LocalPool
@@ -38,6 +41,39 @@ def test_a_trial_ended_is_signalled_once_the_database_has_it(sqlite_url: str) ->
             assert session.get_one(Study, study_id).status == StudyStatus.COMPLETE
     finally:
         pool.shutdown()
+
+
+def test_a_trials_successors_are_routed_here_without_a_query(sqlite_url: str) -> None:
+    upgrade(sqlite_url)
+    with session_scope(sqlite_url) as session:
+        team = accounts.create_team(session, "alpha")
+        definition = StudyDefinition.model_validate(
+            tiny_study(budget={"trials": 3, "parallelism": 1})
+        )
+        study_id = coordinator.create_study(session, team_id=team.id, definition=definition).id
+    routed: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith("SELECT trials.id, studies.trainer"):  # `trainers_of`'s
+            routed.append(statement)
+
+    engine = get_engine(sqlite_url)
+    event.listen(engine, "before_cursor_execute", count)
+    pool = LocalPool(1, url=sqlite_url)
+    try:
+        coordinator.refill(study_id, dispatch=pool.dispatch, url=sqlite_url)
+        while True:  # as `hpsearch run` watches: cleared before the look
+            pool.trial_ended.clear()
+            with session_scope(sqlite_url) as session:
+                if session.get_one(Study, study_id).status != StudyStatus.RUNNING:
+                    break
+            assert pool.trial_ended.wait(timeout=120)
+    finally:
+        pool.shutdown()
+        event.remove(engine, "before_cursor_execute", count)
+    with session_scope(sqlite_url) as session:
+        assert queries.study_progress(session, study_id).finished == 3
+    assert len(routed) == 1  # the first trial's dispatch; its two successors went straight
 
 
 # A process of `LocalPool(fork=True)` (`hpsearch run`'s) reports what it inherited, before it
