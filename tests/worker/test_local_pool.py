@@ -20,14 +20,19 @@ from hpsearch.worker.dispatch import LocalPool
 from tests.conftest import ROOT, tiny_study
 
 
-def test_a_trial_ended_is_signalled_once_the_database_has_it(sqlite_url: str) -> None:
-    upgrade(sqlite_url)
-    with session_scope(sqlite_url) as session:
+def new_study(url: str, trials: int) -> int:
+    """A study of `trials` tiny trials, one at a time, in a new database at `url`."""
+    upgrade(url)
+    with session_scope(url) as session:
         team = accounts.create_team(session, "alpha")
         definition = StudyDefinition.model_validate(
-            tiny_study(budget={"trials": 1, "parallelism": 1})
+            tiny_study(budget={"trials": trials, "parallelism": 1})
         )
-        study_id = coordinator.create_study(session, team_id=team.id, definition=definition).id
+        return coordinator.create_study(session, team_id=team.id, definition=definition).id
+
+
+def test_a_trial_ended_is_signalled_once_the_database_has_it(sqlite_url: str) -> None:
+    study_id = new_study(sqlite_url, trials=1)
     pool = LocalPool(1, url=sqlite_url)
     try:
         assert not pool.trial_ended.is_set()
@@ -44,13 +49,7 @@ def test_a_trial_ended_is_signalled_once_the_database_has_it(sqlite_url: str) ->
 
 
 def test_a_trials_successors_are_routed_here_without_a_query(sqlite_url: str) -> None:
-    upgrade(sqlite_url)
-    with session_scope(sqlite_url) as session:
-        team = accounts.create_team(session, "alpha")
-        definition = StudyDefinition.model_validate(
-            tiny_study(budget={"trials": 3, "parallelism": 1})
-        )
-        study_id = coordinator.create_study(session, team_id=team.id, definition=definition).id
+    study_id = new_study(sqlite_url, trials=3)
     routed: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
