@@ -76,9 +76,11 @@ NOT_FOR_RUN = (
 )
 # The run ends with os._exit after its exit handlers (`end_now`): the report is one of them.
 RUN_PROBE = """
-import atexit, json, sys
+import atexit, gc, json, sys
 NOT_FOR_RUN = json.loads(sys.argv[1])
 def report():
+    # The start-up's objects frozen out of the collector, which is on again.
+    print(json.dumps({"collector": gc.isenabled(), "frozen": gc.get_freeze_count() > 100_000}))
     loaded = [n for n in NOT_FOR_RUN if any(m == n or m.startswith(n + ".") for m in sys.modules)]
     print(json.dumps(loaded))
 atexit.register(report)
@@ -88,7 +90,9 @@ main()
 """
 
 
-def test_hpsearch_run_loads_none_of_the_libraries_it_does_not_use(tmp_path: Path) -> None:
+def test_hpsearch_run_loads_none_of_the_libraries_it_does_not_use_and_freezes_its_start(
+    tmp_path: Path,
+) -> None:
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(tiny_study(budget={"trials": 2})))
     done = subprocess.run(
         [sys.executable, "-c", RUN_PROBE, json.dumps(NOT_FOR_RUN), "study.yaml", "--db",
@@ -100,7 +104,9 @@ def test_hpsearch_run_loads_none_of_the_libraries_it_does_not_use(tmp_path: Path
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "study 1 finished: 2 complete" in done.stdout
-    assert json.loads(done.stdout.splitlines()[-1]) == []
+    *_, collector, loaded = done.stdout.splitlines()
+    assert json.loads(collector) == {"collector": True, "frozen": True}
+    assert json.loads(loaded) == []
 
 
 @pytest.mark.parametrize(
