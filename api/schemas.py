@@ -285,7 +285,9 @@ class TrainerPublic(BaseModel):
 
 
 # An agent names itself (`host:pid` by default); its trials record it as `agent:<name>`.
-AgentName = Annotated[str, StringConstraints(pattern=r"^[\w.:@-]{1,150}$")]
+# The length apart from the pattern, which a bounded repetition of \w makes slow to compile
+# (see `Objective.metric`).
+AgentName = Annotated[str, StringConstraints(pattern=r"^[\w.:@-]+$", max_length=150)]
 MetricName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 FiniteMetrics = Annotated[
     dict[str, Annotated[float, Field(allow_inf_nan=False)]], Field(max_length=100)

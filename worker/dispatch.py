@@ -73,10 +73,11 @@ class LocalPool:
         caller that handles them itself with `interrupt()`.
 
         `fork`: start the processes now by forking this one (`hpsearch run`, which has loaded
-        the kernels): they start with everything imported and loaded, rather than each importing
-        it all again (about a second) and loading the kernels (half a second). Only on Linux and
-        while this process runs no other thread (a forked child could inherit a lock one held);
-        a pool started again after a process died spawns, as threads run by then.
+        the kernels): they start with everything imported and loaded (the trainers installed
+        too), rather than each importing it all again (about a second) and loading the kernels
+        (half a second). Only on Linux and while this process runs no other thread (a forked
+        child could inherit a lock one held); a pool started again after a process died spawns,
+        as threads run by then.
 
         `offer_first`: as `Sweeper.start`'s; false for `hpsearch run`, whose first trials need
         not wait for it.
@@ -86,6 +87,11 @@ class LocalPool:
         # Set once each trial has ended and its successors were dispatched: for a caller that
         # waits on the study's progress (`hpsearch run`'s bar) rather than polling alone.
         self.trial_ended = threading.Event()
+        # Set while no trial this pool was given runs (ended with its successors dispatched).
+        self.idle = threading.Event()
+        self.idle.set()
+        self.running = 0
+        self.counting = threading.Lock()
         pin_blas_threads()
         initializer = partial(_start_trial_process, ignore_interrupts)
         # spawn: a process forked once threads run may inherit a lock one of them held.
@@ -96,6 +102,11 @@ class LocalPool:
             initializer=initializer,
         )
         if fork and sys.platform == "linux" and threading.active_count() == 1:
+            # Read once here, before the fork, rather than in each process: the installed
+            # trainers (every package's entry points, the plugins imported: about 20 ms) and the
+            # settings (pydantic-settings reading the environment: about 10 ms).
+            trainers.installed()
+            get_settings()
             self.pool = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer
             )
@@ -111,7 +122,10 @@ class LocalPool:
         self.sweeper = Sweeper(self.dispatch, url).start(offer_first=offer_first)
 
     def dispatch(self, trial_ids: Sequence[int]) -> None:
-        for trial_id in self._runnable(trial_ids):
+        self._submit(self._runnable(trial_ids))
+
+    def _submit(self, trial_ids: Sequence[int]) -> None:
+        for trial_id in trial_ids:
             if self.interrupted:
                 return
             pool = self.pool
@@ -122,6 +136,7 @@ class LocalPool:
                 pool = self.pool
                 future = pool.submit(run_trial, trial_id, url=self.url)
             self.pids.update(pool._processes or {})  # no public way to know them
+            self._count(1)
             future.add_done_callback(partial(self._when_done, trial_id, pool))
 
     def _runnable(self, trial_ids: Sequence[int]) -> list[int]:
@@ -156,11 +171,21 @@ class LocalPool:
                 # Queued still if it never started: it runs now. If it was running, it is
                 # lost now, and its claim is refused.
                 successors = [trial_id]
-            self.dispatch(successors)
+            # Of the study of a trial that ran here, so routed here too: no query to find out.
+            self._submit(successors)
         except Exception:
             log.exception("a local trial process failed")
         finally:
+            self._count(-1)  # after its successors were dispatched: never idle in between
             self.trial_ended.set()
+
+    def _count(self, change: int) -> None:
+        with self.counting:
+            self.running += change
+            if self.running:
+                self.idle.clear()
+            else:
+                self.idle.set()
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """Start a new executor in place of `broken` (once, however many trials found it) and

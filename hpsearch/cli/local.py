@@ -4,6 +4,7 @@ process pool. The server's modules load here, when the command runs, not with th
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import shlex
@@ -32,6 +33,8 @@ from hpsearch.worker.dispatch import STOP_SIGNALS, LocalPool
 console = Console()
 
 POLL_S = 0.25
+# How long the progress bar lets trials that end while others run be shown together.
+REFRESH_S = 0.1
 
 
 def run_here(
@@ -55,6 +58,11 @@ def run_here(
             study_id, definition, first = _resume(resume, url)
     finally:
         loading.join()  # no thread may run as the pool forks
+    # What the start-up built (collector off, see `run`) stays to the end: kept out of every
+    # collection from now on, here and in the forked processes, whose copies of its pages are
+    # then not written to by the collector.
+    gc.freeze()
+    gc.enable()
     # No more processes than trials: each costs a fork and its memory.
     size = min(workers or definition.budget.parallelism, definition.budget.trials)
     pool = LocalPool(size, url=url, ignore_interrupts=True, fork=True, offer_first=False)
@@ -195,7 +203,11 @@ def _watch(study_id: int, definition: StudyDefinition, url: str, pool: LocalPool
             pool.trial_ended.clear()
             if not bar.update():
                 return
-            pool.trial_ended.wait(POLL_S)
+            # Each look reads the database (about 2 ms while the trials write to it): trials
+            # that end while others still run are shown together, up to REFRESH_S later; once
+            # none runs (the study's last trial has ended), at once.
+            if pool.trial_ended.wait(POLL_S):
+                pool.idle.wait(REFRESH_S)
 
 
 class StudyBar:
@@ -215,6 +227,7 @@ class StudyBar:
             console=out,
         )
         self.bar = self.progress.add_task("trials", total=definition.budget.trials, best="")
+        self.shown = -1  # finished trials when the best was last read
 
     def __enter__(self) -> StudyBar:
         self.progress.start()
@@ -225,17 +238,19 @@ class StudyBar:
 
     def update(self) -> bool:
         """Show the study as the database has it now; whether it still runs."""
+        # Called as each trial ends and every POLL_S: the best trial is read again only once
+        # another trial finished.
         with session_scope(self.url, read_only=True) as session:
-            study = session.get_one(Study, self.study_id)
+            status = session.get_one(Study, self.study_id).status
             done = queries.study_progress(session, self.study_id).finished
-            best = queries.best_trial(session, self.study_id, self.objective.direction)
-            best_text = (
-                f"best {self.objective.metric} {best.value:.4f}"
-                if best and best.value is not None
-                else ""
-            )
-            self.progress.update(self.bar, completed=done, best=best_text)
-            return study.status == StudyStatus.RUNNING
+            if done != self.shown:
+                best = queries.best_trial(session, self.study_id, self.objective.direction)
+                if best is not None and best.value is not None:
+                    best_text = f"best {self.objective.metric} {best.value:.4f}"
+                    self.progress.update(self.bar, best=best_text)
+                self.shown = done
+        self.progress.update(self.bar, completed=done)
+        return status == StudyStatus.RUNNING
 
 
 def _print_best(study_id: int, definition: StudyDefinition, url: str) -> None:

@@ -3,11 +3,16 @@ and failed authentications are rate-limited like tokens."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter, ValidationError
 
+from hpsearch.api.schemas import AgentName
 from hpsearch.db.names import NAME_PATTERN, PRESET_NAME_PATTERN, TAG_PATTERN
 from hpsearch.db.settings import get_settings
 from tests.api.conftest import MakeToken, bearer, table_csv
@@ -71,6 +76,50 @@ def test_openapi_publishes_the_patterns_that_are_enforced(app_client: TestClient
         if p["name"] == "team"
     ]
     assert team["schema"]["pattern"] == NAME_PATTERN
+
+
+# A class of Unicode characters (\w, \d, \s, \p{..}, or a set holding one) repeated a bounded
+# number of times: pydantic's regex engine (Rust's) compiles it into that many copies of the
+# class. `[\w.-]{0,99}` cost every process that imported the study file's models 50 ms.
+BOUNDED_UNICODE_CLASS = re.compile(
+    r"(\\[wWdDsSpP]|\[(?:\\.|[^\]\\])*\\[wWdDsSpP](?:\\.|[^\]\\])*\])\{\d*,?\d*\}"
+)
+
+
+def patterns_in(document: Any) -> Iterator[str]:
+    """Every `pattern` of a JSON schema, however deep."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            else:
+                yield from patterns_in(value)
+    elif isinstance(document, list):
+        for item in document:
+            yield from patterns_in(item)
+
+
+def test_no_published_pattern_repeats_a_unicode_class_a_bounded_number_of_times(
+    app_client: TestClient,
+) -> None:
+    patterns = set(patterns_in(app_client.get("/openapi.json").json()))
+    assert TAG_PATTERN in patterns  # the walk finds them
+    assert BOUNDED_UNICODE_CLASS.search(r"^[A-Za-z_][\w.-]{0,99}$")  # and the check sees one
+    assert [p for p in patterns if BOUNDED_UNICODE_CLASS.search(p)] == []
+
+
+def test_a_length_taken_out_of_a_pattern_is_still_enforced(client: TestClient) -> None:
+    study = tiny_study(objective={"metric": "m" * 101, "direction": "minimize"})
+    field, message = error_of(client.post("/api/v1/studies", json=study))
+    assert field == "objective.metric" and "at most 100 characters" in message
+    study = tiny_study(objective={"metric": "m" * 100, "direction": "minimize"})
+    field, message = error_of(client.post("/api/v1/studies", json=study))  # the engine's metrics
+    assert field == "objective.metric" and "unknown metric" in message
+    agent = TypeAdapter(AgentName)
+    assert agent.validate_python("a" * 150)
+    for refused in ("a" * 151, "", "a b"):
+        with pytest.raises(ValidationError):
+            agent.validate_python(refused)
 
 
 def test_failed_authentications_are_rate_limited_per_address(

@@ -55,3 +55,25 @@ def test_a_cache_left_by_the_same_file_under_another_module_name_is_compiled_pas
     expected = 1 - 0.1 * 0.05 / (0.00025**0.5 + 1e-8)
     assert float(first) == float(again)
     assert abs(float(again) - expected) < 1e-12
+
+
+# Loads the kernels as a trial process does, then has numba compile a np.dot of its own.
+WITHOUT_SCIPY = """
+import sys
+import numba
+import numpy as np
+from hpsearch.worker.engine import kernels
+kernels.load()
+loaded = sorted(m for m in ("scipy.linalg", "numpy.f2py") if m in sys.modules)
+dot = numba.njit(lambda a, b: np.dot(a, b))
+print(loaded, float(dot(np.ones(3), np.full(3, 2.0))), "scipy.linalg" in sys.modules)
+"""
+
+
+def test_loading_the_kernels_imports_no_scipy_and_numba_still_finds_blas_when_needed() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SCIPY], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    # numba's BLAS check had imported SciPy's linear algebra and NumPy's f2py (0.25 s).
+    assert done.stdout.split() == ["[]", "6.0", "True"]

@@ -14,6 +14,11 @@ from typing import Any
 
 import numpy as np
 
+# np.unique imports numpy.ma on its first call (about 20 ms): imported with this module instead,
+# so that a process that forks its trial processes (hpsearch run, a Celery worker) pays it once
+# rather than each of them in its first trial.
+import numpy.ma  # noqa: F401
+
 from hpsearch.worker.engine.config import ConfigError, DatasetConfig
 from hpsearch.worker.engine.preprocessing import Preprocessor, fit_preprocessor
 from hpsearch.worker.engine.registry import lookup

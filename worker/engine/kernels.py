@@ -60,6 +60,8 @@ def adam_update() -> Callable[..., None]:
     """
     import numba
 
+    _register_without_blas()
+
     def compiled(cache: bool) -> Callable[..., None]:
         signatures = [_signature("float32"), _signature("float64")]
         options = {"error_model": "numpy", "boundscheck": False, "nogil": True}
@@ -72,6 +74,32 @@ def adam_update() -> Callable[..., None]:
     # another numba. Either costs a compile for this process, never the trial.
     except Exception:
         return compiled(cache=False)
+
+
+def _register_without_blas() -> None:
+    """Import numba's NumPy registry (which any kernel's compile or load imports) without its
+    BLAS check: that check imports SciPy's linear algebra, and through it NumPy's f2py, about a
+    quarter of a second of every process's first kernel for no kernel here (they use no BLAS;
+    numba's np.dot and np.linalg still find it when a kernel calls them). Skipped when SciPy's
+    BLAS is loaded already (then the check is free) or when this numba has no such check."""
+    import sys
+
+    from numba.np import linalg
+
+    if "numba.np.arraymath" in sys.modules or "scipy.linalg.cython_blas" in sys.modules:
+        return
+    check = getattr(linalg, "ensure_blas", None)
+    if check is None:
+        return
+
+    def no_blas() -> None:
+        raise ImportError("not checked: no kernel here uses BLAS")
+
+    linalg.ensure_blas = no_blas  # read once, by numba.np.arraymath as it imports
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        linalg.ensure_blas = check
 
 
 def load() -> None:
