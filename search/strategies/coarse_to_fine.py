@@ -126,6 +126,23 @@ where its last new draw had found adam at learning rate 0.14 (1.262 at half the 
 full). The risk of the rule: when round 2's pool misses the region that wins in full, the full
 round retrains its weak best and no new draw is left to find it.
 
+New draws for the arms the promotions leave out, tried and not kept (issue 18, after the growing
+shares; seeds 0-79 on one mark per task, seeds missing it of 320 with, in brackets, the final
+best on digits / wine / cubic / spirals; the growing shares 109 (0.9725 / 0.0405 / 1.1307 /
+0.7104), the noise 8 to 10). A round's first new draws one per live arm without a promoted trial
+(the best-ranked such arm first), before the turns: in every later round 128 (spirals 43 of 80,
+0.6900), in rounds 2 and 3 118, in round 2 only 117 (0.9721 / 0.0407 / 1.1317 / 0.7050), in
+round 3 only 108 (there an arm is seldom left out); in rounds 2 and 3 with the promotions cut by
+one per such draw rather than the turns, 115 (cubic 1.1425). The promotions capped per arm, the
+next of the other arms promoted instead: 2 per arm in every later round 121 (cubic 46 of 80,
+1.1379), 3 per arm 117, 2 from round 2 on 122, 3 in round 2 only 113; 2 per arm with the freed
+trials new draws 114; each live arm's best promoted first in round 2, 114. None better beyond
+the noise; the whole budget stayed 32-36% of random's epochs. The reserved draws in round 2 do
+mend cubic's seed 100 (1.528 to 1.099), but over seeds 0-79 they changed 236 of the 320 studies,
+mending 6 misses and making 14: those are the studies whose round 2 promotions leave an arm out,
+and with the reserved draws the final best came from such an arm in 10 of them (3 / 0 / 3 / 4),
+so the reserved draw mostly takes a turn from the arms that win.
+
 How well a coarse round ranks (Spearman correlation of the value at 1/8, 1/4, 1/2 of the
 epochs with the value at all of them, 40 random configurations per task): digits 0.67, 0.88,
 0.94; wine 0.95, 0.95, 0.99; cubic 0.77, 0.94, 0.96; spirals 0.54, 0.70, 0.75 (there the best
